@@ -1,0 +1,100 @@
+"""One normalised record of what one LLM call consumed.
+
+Providers count tokens differently; this model is the single place where they agree:
+
+* ``input_tokens`` is the *total* prompt size, cache reads and writes included
+  (Anthropic reports them apart, OpenAI includes cached tokens: both normalise to this).
+* ``cache_read_tokens`` / ``cache_write_tokens`` are the parts of ``input_tokens``
+  served from / written to the provider's prompt cache.
+* ``reasoning_tokens`` is the part of ``output_tokens`` spent on hidden reasoning;
+  it is never added on top of ``output_tokens``.
+
+Example::
+
+    usage = LLMUsage(model="gpt-4o", provider="openai", input_tokens=1200,
+                     cache_read_tokens=1000, output_tokens=80)
+    usage.uncached_input_tokens   # 200
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["LLMUsage", "UsageError", "parse_llm_usage"]
+
+
+class UsageError(ValueError):
+    """A step returned an ``llm_usage`` value that cannot be recorded as it is."""
+
+
+class LLMUsage(BaseModel):
+    """Normalised token usage of one LLM call (one attempt of it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    provider: str | None = None
+    input_tokens: int = Field(default=0, ge=0, strict=True)
+    output_tokens: int = Field(default=0, ge=0, strict=True)
+    cache_read_tokens: int = Field(default=0, ge=0, strict=True)
+    cache_write_tokens: int = Field(default=0, ge=0, strict=True)
+    reasoning_tokens: int = Field(default=0, ge=0, strict=True)
+    latency_ms: int | None = Field(default=None, ge=0, strict=True)
+    # Identifies the call within its step attempt, so that recording the same call twice
+    # (a re-delivered record, or explicit `llm_usage` plus auto-capture) stores one row.
+    call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _parts_fit_the_whole(self) -> LLMUsage:
+        cached = self.cache_read_tokens + self.cache_write_tokens
+        if cached > self.input_tokens:
+            raise ValueError(
+                f"cache_read_tokens + cache_write_tokens ({cached}) exceed input_tokens "
+                f"({self.input_tokens}); input_tokens must be the total prompt size, "
+                "cache tokens included"
+            )
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError(
+                f"reasoning_tokens ({self.reasoning_tokens}) exceed output_tokens "
+                f"({self.output_tokens}); reasoning tokens are a part of output_tokens"
+            )
+        return self
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens billed at the plain input rate."""
+        return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
+
+
+def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
+    """Validate a step's ``llm_usage`` value: one mapping or a list of them.
+
+    Raises :class:`UsageError` naming the step and the offending field.
+    """
+    items = value if isinstance(value, list) else [value]
+    out: list[LLMUsage] = []
+    for i, item in enumerate(items):
+        if isinstance(item, LLMUsage):
+            out.append(item)
+            continue
+        if not isinstance(item, dict):
+            raise UsageError(
+                f"step {step!r} returned llm_usage[{i}] of type {type(item).__name__}; "
+                "llm_usage must be a mapping (or a list of mappings) with keys such as "
+                "'model', 'input_tokens', 'output_tokens'"
+            )
+        try:
+            out.append(LLMUsage.model_validate(item))
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                for e in err.errors()
+            )
+            raise UsageError(
+                f"step {step!r} returned an invalid llm_usage[{i}]: {problems}. "
+                "Token counts must be non-negative integers, 'model' is required, and "
+                f"the allowed keys are {sorted(LLMUsage.model_fields)}"
+            ) from None
+    return out
