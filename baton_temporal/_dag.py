@@ -1,0 +1,179 @@
+"""The generic DAG workflow: runs any flow given as data (``Flow.to_json``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from ._options import StepOptions
+    from ._runtime import execute_step
+    from ._spec import FlowSpec, StepSpec, parse_flow
+    from ._wire import FLOW_FAILED_ERROR, FLOW_WORKFLOW_TYPE, INVALID_FLOW_ERROR
+
+__all__ = ["FlowResult", "FlowWorkflow", "StepState"]
+
+PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
+    "pending",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+)
+
+
+@dataclass
+class StepState:
+    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it."""
+
+    step: str
+    state: str = PENDING
+    attempt: int = 0
+    started_at: str | None = None
+    ended_at: str | None = None
+    error: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """How a flow ended. ``results`` holds every completed step's result by name."""
+
+    workflow_id: str
+    workflow_name: str
+    results: dict[str, dict[str, Any]]
+    steps: dict[str, StepState] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    """Steps that failed for good but whose dependents were allowed to run on."""
+    status: str = COMPLETED
+
+
+@workflow.defn(name=FLOW_WORKFLOW_TYPE)
+class FlowWorkflow:
+    """Runs a flow: each step starts once its dependencies are done; independent steps
+    run concurrently; failures cascade to dependents unless they ignore them.
+
+    Query ``baton.steps`` for each step's live state. Start from the CLI with::
+
+        temporal workflow start --type baton.Flow --task-queue baton --input "$(cat flow.json)"
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, StepState] = {}
+
+    @workflow.query(name="baton.steps")
+    def steps(self) -> dict[str, StepState]:
+        """Each step's state: pending, running, completed, failed or cancelled."""
+        return self._states
+
+    @workflow.run
+    async def run(self, flow: Any) -> FlowResult:
+        try:
+            spec = parse_flow(flow)
+        except ValueError as err:
+            # A malformed flow fails the run at once: retrying cannot fix its input.
+            raise ApplicationError(str(err), type=INVALID_FLOW_ERROR, non_retryable=True) from None
+        info = workflow.info()
+        self._states = {
+            s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
+        }
+        results: dict[str, dict[str, Any]] = {}
+        done: dict[str, asyncio.Event] = {s.name: asyncio.Event() for s in spec.steps}
+        limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+
+        async def run_node(node: StepSpec) -> None:
+            for dep in node.deps:
+                await done[dep].wait()
+            state = self._states[node.name]
+            blocked = self._blocking_deps(node)
+            if blocked:
+                state.state = CANCELLED
+                state.error = "dependencies did not complete: " + ", ".join(blocked)
+                state.ended_at = workflow.now().isoformat()
+                done[node.name].set()
+                return
+            async with limit or contextlib.nullcontext():
+                state.state = RUNNING
+                state.started_at = workflow.now().isoformat()
+                try:
+                    output = await execute_step(
+                        node.step,
+                        node.args,
+                        name=node.name,
+                        results={d: results[d] for d in node.deps if d in results},
+                        options=StepOptions.from_json(node.options),
+                        debug=spec.debug,
+                    )
+                except ActivityError as err:
+                    state.state = FAILED
+                    state.error = _describe(err)
+                    state.attempt = max(state.attempt, 1)
+                else:
+                    results[node.name] = output.result
+                    state.state = COMPLETED
+                    state.attempt = output.attempt
+                state.ended_at = workflow.now().isoformat()
+            done[node.name].set()
+
+        await asyncio.gather(*(run_node(s) for s in spec.steps))
+        return self._outcome(spec, info.workflow_id, results)
+
+    def _blocking_deps(self, node: StepSpec) -> list[str]:
+        """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""
+        states = {d: self._states[d].state for d in node.deps}
+        if node.quorum is not None:
+            ok = sum(1 for s in states.values() if s == COMPLETED)
+            if ok >= node.quorum:
+                return []
+            return [f"{d} ({s})" for d, s in states.items() if s != COMPLETED] + [
+                f"quorum {node.quorum} of {len(node.deps)} not met ({ok} completed)"
+            ]
+        return [
+            f"{d} ({s})"
+            for d, s in states.items()
+            if (s == FAILED and not node.ignore_failed)
+            or (s == CANCELLED and not node.ignore_cancelled)
+        ]
+
+    def _outcome(
+        self, spec: FlowSpec, workflow_id: str, results: dict[str, dict[str, Any]]
+    ) -> FlowResult:
+        has_dependents = {d for s in spec.steps for d in s.deps}
+        failed = [n for n, s in self._states.items() if s.state == FAILED]
+        cancelled = [n for n, s in self._states.items() if s.state == CANCELLED]
+        # A failure is absorbed when every dependent ran anyway (ignore_failed/quorum);
+        # a failed last step, or one that cancelled a dependent, fails the flow.
+        fatal = [n for n in failed if n not in has_dependents]
+        if cancelled or fatal:
+            parts = [f"step {n!r} failed: {self._states[n].error}" for n in failed]
+            if cancelled:
+                parts.append(
+                    "cancelled because a dependency did not complete: " + ", ".join(cancelled)
+                )
+            raise ApplicationError(
+                f"flow {spec.workflow_name!r} failed; " + "; ".join(parts),
+                {"failed": failed, "cancelled": cancelled},
+                type=FLOW_FAILED_ERROR,
+                non_retryable=True,
+            )
+        return FlowResult(
+            workflow_id=workflow_id,
+            workflow_name=spec.workflow_name,
+            results=results,
+            steps=dict(self._states),
+            failed=failed,
+        )
+
+
+def _describe(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'Error'}: {cause.message}"
+    if isinstance(cause, TimeoutError):
+        return f"timed out ({cause.type.name if cause.type else 'timeout'})"
+    return str(cause or err)

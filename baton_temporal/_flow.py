@@ -1,0 +1,301 @@
+"""The flow builder: ``baton.new(...).add(...).add(...)``, then ``start``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from temporalio.common import RetryPolicy
+
+from ._errors import FlowError, StepDefinitionError
+from ._options import StepOptions
+from ._spec import FlowSpec, StepSpec, check_flow, name_problem, parse_flow
+from ._step import Step, find_non_json
+from ._wire import FLOW_WORKFLOW_TYPE
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from ._dag import FlowResult
+
+__all__ = ["Flow", "new"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An immutable DAG of steps. Every method returns a new flow.
+
+    Example::
+
+        flow = (
+            baton.new(workflow_name="brief")
+            .add("fetch", fetch_sources, {"url": url})
+            .add("summarize", summarize, deps=["fetch"])
+            .add("keywords", keywords, deps=["fetch"])
+            .add("compile", compile_brief, deps=["summarize", "keywords"])
+        )
+        handle = await flow.start(client, task_queue="baton")
+        result = await handle.result()
+        result.results["compile"]
+    """
+
+    spec: FlowSpec
+
+    # -- building -----------------------------------------------------------------------
+
+    @property
+    def workflow_name(self) -> str:
+        return self.spec.workflow_name
+
+    @property
+    def workflow_id(self) -> str:
+        assert self.spec.workflow_id is not None
+        return self.spec.workflow_id
+
+    @property
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.spec.steps]
+
+    def node(self, name: str) -> StepSpec:
+        """The node named ``name``."""
+        for s in self.spec.steps:
+            if s.name == name:
+                return s
+        raise FlowError(
+            f"flow {self.workflow_name!r} has no step {name!r}; it has {self.step_names}"
+        )
+
+    def add(
+        self,
+        name: str,
+        step: Step | str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        deps: Sequence[str] = (),
+        ignore_failed: bool = False,
+        ignore_cancelled: bool = False,
+        quorum: int | None = None,
+        options: StepOptions | None = None,
+        start_to_close_timeout: timedelta | None = None,
+        retry_policy: RetryPolicy | None = None,
+        task_queue: str | None = None,
+        local: bool | None = None,
+        _fan_out: dict[str, str] | None = None,
+    ) -> Flow:
+        """Add step ``name`` running ``step`` with ``args``, after ``deps``.
+
+        ``ignore_failed`` / ``ignore_cancelled``: run even when a dependency failed for
+        good / was cancelled (its result is then absent). ``quorum=k``: run once at least
+        k dependencies completed, whatever happened to the others. If the flow has a
+        model map (``multi_model.configure``) naming this step, ``"workflow_model"`` is
+        added to ``args`` (an explicit ``"workflow_model"`` in ``args`` wins).
+
+        Example::
+
+            flow.add("report", report, {"format": "md"}, deps=["assess"],
+                     start_to_close_timeout=timedelta(minutes=2))
+        """
+        bad = name_problem(name)
+        if bad:
+            raise FlowError(bad)
+        if name in self.step_names:
+            raise FlowError(
+                f"flow {self.workflow_name!r} already has a step named {name!r}; "
+                "give each step its own name"
+            )
+        step_name, default_options = _step_ref(name, step)
+        if isinstance(deps, str):
+            raise FlowError(
+                f"deps of {name!r} must be a list of step names, not the string {deps!r}; "
+                f"write deps=[{deps!r}]"
+            )
+        args_dict = _check_args(name, args)
+        model = self.spec.models.get(name)
+        if model is not None and "workflow_model" not in args_dict:
+            args_dict = {**args_dict, "workflow_model": model}
+        node_options = StepOptions(
+            start_to_close_timeout=start_to_close_timeout,
+            retry_policy=retry_policy,
+            task_queue=task_queue,
+            local=local,
+        ).merged_over(options or StepOptions())
+        merged = node_options.merged_over(default_options)
+        try:
+            node = StepSpec(
+                name=name,
+                step=step_name,
+                args=args_dict,
+                deps=tuple(deps),
+                ignore_failed=ignore_failed,
+                ignore_cancelled=ignore_cancelled,
+                quorum=quorum,
+                options=merged.to_json(),
+                fan_out=_fan_out,
+            )
+        except ValueError as err:
+            raise FlowError(f"step {name!r}: {err}") from None
+        return Flow(self.spec.model_copy(update={"steps": (*self.spec.steps, node)}))
+
+    def pipe(self, fn: Callable[Concatenate[Flow, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(self, *args, **kwargs)``: lets Baton's ``|>`` pipelines read the same.
+
+        Example::
+
+            flow = baton.new(workflow_name="a").pipe(multi_model.configure, {"parse": "gpt-4o"})
+        """
+        return fn(self, *args, **kwargs)
+
+    def with_models(self, models: Mapping[str, str]) -> Flow:
+        """A copy whose model map is ``models`` (see ``multi_model.configure``)."""
+        return Flow(self.spec.model_copy(update={"models": dict(models)}))
+
+    # -- checking and serialising --------------------------------------------------------
+
+    def validate(self) -> Flow:
+        """Check the graph (unknown deps, cycles, quorums); return self if sound."""
+        problems = check_flow(self.spec)
+        if problems:
+            raise FlowError(f"flow {self.workflow_name!r} is invalid: " + "; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flow as JSON-ready data (schema version 1; see ``baton_temporal._spec``)."""
+        self.validate()
+        return self.spec.model_dump(mode="json", exclude_none=True)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The flow as a JSON string, ready for ``temporal workflow start --input``."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, data: str | bytes | Mapping[str, Any]) -> Flow:
+        """Read a flow written by :meth:`to_json` (a string, bytes or parsed data)."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as err:
+                raise FlowError(
+                    f"flow JSON is malformed at line {err.lineno} column {err.colno}: {err.msg}"
+                ) from None
+        try:
+            spec = parse_flow(dict(data) if isinstance(data, Mapping) else data)
+        except ValueError as err:
+            raise FlowError(str(err)) from None
+        if spec.workflow_id is None:
+            spec = spec.model_copy(update={"workflow_id": str(uuid.uuid4())})
+        return cls(spec)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def start(
+        self, client: Client, *, task_queue: str = "baton", **start_options: Any
+    ) -> WorkflowHandle[Any, FlowResult]:
+        """Start the flow on Temporal (Baton's ``insert!``); returns the workflow handle.
+
+        ``start_options`` go to ``Client.start_workflow`` (``id_reuse_policy``,
+        ``execution_timeout``, ``search_attributes``...).
+        """
+        from ._dag import FlowResult, FlowWorkflow
+
+        data = self.to_dict()
+        return await client.start_workflow(
+            FlowWorkflow.run,
+            data,
+            id=start_options.pop("id", self.workflow_id),
+            task_queue=task_queue,
+            result_type=FlowResult,
+            **start_options,
+        )
+
+    async def run(
+        self, client: Client, *, task_queue: str = "baton", **start_options: Any
+    ) -> FlowResult:
+        """Start the flow and wait for its result."""
+        handle = await self.start(client, task_queue=task_queue, **start_options)
+        return await handle.result()
+
+    def __repr__(self) -> str:
+        return f"Flow({self.workflow_name!r}, steps={self.step_names})"
+
+
+def new(
+    *,
+    workflow_name: str,
+    workflow_id: str | None = None,
+    debug: bool = False,
+    max_concurrency: int | None = None,
+) -> Flow:
+    """Begin a flow (Baton's ``Baton.new``).
+
+    ``workflow_id`` defaults to a fresh UUID; it becomes the Temporal workflow id.
+    ``debug=True`` saves the full request and response of every LLM call.
+    ``max_concurrency`` bounds how many of this run's steps run at once.
+
+    Example::
+
+        flow = baton.new(workflow_name="brief", max_concurrency=4)
+    """
+    if not isinstance(workflow_name, str) or not workflow_name.strip():
+        raise FlowError(
+            f"baton.new() needs a non-empty workflow_name string, got {workflow_name!r}; "
+            "e.g. baton.new(workflow_name='brief')"
+        )
+    if max_concurrency is not None and (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
+    ):
+        raise FlowError(
+            f"max_concurrency must be a whole number of steps >= 1, got {max_concurrency!r}; "
+            "leave it None for no limit"
+        )
+    spec = FlowSpec.model_construct(
+        workflow_name=workflow_name,
+        workflow_id=workflow_id or str(uuid.uuid4()),
+        debug=bool(debug),
+        max_concurrency=max_concurrency,
+    )
+    return Flow(spec)
+
+
+def _step_ref(name: str, step: Any) -> tuple[str, StepOptions]:
+    if isinstance(step, Step):
+        return step.name, step.options
+    if isinstance(step, str):
+        if not step.strip():
+            raise FlowError(f"step {name!r}: the step reference is empty; name a registered step")
+        return step, StepOptions()
+    if callable(step):
+        label = getattr(step, "__qualname__", repr(step))
+        raise StepDefinitionError(
+            f"step {name!r}: {label} is a plain function, not a step; decorate it with "
+            "@baton.step (and register it with BatonPlugin(steps=[...]))"
+        )
+    raise StepDefinitionError(
+        f"step {name!r}: expected a @baton.step function or a registered step name, "
+        f"got {type(step).__name__} {step!r}"
+    )
+
+
+def _check_args(name: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, Mapping):
+        raise FlowError(
+            f"args of step {name!r} must be a dict of JSON values, got {type(args).__name__}"
+        )
+    problem = find_non_json(dict(args), "args")
+    if problem:
+        raise FlowError(
+            f"args of step {name!r} are not JSON-serialisable: {problem}; pass only str, "
+            "int, float, bool, None, lists and dicts with string keys (convert dates, "
+            "decimals and objects to strings or numbers first)"
+        )
+    return dict(args)

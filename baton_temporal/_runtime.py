@@ -1,0 +1,127 @@
+"""Running steps from workflow code: the one code path of both ways in.
+
+The generic flow workflow is written with these helpers, and so can any hand-written
+``@workflow.defn`` class::
+
+    @workflow.defn
+    class Brief:
+        @workflow.run
+        async def run(self, url: str) -> dict:
+            fetched = await baton.run_step(fetch_sources, {"url": url}, name="fetch")
+            summary, keywords = await asyncio.gather(
+                baton.run_step(summarize, name="summarize", results={"fetch": fetched}),
+                baton.run_step(keywords, name="keywords", results={"fetch": fetched}),
+            )
+            return await baton.run_step(compile_brief, name="compile",
+                                        results={"summarize": summary, "keywords": keywords})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from ._options import DEFAULT_RETRY, DEFAULT_START_TO_CLOSE, StepOptions
+from ._step import Step
+from ._wire import RECORD_USAGE_ACTIVITY, StepInput, StepOutput
+
+__all__ = ["run_step"]
+
+# Usage that the step activity could not write (ledger down) is retried until it lands:
+# the record is in Temporal history, so nothing is lost and the LLM call is not re-run.
+_RECORD_USAGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+
+
+async def run_step(
+    step: Step | str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    results: Mapping[str, Any] | None = None,
+    options: StepOptions | None = None,
+    debug: bool = False,
+) -> dict[str, Any]:
+    """Run one step as a Temporal activity from workflow code; return its result.
+
+    ``name`` is the step's name in this workflow (default: the step's own name);
+    ``results`` are what the step's :func:`get_result` can read; ``args`` are its
+    :attr:`Job.args`. Raises ``temporalio.exceptions.ActivityError`` if the step fails
+    for good.
+
+    Example::
+
+        parsed = await baton.run_step(parse_doc, {"text": text}, name="parse")
+    """
+    output = await execute_step(
+        step, args, name=name, results=results, options=options, debug=debug
+    )
+    return output.result
+
+
+async def execute_step(
+    step: Step | str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    results: Mapping[str, Any] | None = None,
+    options: StepOptions | None = None,
+    debug: bool = False,
+) -> StepOutput:
+    """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt)."""
+    if isinstance(step, Step):
+        activity_type, step_defaults = step.name, step.options
+    else:
+        activity_type, step_defaults = step, StepOptions()
+    opts = (options or StepOptions()).merged_over(step_defaults)
+    input = StepInput(
+        step=name or activity_type,
+        args=dict(args or {}),
+        workflow_name=workflow.info().workflow_type,
+        results=dict(results or {}),
+        debug=debug,
+    )
+    timeout = opts.start_to_close_timeout
+    if timeout is None and opts.schedule_to_close_timeout is None:
+        timeout = DEFAULT_START_TO_CLOSE
+    retry = opts.retry_policy or DEFAULT_RETRY
+    summary = input.step if input.step == activity_type else f"{input.step} ({activity_type})"
+    if opts.local:
+        output = await workflow.execute_local_activity(
+            activity_type,
+            input,
+            result_type=StepOutput,
+            start_to_close_timeout=timeout,
+            schedule_to_close_timeout=opts.schedule_to_close_timeout,
+            retry_policy=retry,
+            summary=summary,
+        )
+    else:
+        output = await workflow.execute_activity(
+            activity_type,
+            input,
+            result_type=StepOutput,
+            start_to_close_timeout=timeout,
+            schedule_to_close_timeout=opts.schedule_to_close_timeout,
+            heartbeat_timeout=opts.heartbeat_timeout,
+            retry_policy=retry,
+            task_queue=opts.task_queue,
+            summary=summary,
+        )
+    if output.pending_usage:
+        await workflow.execute_activity(
+            RECORD_USAGE_ACTIVITY,
+            output.pending_usage,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_RECORD_USAGE_RETRY,
+            summary=f"record usage of {input.step}",
+        )
+    return output

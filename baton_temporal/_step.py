@@ -1,0 +1,201 @@
+"""``@baton.step``: turn a function of a :class:`Job` into a Temporal activity."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, overload
+
+from temporalio import activity
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from ._job import Job
+from ._options import StepOptions
+from ._wire import STEP_RESULT_ERROR, StepInput, StepOutput
+
+__all__ = ["Step", "step"]
+
+StepFunction = Callable[[Job], Awaitable[dict[str, Any]]] | Callable[[Job], dict[str, Any]]
+
+# Temporal rejects payloads over 2 MB; a result that large fails every retry the same way,
+# so it is refused at once with a message instead of being retried.
+MAX_RESULT_BYTES = 2 * 1024 * 1024 - 16 * 1024
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step: a function of a :class:`Job`, registered as a Temporal activity.
+
+    Made with :func:`step`; pass it to :meth:`Flow.add` and to ``BatonPlugin(steps=...)``.
+    Calling it directly runs the function (handy in unit tests)::
+
+        result = await parse_doc(baton.Job(step="parse", args={"text": "..."},
+                                           workflow_id="t", workflow_name="t"))
+    """
+
+    name: str
+    """The Temporal activity type; what a flow's JSON names in ``"step"``."""
+    fn: Callable[..., Any] = field(repr=False)
+    options: StepOptions = StepOptions()
+    activity: Callable[[StepInput], Awaitable[StepOutput]] = field(
+        default=None, repr=False, compare=False
+    )  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "activity", _make_activity(self.name, self.fn))
+
+    async def __call__(self, job: Job) -> dict[str, Any]:
+        result = self.fn(job)
+        if inspect.isawaitable(result):
+            result = await result
+        return result  # type: ignore[no-any-return]
+
+
+@overload
+def step(fn: StepFunction, /) -> Step: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    local: bool | None = None,
+    heartbeat_timeout: timedelta | None = None,
+) -> Callable[[StepFunction], Step]: ...
+def step(
+    fn: StepFunction | None = None,
+    /,
+    *,
+    name: str | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    local: bool | None = None,
+    heartbeat_timeout: timedelta | None = None,
+) -> Step | Callable[[StepFunction], Step]:
+    """Declare a step. Async functions run on the worker's event loop, plain functions in
+    a thread (so blocking code does not stall other steps).
+
+    Example::
+
+        @baton.step
+        async def parse_doc(job: baton.Job) -> dict:
+            return {"sections": job.args["text"].split("\\n\\n")}
+
+        @baton.step(name="render", local=True)
+        def render_report(job: baton.Job) -> dict:
+            return {"markdown": "..."}
+    """
+    options = StepOptions(
+        start_to_close_timeout=start_to_close_timeout,
+        retry_policy=retry_policy,
+        task_queue=task_queue,
+        local=local,
+        heartbeat_timeout=heartbeat_timeout,
+    )
+
+    def wrap(f: StepFunction) -> Step:
+        if isinstance(f, Step):
+            raise TypeError(f"{f.name!r} is already a step; apply @baton.step once")
+        if not callable(f):
+            raise TypeError(f"@baton.step needs a function, got {type(f).__name__}")
+        params = inspect.signature(f).parameters
+        if len(params) != 1:
+            raise TypeError(
+                f"step function {f.__qualname__} must take exactly one argument, the job "
+                f"(async def {f.__name__}(job: baton.Job) -> dict); it takes {len(params)}"
+            )
+        return Step(name=name or f.__name__, fn=f, options=options)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _make_activity(
+    name: str, fn: Callable[..., Any]
+) -> Callable[[StepInput], Awaitable[StepOutput]]:
+    is_async = inspect.iscoroutinefunction(fn)
+
+    async def run_step_activity(input: StepInput) -> StepOutput:
+        info = activity.info()
+        job = Job(
+            step=input.step,
+            args=input.args,
+            workflow_id=info.workflow_id or "",
+            workflow_name=input.workflow_name or info.workflow_type or "",
+            run_id=info.workflow_run_id or "",
+            attempt=info.attempt,
+            results=input.results,
+            debug=input.debug,
+        )
+        if is_async:
+            result = await fn(job)
+        else:
+            # to_thread copies the context, so activity.info() and heartbeats work there.
+            result = await asyncio.to_thread(fn, job)
+        return StepOutput(result=check_result(input.step, result), attempt=info.attempt)
+
+    # Not functools.wraps: its __wrapped__ would make Temporal read the user's signature.
+    run_step_activity.__doc__ = fn.__doc__
+    run_step_activity.__name__ = run_step_activity.__qualname__ = f"baton_step_{name}"
+    return activity.defn(name=name)(run_step_activity)
+
+
+def check_result(step: str, result: Any) -> dict[str, Any]:
+    """Refuse, non-retryably, a result that no retry could make acceptable."""
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise ApplicationError(
+            f"step {step!r} returned {type(result).__name__}; a step must return a dict "
+            "(JSON object) such as {'value': ...}",
+            type=STEP_RESULT_ERROR,
+            non_retryable=True,
+        )
+    problem = find_non_json(result)
+    if problem:
+        raise ApplicationError(
+            f"step {step!r} returned a result that is not JSON: {problem}; return only "
+            "str, int, float, bool, None, lists and dicts with string keys",
+            type=STEP_RESULT_ERROR,
+            non_retryable=True,
+        )
+    size = len(json.dumps(result, separators=(",", ":")))
+    if size > MAX_RESULT_BYTES:
+        raise ApplicationError(
+            f"step {step!r} returned {size:,} bytes of JSON; Temporal refuses payloads "
+            "over 2 MB. Store large data elsewhere (a file, an object store, a database) "
+            "and return a reference to it",
+            type=STEP_RESULT_ERROR,
+            non_retryable=True,
+        )
+    return result
+
+
+def find_non_json(value: Any, path: str = "") -> str | None:
+    """Describe the first value under ``value`` that JSON cannot hold, with its key path."""
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path or 'value'} is {value!r}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path or 'value'} has a non-string key {key!r}"
+            found = find_non_json(item, f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = find_non_json(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return f"{path or 'value'} is a {type(value).__name__}"

@@ -1,0 +1,49 @@
+"""Data that crosses Temporal's wire between the flow workflow and step activities.
+
+Kept as plain frozen dataclasses of JSON types so that Temporal's default JSON converter
+handles them with no custom code, and so that a flow started from the `temporal` CLI
+(JSON in) or read back from history (JSON out) is readable as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The name under which the generic DAG workflow is registered; `temporal workflow start
+# --type baton.Flow` starts a flow from the command line.
+FLOW_WORKFLOW_TYPE = "baton.Flow"
+# The activity that writes usage to the ledger when the step activity could not.
+RECORD_USAGE_ACTIVITY = "baton.record_usage"
+# Error types raised by the library itself that no retry can fix.
+UNKNOWN_STEP_ERROR = "UnknownStep"
+STEP_RESULT_ERROR = "StepResultError"
+FLOW_FAILED_ERROR = "FlowFailed"
+INVALID_FLOW_ERROR = "InvalidFlow"
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What a step activity receives: everything a :class:`~baton_temporal.Job` holds
+    that Temporal's activity info does not already carry."""
+
+    step: str
+    args: dict[str, Any] = field(default_factory=dict)
+    workflow_name: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a step activity returns to the workflow.
+
+    ``result`` is the step's own result with ``llm_usage`` already removed.
+    ``pending_usage`` holds usage records the activity could not write to the ledger
+    (the ledger was down); the workflow hands them to the record-usage activity, so the
+    usage is kept in Temporal history until it lands, and the LLM call is never re-run.
+    """
+
+    result: dict[str, Any]
+    attempt: int = 1
+    pending_usage: list[dict[str, Any]] = field(default_factory=list)
