@@ -173,7 +173,7 @@ class FlowWorkflow:
 def _describe(err: ActivityError) -> str:
     cause = err.cause
     if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'Error'}: {cause.message}"
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
     if isinstance(cause, TimeoutError):
         return f"timed out ({cause.type.name if cause.type else 'timeout'})"
     return str(cause or err)

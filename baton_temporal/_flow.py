@@ -15,7 +15,6 @@ from ._errors import FlowError, StepDefinitionError
 from ._options import StepOptions
 from ._spec import FlowSpec, StepSpec, check_flow, name_problem, parse_flow
 from ._step import Step, find_non_json
-from ._wire import FLOW_WORKFLOW_TYPE
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from ._errors import NotADependencyError
 from ._job import Job
 from ._options import StepOptions
 from ._wire import STEP_RESULT_ERROR, StepInput, StepOutput
@@ -42,7 +43,7 @@ class Step:
     name: str
     """The Temporal activity type; what a flow's JSON names in ``"step"``."""
     fn: Callable[..., Any] = field(repr=False)
-    options: StepOptions = StepOptions()
+    options: StepOptions = field(default_factory=StepOptions)
     activity: Callable[[StepInput], Awaitable[StepOutput]] = field(
         default=None, repr=False, compare=False
     )  # type: ignore[assignment]
@@ -134,11 +135,15 @@ def _make_activity(
             results=input.results,
             debug=input.debug,
         )
-        if is_async:
-            result = await fn(job)
-        else:
-            # to_thread copies the context, so activity.info() and heartbeats work there.
-            result = await asyncio.to_thread(fn, job)
+        try:
+            if is_async:
+                result = await fn(job)
+            else:
+                # to_thread copies the context, so activity.info() and heartbeats work there.
+                result = await asyncio.to_thread(fn, job)
+        except NotADependencyError as err:
+            # A flow wiring mistake: every retry would fail the same way.
+            raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None
         return StepOutput(result=check_result(input.step, result), attempt=info.attempt)
 
     # Not functools.wraps: its __wrapped__ would make Temporal read the user's signature.

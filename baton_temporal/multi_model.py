@@ -1,0 +1,502 @@
+"""Different models per step, and one step fanned out across several models.
+
+Per-step models: record a model map on the flow; ``add`` then puts the mapped model
+into the step's args as ``"workflow_model"``, and the step reads it with
+:func:`model_for`::
+
+    flow = (
+        baton.new(workflow_name="analysis")
+        .pipe(multi_model.configure, {"parse": "claude-sonnet-4-20250514",
+                                      "assess": "claude-opus-4-20250514"})
+        .add("parse", parse_doc, {"text": text})
+        .add("assess", assess, deps=["parse"])
+    )
+
+    @baton.step
+    async def assess(job: baton.Job) -> dict:
+        model = multi_model.model_for(job, "claude-sonnet-4-20250514")
+
+Fan-out: one step per model, plus an optional synthesis step that depends on all of
+them and reads their results keyed by model with :func:`collect_fan_results`::
+
+    flow = flow.pipe(multi_model.fan_out, "assess", assess,
+                     models=["claude-sonnet-4-20250514", "gpt-4o"], deps=["parse"],
+                     synthesize_with=synthesize)
+    # steps: assess_sonnet_4, assess_gpt_4o, assess_synthesis
+
+The same operations exist for hand-written ``@workflow.defn`` classes:
+:func:`run_fan_out` and :func:`run_synthesis`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import re
+import statistics
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from ._errors import FlowError
+from ._flow import Flow
+from ._job import Job
+from ._options import StepOptions
+from ._runtime import run_step
+from ._step import Step
+
+__all__ = [
+    "FAN_OUT_MODELS_ARG",
+    "MODEL_ARG",
+    "collect_fan_results",
+    "configure",
+    "fan_out",
+    "fan_out_models",
+    "fan_out_names",
+    "majority_vote",
+    "median_of",
+    "model_for",
+    "run_fan_out",
+    "run_synthesis",
+    "short_name",
+    "synthesis_name",
+    "with_model",
+]
+
+MODEL_ARG = "workflow_model"
+"""The args key a step's model is injected under."""
+FAN_OUT_MODELS_ARG = "fan_out_models"
+"""The synthesis step's args key mapping each fan-out step name to its model string."""
+
+_DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+_FAN_OUT_OPTIONS = (
+    "models",
+    "args",
+    "deps",
+    "synthesize_with",
+    "synthesize_model",
+    "synthesize_args",
+    "quorum",
+    "names",
+    "options",
+)
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+def short_name(model: str) -> str:
+    """The short form of a model string used in step names.
+
+    Drops a ``provider:`` prefix, a leading ``claude-`` and a trailing date; other
+    non-alphanumerics become ``_``.
+
+    Example::
+
+        short_name("claude-sonnet-4-20250514")  # "sonnet_4"
+        short_name("gpt-4o")                    # "gpt_4o"
+        short_name("o3")                        # "o3"
+    """
+    name = model.split(":", 1)[1] if ":" in model else model
+    name = name.removeprefix("claude-")
+    name = _DATE_SUFFIX.sub("", name)
+    return _NON_ALNUM.sub("_", name).strip("_")
+
+
+def fan_out_names(
+    base: str, models: Sequence[str], names: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``{model: step_name}`` for a fan-out of ``base`` across ``models``.
+
+    ``names`` sets the short name of some models explicitly (to resolve a clash).
+    Raises :class:`FlowError` on an empty list, a model listed twice, or two models
+    whose step names would be the same.
+
+    Example::
+
+        fan_out_names("assess", ["claude-opus-4-20250514", "gpt-4o"])
+        # {"claude-opus-4-20250514": "assess_opus_4", "gpt-4o": "assess_gpt_4o"}
+    """
+    if isinstance(models, str) or not models:
+        raise FlowError(
+            f"fan_out({base!r}) needs models=[...], a non-empty list of model strings, "
+            f"got {models!r}"
+        )
+    names = dict(names or {})
+    for model in names:
+        if model not in models:
+            raise FlowError(f"fan_out({base!r}): names= mentions {model!r}, which is not in models")
+    out: dict[str, str] = {}
+    by_step: dict[str, str] = {}
+    for model in models:
+        if not isinstance(model, str) or not model.strip():
+            raise FlowError(f"fan_out({base!r}): model {model!r} is not a model string")
+        if model in out:
+            raise FlowError(
+                f"fan_out({base!r}): model {model!r} is listed twice; list each model once"
+            )
+        short = names.get(model) or short_name(model)
+        if not short:
+            raise FlowError(
+                f"fan_out({base!r}): model {model!r} has no usable short name; give it one "
+                f"with names={{{model!r}: 'my_name'}}"
+            )
+        step_name = f"{base}_{short}"
+        if step_name in by_step:
+            other = by_step[step_name]
+            raise FlowError(
+                f"fan_out({base!r}): models {other!r} and {model!r} would both be named "
+                f"{step_name!r}; name them explicitly, e.g. "
+                f"names={{{other!r}: '{short}_a', {model!r}: '{short}_b'}}"
+            )
+        out[model] = step_name
+        by_step[step_name] = model
+    return out
+
+
+def synthesis_name(base: str) -> str:
+    """The synthesis step's name: ``{base}_synthesis``."""
+    return f"{base}_synthesis"
+
+
+# -- per-step models --------------------------------------------------------------------
+
+
+def configure(flow: Flow, models: Mapping[str, str]) -> Flow:
+    """Record a model map ``{step_name: model}`` on the flow.
+
+    Steps added *afterwards* whose name is in the map get ``"workflow_model"`` in their
+    args; other steps are added exactly as a plain ``add``. Configure before adding the
+    steps it names: naming a step that is already in the flow raises :class:`FlowError`
+    rather than silently leaving it without its model. Calling it again replaces the map.
+
+    Example::
+
+        flow = baton.new(workflow_name="a").pipe(multi_model.configure, {"parse": "gpt-4o"})
+    """
+    if not isinstance(models, Mapping):
+        raise FlowError(
+            f"configure() takes a mapping {{step_name: model}}, got {type(models).__name__}"
+        )
+    for step_name, model in models.items():
+        if not isinstance(model, str) or not model.strip():
+            raise FlowError(
+                f"configure(): the model for {step_name!r} must be a model string such as "
+                f"'claude-sonnet-4-20250514', got {model!r}"
+            )
+    already = [name for name in models if name in flow.step_names]
+    if already:
+        raise FlowError(
+            f"configure() names steps already added: {already}; call configure before "
+            "adding them (the model is injected when a step is added), or pass "
+            f"{{'{MODEL_ARG}': ...}} in their args"
+        )
+    return flow.with_models({str(k): v for k, v in models.items()})
+
+
+def model_for(job: Job, default: str) -> str:
+    """The model configured for this step, else ``default``.
+
+    Example::
+
+        model = multi_model.model_for(job, "claude-sonnet-4-20250514")
+    """
+    value = job.args.get(MODEL_ARG)
+    return value if isinstance(value, str) and value else default
+
+
+def with_model(args: Mapping[str, Any] | None, model: str) -> dict[str, Any]:
+    """``args`` with ``"workflow_model"`` set to ``model``."""
+    return {**(args or {}), MODEL_ARG: model}
+
+
+# -- fan-out ----------------------------------------------------------------------------
+
+
+def fan_out(flow: Flow, base: str, step: Step | str, **options: Any) -> Flow:
+    """Add one ``step`` per model, named ``{base}_{short}``, and optionally a synthesis.
+
+    Options: ``models`` (required), ``args`` (shared by every model's step), ``deps``
+    (shared), ``synthesize_with`` (the synthesis step; omit for none),
+    ``synthesize_model`` (default: the first model), ``synthesize_args`` (merged into
+    the synthesis args), ``quorum`` (run synthesis once this many models succeeded;
+    default: all must), ``names`` (``{model: short}`` to name models explicitly),
+    ``options`` (a :class:`StepOptions` for the model steps).
+
+    Example::
+
+        flow.pipe(multi_model.fan_out, "assess", assess,
+                  models=["claude-sonnet-4-20250514", "claude-opus-4-20250514", "gpt-4o"],
+                  args={"doc_id": "doc-123"}, deps=["parse"],
+                  synthesize_with=synthesize_assessments,
+                  synthesize_model="claude-opus-4-20250514")
+    """
+    unknown = [k for k in options if k not in _FAN_OUT_OPTIONS]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, _FAN_OUT_OPTIONS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise FlowError(
+            f"fan_out({base!r}) got unknown option(s) {', '.join(hints)}; the options are "
+            f"{', '.join(_FAN_OUT_OPTIONS)}"
+        )
+    if "models" not in options:
+        raise FlowError(f"fan_out({base!r}) needs models=[...], the model strings to fan out to")
+    models: list[str] = list(options["models"]) if not isinstance(options["models"], str) else []
+    if isinstance(options["models"], str):
+        raise FlowError(
+            f"fan_out({base!r}): models must be a list, not the string {options['models']!r}; "
+            f"write models=[{options['models']!r}]"
+        )
+    names = fan_out_names(base, models, options.get("names"))
+    synth = options.get("synthesize_with")
+    planned = list(names.values()) + ([synthesis_name(base)] if synth is not None else [])
+    clash = [n for n in planned if n in flow.step_names]
+    if clash:
+        raise FlowError(
+            f"fan_out({base!r}) would add steps {clash}, which the flow already has; "
+            "choose another base name"
+        )
+    quorum = options.get("quorum")
+    if quorum is not None and (
+        not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= len(models)
+    ):
+        raise FlowError(
+            f"fan_out({base!r}): quorum must be a whole number from 1 to {len(models)} "
+            f"(the number of models), got {quorum!r}"
+        )
+    if synth is None:
+        for key in ("synthesize_model", "synthesize_args", "quorum"):
+            if options.get(key) is not None:
+                raise FlowError(
+                    f"fan_out({base!r}): {key} has no effect without synthesize_with; add "
+                    "synthesize_with=<step> or drop it"
+                )
+    args = options.get("args") or {}
+    deps = list(options.get("deps") or [])
+    step_options: StepOptions | None = options.get("options")
+    for model, step_name in names.items():
+        flow = flow.add(
+            step_name,
+            step,
+            with_model(args, model),
+            deps=deps,
+            options=step_options,
+            _fan_out={"base": base, "model": model},
+        )
+    if synth is not None:
+        synthesize_model = options.get("synthesize_model") or models[0]
+        synth_args = {
+            **(options.get("synthesize_args") or {}),
+            MODEL_ARG: synthesize_model,
+            FAN_OUT_MODELS_ARG: {step_name: model for model, step_name in names.items()},
+        }
+        flow = flow.add(
+            synthesis_name(base),
+            synth,
+            synth_args,
+            deps=list(names.values()),
+            quorum=quorum,
+            _fan_out={"base": base, "model": synthesize_model},
+        )
+    return flow
+
+
+def fan_out_models(flow: Flow, base: str) -> dict[str, str]:
+    """``{step_name: model}`` of the fan-out ``base`` in ``flow``.
+
+    Pass it as ``{"fan_out_models": ...}`` in the args of your own downstream step
+    (when there is no ``synthesize_with``) so that :func:`collect_fan_results` works there.
+    """
+    found = {
+        s.name: s.fan_out["model"]
+        for s in flow.spec.steps
+        if s.fan_out and s.fan_out.get("base") == base and s.name != synthesis_name(base)
+    }
+    if not found:
+        raise FlowError(f"flow {flow.workflow_name!r} has no fan-out named {base!r}")
+    return found
+
+
+def collect_fan_results(job: Job) -> dict[str, Any]:
+    """Each model's result, keyed by the full model string.
+
+    Only models whose step completed are present (with a ``quorum``, the failed ones are
+    left out).
+
+    Example::
+
+        by_model = multi_model.collect_fan_results(job)
+        # {"claude-sonnet-4-20250514": {"score": 7}, "gpt-4o": {"score": 6}}
+    """
+    mapping = job.args.get(FAN_OUT_MODELS_ARG)
+    if not isinstance(mapping, Mapping):
+        raise ValueError(
+            f"step {job.step!r} is not a fan-out synthesis: its args have no "
+            f"{FAN_OUT_MODELS_ARG!r}; use it in the synthesize_with step of fan_out, or pass "
+            f"{{{FAN_OUT_MODELS_ARG!r}: multi_model.fan_out_models(flow, base)}} in its args"
+        )
+    return {model: job.results[name] for name, model in mapping.items() if name in job.results}
+
+
+# -- hand-written workflows -------------------------------------------------------------
+
+
+async def run_fan_out(
+    step: Step | str,
+    *,
+    base: str,
+    models: Sequence[str],
+    args: Mapping[str, Any] | None = None,
+    results: Mapping[str, Any] | None = None,
+    quorum: int | None = None,
+    names: Mapping[str, str] | None = None,
+    options: StepOptions | None = None,
+) -> dict[str, dict[str, Any]]:
+    """In workflow code: run ``step`` once per model, concurrently; ``{model: result}``.
+
+    Steps are named and given args exactly as :func:`fan_out` does. Without ``quorum``
+    every model must succeed; with it, at least ``quorum`` must, and the result holds
+    the successful ones. Otherwise raises a non-retryable ``ApplicationError`` naming the
+    failed models.
+
+    Example::
+
+        by_model = await multi_model.run_fan_out(
+            assess, base="assess", models=["claude-opus-4-20250514", "gpt-4o"],
+            results={"parse": parsed})
+    """
+    step_names = fan_out_names(base, models, names)
+    need = len(models) if quorum is None else quorum
+    outcomes = await asyncio.gather(
+        *(
+            run_step(step, with_model(args, m), name=n, results=results, options=options)
+            for m, n in step_names.items()
+        ),
+        return_exceptions=True,
+    )
+    by_model: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    for model, outcome in zip(step_names, outcomes, strict=True):
+        if isinstance(outcome, ActivityError):
+            failures[model] = str(outcome.cause or outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            by_model[model] = outcome
+    if len(by_model) < need:
+        raise ApplicationError(
+            f"fan-out {base!r}: {len(by_model)} of {len(models)} models succeeded, {need} "
+            "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()),
+            {"failed": list(failures)},
+            type="FanOutFailed",
+            non_retryable=True,
+        )
+    return by_model
+
+
+async def run_synthesis(
+    step: Step | str,
+    by_model: Mapping[str, dict[str, Any]],
+    *,
+    base: str,
+    model: str | None = None,
+    args: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+    all_models: Sequence[str] | None = None,
+    options: StepOptions | None = None,
+) -> dict[str, Any]:
+    """In workflow code: run the synthesis step ``{base}_synthesis`` over ``by_model``.
+
+    The step sees the same job as in a declared flow: :func:`collect_fan_results`
+    returns ``by_model``, :func:`model_for` returns ``model`` (default: the first model).
+
+    Example::
+
+        consensus = await multi_model.run_synthesis(synthesize, by_model, base="assess")
+    """
+    models = list(all_models or by_model)
+    step_names = fan_out_names(base, models, names)
+    synth_model = model or models[0]
+    synth_args = {
+        **(args or {}),
+        MODEL_ARG: synth_model,
+        FAN_OUT_MODELS_ARG: {n: m for m, n in step_names.items()},
+    }
+    results = {step_names[m]: r for m, r in by_model.items()}
+    return await run_step(
+        step, synth_args, name=synthesis_name(base), results=results, options=options
+    )
+
+
+# -- ready synthesis helpers ------------------------------------------------------------
+
+
+def median_of(by_model: Mapping[str, Mapping[str, Any]], field: str) -> dict[str, Any]:
+    """The median of a numeric ``field`` across models, with each model's value.
+
+    Models whose result lacks the field (or holds a non-number) are listed in
+    ``"missing"`` and left out of the median.
+
+    Example::
+
+        multi_model.median_of({"a": {"score": 7}, "b": {"score": 9}}, "score")
+        # {"median": 8.0, "values": {"a": 7, "b": 9}, "missing": []}
+    """
+    values: dict[str, float] = {}
+    missing: list[str] = []
+    for model, result in by_model.items():
+        value = result.get(field) if isinstance(result, Mapping) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values[model] = value
+        else:
+            missing.append(model)
+    if not values:
+        raise ValueError(
+            f"no model returned a number in {field!r} (models: {sorted(by_model)}); "
+            "check the field name"
+        )
+    return {
+        "median": statistics.median(values.values()),
+        "values": values,
+        "missing": missing,
+    }
+
+
+def majority_vote(by_model: Mapping[str, Mapping[str, Any]], field: str) -> dict[str, Any]:
+    """The most common value of ``field`` across models.
+
+    Ties go to the value given by the earliest model in ``by_model``'s order (the
+    order of the fan-out's ``models``), so the result is stable. ``"agreement"`` is the
+    winner's share of the votes cast.
+
+    Example::
+
+        multi_model.majority_vote({"a": {"label": "ok"}, "b": {"label": "ok"},
+                                   "c": {"label": "bad"}}, "label")
+        # {"winner": "ok", "votes": {"ok": 2, "bad": 1}, "agreement": 0.667, ...}
+    """
+    ballots = {
+        model: result.get(field)
+        for model, result in by_model.items()
+        if isinstance(result, Mapping) and result.get(field) is not None
+    }
+    if not ballots:
+        raise ValueError(
+            f"no model returned a value in {field!r} (models: {sorted(by_model)}); "
+            "check the field name"
+        )
+    counts = Counter(str(v) for v in ballots.values())
+    top = max(counts.values())
+    winner = next(v for v in ballots.values() if counts[str(v)] == top)
+    return {
+        "winner": winner,
+        "votes": dict(counts),
+        "agreement": round(top / len(ballots), 3),
+        "ballots": ballots,
+        "missing": [m for m in by_model if m not in ballots],
+    }

@@ -1,0 +1,1 @@
+"""The worker program and the example steps of the seed page."""

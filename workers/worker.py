@@ -1,0 +1,39 @@
+"""The baton-temporal worker program.
+
+    BATON_STEPS=workers.examples.seed TEMPORAL_ADDRESS=localhost:7233 python -m workers.worker
+
+Reads its settings from the environment (see ``baton_temporal.worker``), runs until
+SIGTERM or Ctrl-C, lets running steps finish, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from baton_temporal.worker import WorkerSettings, run_worker
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = WorkerSettings.from_env()
+        if not settings.step_modules:
+            print(
+                "baton worker: no steps to run; set BATON_STEPS to your step modules, e.g. "
+                "BATON_STEPS=workers.examples.seed",
+                file=sys.stderr,
+            )
+            return 2
+        asyncio.run(run_worker(settings))
+    except (ImportError, ValueError, ConnectionError) as err:
+        print(f"baton worker: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
