@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import pytest
@@ -60,7 +61,7 @@ async def test_max_concurrency_bounds_running_steps(client, task_queue, baton_wo
     async with baton_worker(ALL):
         r = (await flow.run(client, task_queue=task_queue)).results
     spans = sorted((x["start"], x["end"]) for x in r.values())
-    assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans))
 
 
 async def test_cascade_cancels_dependents_and_names_them(client, task_queue, baton_worker) -> None:
