@@ -16,6 +16,7 @@ A worker runs the steps::
     Worker(client, task_queue="baton", plugins=[baton.BatonPlugin(steps=[parse_doc])])
 """
 
+from ._accounting import call_llm
 from ._dag import FlowResult, FlowWorkflow, StepState
 from ._errors import FlowError, NotADependencyError, StepDefinitionError
 from ._flow import Flow, new
@@ -26,6 +27,7 @@ from ._runtime import run_step
 from ._spec import SCHEMA_VERSION, FlowSpec, StepSpec
 from ._step import Step, step
 from ._wire import FLOW_WORKFLOW_TYPE
+from .llm import LLMResponse
 from .usage import LLMUsage
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "FlowSpec",
     "FlowWorkflow",
     "Job",
+    "LLMResponse",
     "LLMUsage",
     "NotADependencyError",
     "Step",
@@ -45,6 +48,7 @@ __all__ = [
     "StepOptions",
     "StepSpec",
     "StepState",
+    "call_llm",
     "get_all_results",
     "get_result",
     "new",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from temporalio import activity
@@ -13,10 +16,16 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from ._accounting import UsageActivities, UsageInterceptor, WorkerResources
 from ._dag import FlowWorkflow
 from ._errors import StepDefinitionError
 from ._step import Step
 from ._wire import UNKNOWN_STEP_ERROR
+from .ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
+from .llm import LLMConfig
+from .pricing import Pricer
+
+log = logging.getLogger("baton_temporal")
 
 __all__ = ["BatonPlugin"]
 
@@ -37,27 +46,106 @@ PASSTHROUGH_MODULES = (
 
 
 class BatonPlugin(SimplePlugin):
-    """Registers the flow workflow, your steps and baton's own activities on a worker.
+    """Registers the flow workflow, your steps, the usage interceptor and baton's own
+    activities on a worker, and owns the worker's ledger and LLM clients.
 
     Example::
 
         worker = Worker(client, task_queue="baton",
                         plugins=[baton.BatonPlugin(steps=[parse_doc, assess, report])])
 
-    ``workflows`` adds your hand-written ``@workflow.defn`` classes (they may also be
-    passed to ``Worker`` directly).
+    ``workflows``: your hand-written ``@workflow.defn`` classes (or pass them to
+    ``Worker``). ``ledger``: a URL, a :class:`~baton_temporal.ledger.LedgerStore`, or
+    ``False`` for none; default ``$BATON_LEDGER_URL``, else the SQLite file
+    ``./.baton/ledger.sqlite3``. ``pricer``: how calls are priced (default:
+    ``genai-prices``, overridable by ``$BATON_PRICES_FILE`` / ``$BATON_PRICER``).
+    ``llm``: provider keys and URLs (default: the usual environment variables).
+    ``debug``: save every LLM request/response (default ``$BATON_DEBUG``; flows can
+    switch it on per run with ``baton.new(..., debug=True)``). ``migrate``: create the
+    ledger tables if missing (default: only for an SQLite ledger; for PostgreSQL run
+    ``baton db upgrade``).
     """
 
-    def __init__(self, steps: Sequence[Step] = (), *, workflows: Sequence[type] = ()) -> None:
+    def __init__(
+        self,
+        steps: Sequence[Step] = (),
+        *,
+        workflows: Sequence[type] = (),
+        ledger: LedgerStore | str | bool | None = None,
+        pricer: Pricer | None = None,
+        llm: LLMConfig | None = None,
+        debug: bool | None = None,
+        migrate: bool | None = None,
+    ) -> None:
         self.steps = _check_steps(steps)
+        self._ledger = ledger
+        self._pricer = pricer
+        self._llm = llm
+        self._debug = debug
+        self._migrate = migrate
+        self._resources: WorkerResources | None = None
+        self._users = 0
+        usage_activities = UsageActivities(self.resources)
         activities: list[Any] = [s.activity for s in self.steps]
-        activities.append(_unknown_step)
+        activities += [usage_activities.record_usage, _unknown_step]
         super().__init__(
             "baton_temporal.BatonPlugin",
             workflows=[FlowWorkflow, *workflows],
             activities=activities,
+            interceptors=[UsageInterceptor(self.resources)],
             workflow_runner=_with_passthrough,
+            run_context=self._run_context,
         )
+
+    def resources(self) -> WorkerResources | None:
+        """The ledger and LLM clients of the running worker (None when not running)."""
+        return self._resources
+
+    @contextlib.asynccontextmanager
+    async def _run_context(self) -> AsyncIterator[None]:
+        if self._users == 0:
+            self._resources = await self._open()
+        self._users += 1
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0 and self._resources is not None:
+                resources, self._resources = self._resources, None
+                await resources.aclose()
+
+    async def _open(self) -> WorkerResources:
+        store: LedgerStore | None
+        if self._ledger is False:
+            store = None
+        elif isinstance(self._ledger, LedgerStore):
+            store = self._ledger
+        else:
+            url = None if self._ledger in (None, True) else str(self._ledger)
+            store = LedgerStore.from_url(url, pricer=self._pricer)
+        if store is not None:
+            await _check_ledger(store, self._migrate)
+        debug = self._debug
+        if debug is None:
+            debug = os.environ.get("BATON_DEBUG", "").lower() in ("1", "true", "yes", "on")
+        return WorkerResources(
+            store=store, llm_config=self._llm or LLMConfig.from_env(), debug=debug
+        )
+
+
+async def _check_ledger(store: LedgerStore, migrate: bool | None) -> None:
+    """Refuse to start on an unmigrated ledger (the error says how to fix it); start, with
+    a warning, on an unreachable one: usage then waits in Temporal until it is back."""
+    if migrate is None:
+        migrate = store.dialect == "sqlite"
+    try:
+        await store.check_schema()
+    except LedgerNotMigrated:
+        if not migrate:
+            raise
+        await store.migrate()
+    except LedgerUnavailable as err:
+        log.warning("ledger unreachable at worker start; usage will be kept until it is: %s", err)
 
 
 def _check_steps(steps: Sequence[Any]) -> list[Step]:

@@ -24,7 +24,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
+from ._accounting import pending_from_error
 from ._options import DEFAULT_RETRY, DEFAULT_START_TO_CLOSE, StepOptions
 from ._step import Step
 from ._wire import RECORD_USAGE_ACTIVITY, StepInput, StepOutput
@@ -94,34 +96,56 @@ async def execute_step(
         timeout = DEFAULT_START_TO_CLOSE
     retry = opts.retry_policy or DEFAULT_RETRY
     summary = input.step if input.step == activity_type else f"{input.step} ({activity_type})"
-    if opts.local:
-        output = await workflow.execute_local_activity(
-            activity_type,
-            input,
-            result_type=StepOutput,
-            start_to_close_timeout=timeout,
-            schedule_to_close_timeout=opts.schedule_to_close_timeout,
-            retry_policy=retry,
-            summary=summary,
-        )
-    else:
-        output = await workflow.execute_activity(
-            activity_type,
-            input,
-            result_type=StepOutput,
-            start_to_close_timeout=timeout,
-            schedule_to_close_timeout=opts.schedule_to_close_timeout,
-            heartbeat_timeout=opts.heartbeat_timeout,
-            retry_policy=retry,
-            task_queue=opts.task_queue,
-            summary=summary,
-        )
+    try:
+        output = await _execute(activity_type, input, opts, timeout, retry, summary)
+    except ActivityError as err:
+        # A failed attempt that called a model while the ledger was down carries its
+        # usage records in the error; write them before reporting the failure.
+        pending = pending_from_error(err.cause)
+        if pending:
+            await _record_pending(pending, input.step)
+        raise
     if output.pending_usage:
-        await workflow.execute_activity(
-            RECORD_USAGE_ACTIVITY,
-            output.pending_usage,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_RECORD_USAGE_RETRY,
-            summary=f"record usage of {input.step}",
-        )
+        await _record_pending(output.pending_usage, input.step)
     return output
+
+
+async def _record_pending(records: list[dict[str, Any]], step: str) -> None:
+    await workflow.execute_activity(
+        RECORD_USAGE_ACTIVITY,
+        records,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=_RECORD_USAGE_RETRY,
+        summary=f"record usage of {step}",
+    )
+
+
+async def _execute(
+    activity_type: str,
+    input: StepInput,
+    opts: StepOptions,
+    timeout: timedelta | None,
+    retry: RetryPolicy,
+    summary: str,
+) -> StepOutput:
+    if opts.local:
+        return await workflow.execute_local_activity(
+            activity_type,
+            input,
+            result_type=StepOutput,
+            start_to_close_timeout=timeout,
+            schedule_to_close_timeout=opts.schedule_to_close_timeout,
+            retry_policy=retry,
+            summary=summary,
+        )
+    return await workflow.execute_activity(
+        activity_type,
+        input,
+        result_type=StepOutput,
+        start_to_close_timeout=timeout,
+        schedule_to_close_timeout=opts.schedule_to_close_timeout,
+        heartbeat_timeout=opts.heartbeat_timeout,
+        retry_policy=retry,
+        task_queue=opts.task_queue,
+        summary=summary,
+    )

@@ -1,0 +1,1 @@
+"""Revisions of the ledger schema (see the package docstring above)."""

@@ -1,0 +1,136 @@
+"""``LLMClients``: the SDK clients one worker (or one script) shares, owned by the caller."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from temporalio.exceptions import ApplicationError
+
+from ._config import LLMConfig
+from ._errors import MISSING_API_KEY, MISSING_BASE_URL
+from ._providers import Provider
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
+
+__all__ = ["LLMClients"]
+
+# Local OpenAI-compatible servers usually ignore the key, but the openai SDK refuses to
+# build a client without one and would otherwise fall back to OPENAI_API_KEY, sending the
+# real OpenAI key to whatever server the base URL names.
+_NO_KEY_PLACEHOLDER = "not-needed"
+# Passed explicitly so that LLMConfig is the only source of truth: given None, the SDKs
+# would read ANTHROPIC_BASE_URL / OPENAI_BASE_URL themselves, behind the config's back.
+DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+}
+
+
+class LLMClients:
+    """A cache of async SDK clients keyed by (provider, base URL, key).
+
+    Clients hold connection pools, so one instance should live as long as the worker
+    and be closed with :meth:`aclose` (or used as ``async with``). Every client is built
+    with ``max_retries=0``: Temporal retries the activity, and SDK-side retries would
+    hide attempts (and their cost) from it. Connection pools belong to the event loop
+    that first used them, so keep one instance per loop (a worker has one).
+
+    Example::
+
+        async with LLMClients() as clients:
+            reply = await complete(messages, model="gpt-4o", clients=clients)
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str, str, float], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"LLMClients({len(self._clients)} open)"
+
+    async def __aenter__(self) -> LLMClients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @overload
+    def get(
+        self, provider: Literal["anthropic"], config: LLMConfig
+    ) -> anthropic.AsyncAnthropic: ...
+
+    @overload
+    def get(
+        self, provider: Literal["openai", "openai-compatible"], config: LLMConfig
+    ) -> openai.AsyncOpenAI: ...
+
+    def get(self, provider: Provider, config: LLMConfig) -> Any:
+        """The client for ``provider`` under ``config``, built on first use.
+
+        Raises a non-retryable ``ApplicationError(type="MissingAPIKey")`` naming the
+        variable to set when the provider needs a key that ``config`` lacks.
+        """
+        base_url, key, timeout = _endpoint(provider, config)
+        # The key is part of the cache key only as a digest: nothing here should print it.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cache_key = (provider, base_url, digest, timeout)
+        client = self._clients.get(cache_key)
+        if client is None:
+            client = _build(provider, base_url, key, timeout)
+            self._clients[cache_key] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client's connection pool. The object can be used again after."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
+
+def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
+    if provider == "anthropic":
+        secret, env, base_url = (
+            config.anthropic_api_key,
+            "ANTHROPIC_API_KEY",
+            config.anthropic_base_url,
+        )
+    elif provider == "openai":
+        secret, env, base_url = config.openai_api_key, "OPENAI_API_KEY", config.openai_base_url
+    else:
+        base_url = config.openai_compatible_base_url
+        if not base_url:
+            raise ApplicationError(
+                "model uses the 'openai-compatible:' prefix but no server is configured; "
+                "set BATON_OPENAI_COMPATIBLE_BASE_URL (e.g. http://localhost:11434/v1 for "
+                "Ollama) or LLMConfig(openai_compatible_base_url=...)",
+                type=MISSING_BASE_URL,
+                non_retryable=True,
+            )
+        secret = config.openai_compatible_api_key
+        key = secret.get_secret_value() if secret is not None else ""
+        return base_url, key or _NO_KEY_PLACEHOLDER, config.timeout_s
+    key = secret.get_secret_value() if secret is not None else ""
+    if not key:
+        raise ApplicationError(
+            f"no API key for {provider}: set the {env} environment variable "
+            f"(or LLMConfig({provider}_api_key=...)) on the worker",
+            type=MISSING_API_KEY,
+            non_retryable=True,
+        )
+    return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
+
+
+def _build(provider: Provider, base_url: str, key: str, timeout: float) -> Any:
+    # Imported on first use: the SDKs take ~2 s to import, and code that only builds
+    # flows (or runs in a workflow sandbox) never needs them.
+    if provider == "anthropic":
+        import anthropic
+
+        return anthropic.AsyncAnthropic(
+            api_key=key, base_url=base_url, timeout=timeout, max_retries=0
+        )
+    import openai
+
+    return openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=0)

@@ -1,0 +1,334 @@
+"""``complete()``: one call to one provider, with errors Temporal knows how to retry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ..usage import LLMUsage
+from ._clients import LLMClients
+from ._config import LLMConfig
+from ._errors import (
+    INVALID_REQUEST,
+    PROVIDER_RETRYABLE,
+    malformed_response_error,
+    map_provider_error,
+    redact,
+)
+from ._providers import Provider, resolve_provider
+from ._usage import usage_from_anthropic, usage_from_openai
+
+__all__ = ["DEFAULT_ANTHROPIC_MAX_TOKENS", "LLMResponse", "Message", "complete"]
+
+log = logging.getLogger(__name__)
+
+Message = Mapping[str, Any]
+DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
+_ROLES = frozenset({"system", "user", "assistant"})
+# Keyword arguments for the SDK call itself rather than the request body.
+_SDK_OPTIONS = frozenset({"timeout", "extra_headers", "extra_query", "extra_body"})
+_MAX_HEARTBEAT_INTERVAL_S = 5.0
+
+
+class LLMResponse(BaseModel):
+    """What one provider call produced.
+
+    ``model`` is the model as the provider reported it (e.g. a dated snapshot);
+    ``raw_request`` is the JSON body sent (it never holds a key: keys travel in headers)
+    and ``raw_response`` the JSON received; both are meant for debug logs.
+
+    Example::
+
+        reply = await complete([{"role": "user", "content": "Hi"}], model="gpt-4o")
+        reply.text, reply.usage.input_tokens
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str
+    provider: Provider
+    usage: LLMUsage
+    stop_reason: str | None = None
+    raw_request: dict[str, Any]
+    raw_response: dict[str, Any]
+
+
+async def complete(
+    messages: Sequence[Message],
+    *,
+    model: str,
+    config: LLMConfig | None = None,
+    clients: LLMClients | None = None,
+    call_id: str | None = None,
+    **params: Any,
+) -> LLMResponse:
+    """Send ``messages`` to the provider of ``model`` and return its reply and usage.
+
+    ``messages`` are ``{"role": "system" | "user" | "assistant", "content": str}``;
+    system messages become Anthropic's ``system`` parameter. ``params`` (``max_tokens``,
+    ``temperature``, ...) go into the request body as they are, except that Anthropic
+    gets ``max_tokens=1024`` when none is given and OpenAI gets ``max_tokens`` as
+    ``max_completion_tokens`` (its reasoning models refuse the old name). ``timeout``,
+    ``extra_headers``, ``extra_query`` and ``extra_body`` go to the SDK call.
+
+    ``config`` defaults to :meth:`LLMConfig.from_env`; pass ``clients`` to reuse
+    connections across calls (otherwise a client is built and closed per call).
+    ``call_id`` (default: a fresh uuid) lands in ``usage.call_id`` so the ledger can store
+    the call once however often its usage is reported.
+
+    Runs anywhere; inside a Temporal activity it heartbeats while waiting. Failures are
+    ``ApplicationError``: type ``ProviderRetryable`` (429/5xx/network/timeout/garbled
+    reply, with ``next_retry_delay`` from ``retry-after``) or non-retryable
+    ``ProviderRejected``, ``UnknownModel``, ``MissingAPIKey``, ``MissingBaseURL``,
+    ``InvalidLLMRequest``.
+
+    Example::
+
+        reply = await complete(
+            [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}],
+            model="claude-sonnet-4-20250514", max_tokens=50,
+        )
+        print(reply.text, reply.usage)
+    """
+    provider, name = resolve_provider(model)
+    config = config if config is not None else LLMConfig.from_env()
+    body, sdk_options = _build_request(provider, name, messages, params)
+    secrets = config.secrets()
+    call_id = call_id or uuid.uuid4().hex
+
+    owned = clients is None
+    active = clients if clients is not None else LLMClients()
+    try:
+        # Built (or found) before the clock starts; raises MissingAPIKey without a key.
+        create: Any
+        if provider == "anthropic":
+            create = active.get(provider, config).messages.with_raw_response.create
+        else:
+            create = active.get(provider, config).chat.completions.with_raw_response.create
+        started = time.perf_counter()
+        async with _heartbeating():
+            try:
+                raw = await create(**_as_sdk_kwargs(create, body, sdk_options))
+                content = await raw.http_response.aread()
+            except Exception as exc:
+                timeout = sdk_options.get("timeout")
+                mapped = map_provider_error(
+                    exc,
+                    provider=provider,
+                    model=name,
+                    secrets=secrets,
+                    timeout_s=timeout if isinstance(timeout, int | float) else config.timeout_s,
+                )
+                if mapped is None and type(exc).__module__.startswith("httpx"):
+                    # The body broke off after the SDK handed the response over.
+                    mapped = ApplicationError(
+                        redact(f"{provider} (model {name!r}) reply broke off: {exc}", secrets),
+                        type=PROVIDER_RETRYABLE,
+                    )
+                if mapped is None:
+                    raise
+                # `from None`: the SDK exception holds the request, headers and key included,
+                # and Temporal would serialise a cause into the failure it stores.
+                raise mapped from None
+        latency_ms = round((time.perf_counter() - started) * 1000)
+    finally:
+        if owned:
+            await active.aclose()
+
+    data = _parse_json(content, provider, name, secrets)
+    extract = _extract_anthropic if provider == "anthropic" else _extract_openai
+    try:
+        text, stop_reason = extract(data)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise malformed_response_error(
+            provider, name, f"unexpected shape: {type(exc).__name__} {exc}", secrets
+        ) from None
+    reported: str = data["model"] if isinstance(data.get("model"), str) and data["model"] else name
+    to_usage = usage_from_anthropic if provider == "anthropic" else usage_from_openai
+    usage = to_usage(
+        data.get("usage"),
+        model=reported,
+        provider=provider,
+        latency_ms=latency_ms,
+        call_id=call_id,
+    )
+    return LLMResponse(
+        text=text,
+        model=reported,
+        provider=provider,
+        usage=usage,
+        stop_reason=stop_reason,
+        raw_request=_redacted(body, secrets),
+        raw_response=_redacted(data, secrets),
+    )
+
+
+def _build_request(
+    provider: Provider, name: str, messages: Sequence[Message], params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON body for the provider, and the SDK-level options apart from it."""
+    sdk_options = {k: params.pop(k) for k in list(params) if k in _SDK_OPTIONS}
+    if params.get("stream"):
+        raise _invalid("stream=True is not supported by complete(); it returns whole replies")
+    params.pop("stream", None)
+    checked = _check_messages(messages)
+    if provider == "anthropic":
+        system = [m["content"] for m in checked if m["role"] == "system"]
+        chat = [m for m in checked if m["role"] != "system"]
+        if not chat:
+            raise _invalid("Anthropic needs at least one user message besides system ones")
+        if system and "system" in params:
+            raise _invalid("give the system prompt as a system message or system=, not both")
+        body: dict[str, Any] = {"model": name, "messages": chat}
+        if system:
+            body["system"] = "\n\n".join(_text(s) for s in system)
+        body.update(params)
+        if body.get("max_tokens") is None:
+            body["max_tokens"] = DEFAULT_ANTHROPIC_MAX_TOKENS
+    else:
+        body = {"model": name, "messages": checked, **params}
+        if provider == "openai" and "max_tokens" in body:
+            # OpenAI replaced max_tokens with max_completion_tokens and its o-series
+            # refuse the old name; local compatible servers often know only the old one.
+            limit = body.pop("max_tokens")
+            body.setdefault("max_completion_tokens", limit)
+    if "extra_body" in sdk_options and isinstance(sdk_options["extra_body"], Mapping):
+        # Shown in raw_request too, since the SDK merges it into the body it sends.
+        body = {**body, **sdk_options["extra_body"]}
+        sdk_options.pop("extra_body")
+    return body, sdk_options
+
+
+def _as_sdk_kwargs(
+    create: Any, body: dict[str, Any], sdk_options: dict[str, Any]
+) -> dict[str, Any]:
+    """Body fields the SDK method names go as keyword arguments; the rest in ``extra_body``.
+
+    SDK releases drop and add parameters (anthropic 2.x has no ``temperature``); the
+    provider, not the SDK's signature, should decide what a request may carry.
+    """
+    known = inspect.signature(create).parameters
+    kwargs = {k: v for k, v in body.items() if k in known}
+    extra = {k: v for k, v in body.items() if k not in known}
+    if extra:
+        kwargs["extra_body"] = extra
+    return {**kwargs, **sdk_options}
+
+
+def _check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
+        raise _invalid(
+            "messages must be a non-empty list of {'role': ..., 'content': ...} mappings, "
+            f"got {type(messages).__name__}"
+        )
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise _invalid(f"messages[{i}] is a {type(message).__name__}, not a mapping")
+        role, content = message.get("role"), message.get("content")
+        if role not in _ROLES:
+            raise _invalid(f"messages[{i}] has role {role!r}; use one of {sorted(_ROLES)}")
+        if not isinstance(content, str | list):
+            raise _invalid(
+                f"messages[{i}] content must be a string (or a list of content blocks), "
+                f"got {type(content).__name__}"
+            )
+        out.append(dict(message))
+    return out
+
+
+def _text(content: str | list[Any]) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if isinstance(b, Mapping))
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_REQUEST, non_retryable=True)
+
+
+def _parse_json(content: bytes, provider: str, name: str, secrets: list[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
+        raise malformed_response_error(provider, name, f"invalid JSON: {exc}", secrets) from None
+    if not isinstance(data, dict):
+        raise malformed_response_error(
+            provider, name, f"a JSON {type(data).__name__}, not an object", secrets
+        )
+    return data
+
+
+def _extract_anthropic(data: dict[str, Any]) -> tuple[str, str | None]:
+    blocks = data["content"]
+    if not isinstance(blocks, list):
+        raise TypeError("content is not a list")
+    text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    return text, data.get("stop_reason")
+
+
+def _extract_openai(data: dict[str, Any]) -> tuple[str, str | None]:
+    choice = data["choices"][0]
+    # content is null for a refusal or a pure tool call: an empty text, not an error.
+    return choice["message"].get("content") or "", choice.get("finish_reason")
+
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    """A deep copy of a JSON value with any secret scrubbed from its strings."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {str(k): _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat every few seconds while the body runs, when inside a (non-local) activity.
+
+    A provider can take minutes on a long completion; without heartbeats an activity
+    with a heartbeat timeout would be declared lost and retried (and billed) again.
+    """
+    if not activity.in_activity() or activity.info().is_local:
+        yield
+        return
+    interval = _heartbeat_interval(activity.info().heartbeat_timeout)
+    beater = asyncio.create_task(_beat(interval))
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
+
+
+def _heartbeat_interval(heartbeat_timeout: timedelta | None) -> float:
+    if not heartbeat_timeout:
+        return _MAX_HEARTBEAT_INTERVAL_S
+    # A third of the timeout leaves room for two late beats before Temporal gives up.
+    return min(_MAX_HEARTBEAT_INTERVAL_S, max(0.05, heartbeat_timeout.total_seconds() / 3))
+
+
+async def _beat(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            activity.heartbeat()
+        except Exception:  # a failing heartbeat must not fail the call it accompanies
+            log.warning("LLM call heartbeat failed; no more heartbeats", exc_info=True)
+            return

@@ -1,0 +1,536 @@
+"""The ledger store against real SQLite and PostgreSQL databases (every test runs on both)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import genai_prices
+import pytest
+from sqlalchemy import select, text
+
+from baton_temporal import stats
+from baton_temporal.ledger import (
+    LedgerNotMigrated,
+    LedgerStore,
+    LedgerUnavailable,
+    UsageRecord,
+)
+from baton_temporal.ledger._schema import StepStat, quantize_cost
+from baton_temporal.pricing import ChainPricer, GenAIPricesPricer, PricingError, TablePricer
+from baton_temporal.testing.postgres import PostgresServer
+from baton_temporal.usage import LLMUsage
+
+from .conftest import RecordFactory
+
+
+def expected_cost(model: str, provider: str | None, **tokens: int) -> Decimal:
+    """genai-prices' own answer for the same call, rounded like the ledger column."""
+    usage = genai_prices.Usage(**tokens)
+    calc = genai_prices.calc_price(usage, model, provider_id=provider)
+    return quantize_cost(calc.total_price)
+
+
+async def test_record_is_idempotent(store: LedgerStore, make_record: RecordFactory) -> None:
+    rec = make_record(model="gpt-4o", provider="openai", input_tokens=1000, output_tokens=50)
+    assert await store.record([rec]) == 1
+    assert await store.record([rec]) == 0
+    # Re-delivered over Temporal's wire: JSON out, JSON in, same key.
+    wire = rec.model_dump(mode="json")
+    assert await store.record([UsageRecord.model_validate(wire)]) == 0
+    assert await store.record(wire) == 0
+    # Many deliveries racing each other still land once.
+    twin = make_record(activity_id="2", input_tokens=10)
+    counts = await asyncio.gather(*(store.record([twin]) for _ in range(8)))
+    assert sum(counts) == 1
+    totals = await store.workflow_totals("wf-1")
+    assert totals.calls == 2
+    assert totals.input_tokens == 1010
+
+
+async def test_retries_are_separate_attempts(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    common = {"model": "gpt-4o", "provider": "openai", "input_tokens": 500, "output_tokens": 20}
+    await store.record(
+        [
+            make_record(attempt=1, status="step_failed", **common),
+            make_record(attempt=2, **common),
+        ]
+    )
+    totals = await store.workflow_totals("wf-1")
+    assert (totals.calls, totals.attempts, totals.steps) == (2, 2, 1)
+    assert totals.failed_calls == 1
+    assert totals.input_tokens == 1000
+    # Both attempts cost money: the failed one is in the sum.
+    one = expected_cost("gpt-4o", "openai", input_tokens=500, output_tokens=20)
+    assert totals.cost_usd == 2 * one
+    [row] = await store.steps_for_workflow("wf-1")
+    assert (row.calls, row.attempts, row.failed_calls) == (2, 2, 1)
+
+
+async def test_call_identity_within_an_attempt(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    # Without call ids, calls are told apart by their position in the attempt.
+    usages = [LLMUsage(model="gpt-4o", input_tokens=n) for n in (10, 10, 30)]
+    records = UsageRecord.for_attempt(
+        usages,
+        workflow_id="wf-1",
+        run_id="run-1",
+        workflow_name="analysis",
+        step="fan",
+        activity_id="7",
+        attempt=1,
+    )
+    assert [r.call_index for r in records] == [0, 1, 2]
+    assert len({r.call_key for r in records}) == 3
+    assert await store.record(records) == 3
+    # The same call_id is the same call, wherever it sits in the list (explicit
+    # llm_usage plus auto-capture of the same call).
+    a = make_record(step="s2", activity_id="8", call_index=0, call_id="c-1", input_tokens=5)
+    b = make_record(step="s2", activity_id="8", call_index=1, call_id="c-1", input_tokens=5)
+    assert await store.record([a, b]) == 1
+    assert await store.record([b]) == 0
+    assert (await store.workflow_totals("wf-1")).calls == 4
+
+
+async def test_costs_match_genai_prices(store: LedgerStore, make_record: RecordFactory) -> None:
+    cases = [
+        # Anthropic-style call with cache reads and writes: input_tokens is the total.
+        (
+            "claude-sonnet-4-20250514",
+            "anthropic",
+            {"input_tokens": 12_000, "cache_read_tokens": 9_000, "cache_write_tokens": 2_000},
+            {"output_tokens": 700},
+        ),
+        (
+            "gpt-4o",
+            "openai",
+            {"input_tokens": 2_000, "cache_read_tokens": 1_024},
+            {"output_tokens": 90},
+        ),
+        ("o3", None, {"input_tokens": 300}, {"output_tokens": 900, "reasoning_tokens": 600}),
+    ]
+    expected: dict[str, Decimal] = {}
+    for i, (model, provider, inp, out) in enumerate(cases):
+        await store.record(
+            make_record(model=model, provider=provider, activity_id=str(i), **inp, **out)
+        )
+        gp = dict(inp, output_tokens=out["output_tokens"])
+        if "reasoning_tokens" in out:
+            gp["output_reasoning_tokens"] = out["reasoning_tokens"]
+        expected[str(i)] = expected_cost(model, provider, **gp)
+
+    # Row by row, read through the column type (on SQLite the raw value is scaled).
+    t = StepStat.__table__
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(t.c.activity_id, t.c.cost_usd, t.c.price_model, t.c.price_version)
+            )
+        ).all()
+    assert {r.activity_id: r.cost_usd for r in rows} == expected
+    assert all(r.price_version == f"genai-prices {genai_prices.__version__}" for r in rows)
+    assert "anthropic/claude-sonnet-4-0" in {r.price_model for r in rows}
+
+    totals = await store.workflow_totals("wf-1")
+    assert totals.unpriced_calls == 0
+    assert totals.cost_usd == sum(expected.values())
+    assert totals.cache_read_tokens == 10_024
+    assert totals.reasoning_tokens == 600
+
+
+async def test_unknown_model_is_unpriced(store: LedgerStore, make_record: RecordFactory) -> None:
+    await store.record(
+        [
+            make_record(model="gpt-4o", provider="openai", input_tokens=100, output_tokens=10),
+            make_record(model="our-fine-tune-v7", activity_id="2", input_tokens=100),
+            make_record(model="gpt-4o", provider="no-such-cloud", activity_id="3", input_tokens=1),
+        ]
+    )
+    totals = await store.workflow_totals("wf-1")
+    assert totals.calls == 3
+    assert totals.unpriced_calls == 2
+    assert totals.cost_usd == expected_cost("gpt-4o", "openai", input_tokens=100, output_tokens=10)
+    async with store.engine.connect() as conn:
+        nulls = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM workflow_step_stats WHERE cost_usd IS NULL "
+                    "AND price_model IS NULL AND price_version IS NULL"
+                )
+            )
+        ).scalar_one()
+    assert nulls == 2
+    rows = {(r.step, r.model): r for r in await store.steps_for_workflow("wf-1")}
+    assert rows[("summarize", "our-fine-tune-v7")].cost_usd is None
+    assert "unpriced" in stats.format_steps(list(rows.values()))
+
+
+class ExplodingPricer:
+    def cost(self, usage: LLMUsage) -> None:
+        raise RuntimeError("price service down")
+
+
+async def test_a_failing_pricer_never_loses_usage(
+    unmigrated_store: LedgerStore,
+    make_record: RecordFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = unmigrated_store.engine.url
+    async with LedgerStore.from_url(url, pricer=ExplodingPricer()) as store:
+        await store.migrate()
+        assert await store.record([make_record(input_tokens=7)]) == 1
+        totals = await store.workflow_totals("wf-1")
+    assert (totals.calls, totals.unpriced_calls, totals.input_tokens) == (1, 1, 7)
+    assert "price service down" in caplog.text
+
+
+async def test_a_broken_prices_file_fails_at_start_not_reports(
+    store: LedgerStore,
+    make_record: RecordFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    await store.record([make_record(input_tokens=1)])
+    bad = tmp_path / "prices.yaml"
+    bad.write_text("m: {input: NaN, output: 1}\n")
+    monkeypatch.setenv("BATON_PRICES_FILE", str(bad))
+    monkeypatch.delenv("BATON_PRICER", raising=False)
+    # A worker building its store stops at once, before any LLM call is made...
+    with pytest.raises(PricingError, match="prices.yaml"):
+        LedgerStore.from_url(store.engine.url)
+    # ...while the stats queries, which price nothing, still work.
+    monkeypatch.setenv("BATON_LEDGER_URL", store.engine.url.render_as_string(hide_password=False))
+    assert (await stats.workflow_totals("wf-1")).calls == 1
+
+
+async def test_table_pricer_in_front_of_genai_prices(
+    unmigrated_store: LedgerStore, make_record: RecordFactory
+) -> None:
+    pricer = ChainPricer(
+        TablePricer({"our-fine-tune-v7": {"input": "1.5", "output": "2"}}, version="v1"),
+        GenAIPricesPricer(),
+    )
+    async with LedgerStore.from_url(unmigrated_store.engine.url, pricer=pricer) as store:
+        await store.migrate()
+        await store.record(
+            make_record(model="our-fine-tune-v7", input_tokens=1_000_000, output_tokens=3)
+        )
+        totals = await store.workflow_totals("wf-1")
+    assert totals.cost_usd == Decimal("1.500006")
+    assert totals.unpriced_calls == 0
+
+
+async def test_costs_are_exact_decimals(
+    unmigrated_store: LedgerStore, make_record: RecordFactory
+) -> None:
+    # 19 significant digits: a float (SQLite REAL) would round this; the ledger must not.
+    price = Decimal("123456789.0123456789")
+    pricer = TablePricer({"big": {"input": price, "output": 0}})
+    async with LedgerStore.from_url(unmigrated_store.engine.url, pricer=pricer) as store:
+        await store.migrate()
+        await store.record(
+            [make_record(model="big", activity_id=str(i), input_tokens=1_000_000) for i in (1, 2)]
+            + [make_record(model="big", activity_id="3", input_tokens=1)]
+        )
+        totals = await store.workflow_totals("wf-1")
+        [row] = await store.steps_for_workflow("wf-1")
+    # The one-token call costs price/1e6, rounded half-up to 10 places.
+    one_token = Decimal("123.4567890123")
+    assert totals.cost_usd == 2 * price + one_token
+    assert row.cost_usd == totals.cost_usd
+
+
+async def test_steps_for_workflow(store: LedgerStore, make_record: RecordFactory) -> None:
+    t0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    await store.record(
+        [
+            make_record(
+                step="parse",
+                model="gpt-4o-mini",
+                input_tokens=100,
+                output_tokens=5,
+                latency_ms=100,
+                recorded_at=t0,
+            ),
+            make_record(
+                step="fan_gpt_4o",
+                activity_id="2",
+                model="gpt-4o",
+                input_tokens=200,
+                output_tokens=7,
+                latency_ms=300,
+                recorded_at=t0 + timedelta(seconds=1),
+            ),
+            make_record(
+                step="fan_gpt_4o",
+                activity_id="2",
+                call_index=1,
+                model="gpt-4o",
+                input_tokens=50,
+                output_tokens=1,
+                latency_ms=500,
+                recorded_at=t0 + timedelta(seconds=1),
+            ),
+            make_record(
+                step="fan_gpt_4o",
+                activity_id="2",
+                attempt=2,
+                model="gpt-4o",
+                input_tokens=200,
+                output_tokens=7,
+                recorded_at=t0 + timedelta(seconds=5),
+            ),
+            make_record(
+                step="fan_o3",
+                activity_id="3",
+                model="o3",
+                input_tokens=10,
+                output_tokens=40,
+                reasoning_tokens=30,
+                recorded_at=t0 + timedelta(seconds=2),
+            ),
+            # Another workflow: never in this one's numbers.
+            make_record(workflow_id="wf-2", step="parse", model="gpt-4o", input_tokens=999),
+        ]
+    )
+    rows = await store.steps_for_workflow("wf-1")
+    assert [(r.step, r.model) for r in rows] == [
+        ("parse", "gpt-4o-mini"),
+        ("fan_gpt_4o", "gpt-4o"),
+        ("fan_o3", "o3"),
+    ]
+    fan = rows[1]
+    assert (fan.calls, fan.attempts, fan.input_tokens, fan.output_tokens) == (3, 2, 450, 15)
+    assert fan.avg_latency_ms == 400  # the call without latency is not averaged in
+    assert fan.first_recorded_at == t0 + timedelta(seconds=1)
+    assert fan.last_recorded_at == t0 + timedelta(seconds=5)
+    assert fan.cost_usd == sum(
+        expected_cost("gpt-4o", None, input_tokens=i, output_tokens=o)
+        for i, o in ((200, 7), (50, 1), (200, 7))
+    )
+    assert rows[2].reasoning_tokens == 30
+    totals = await store.workflow_totals("wf-1")
+    assert (totals.calls, totals.attempts, totals.steps) == (5, 4, 3)
+    assert totals.cost_usd == sum(r.cost_usd or 0 for r in rows)
+    assert await store.steps_for_workflow("no-such-workflow") == []
+    empty = await store.workflow_totals("no-such-workflow")
+    assert (empty.calls, empty.cost_usd) == (0, Decimal(0))
+
+
+async def test_cost_by_model(store: LedgerStore, make_record: RecordFactory) -> None:
+    june = datetime(2025, 6, 1, tzinfo=UTC)
+    july = datetime(2025, 7, 1, tzinfo=UTC)
+    await store.record(
+        [
+            make_record(
+                model="gpt-4o",
+                activity_id="1",
+                input_tokens=1000,
+                output_tokens=100,
+                recorded_at=june,
+            ),  # on the lower bound: in
+            make_record(
+                model="gpt-4o",
+                activity_id="2",
+                input_tokens=1000,
+                output_tokens=100,
+                recorded_at=july - timedelta(microseconds=1),
+            ),
+            make_record(
+                model="gpt-4o",
+                activity_id="3",
+                input_tokens=1000,
+                output_tokens=100,
+                recorded_at=july,
+            ),  # on the upper bound: out
+            make_record(
+                model="gpt-4o-mini",
+                workflow_id="wf-2",
+                input_tokens=10,
+                recorded_at=june + timedelta(days=3),
+            ),
+            make_record(
+                model="in-house",
+                workflow_id="wf-3",
+                input_tokens=10,
+                recorded_at=june + timedelta(days=3),
+            ),
+            make_record(
+                model="gpt-4o",
+                workflow_id="wf-4",
+                input_tokens=10,
+                recorded_at=june - timedelta(seconds=1),
+            ),  # before: out
+        ]
+    )
+    # Bounds in another time zone are the same instants.
+    cest = timezone(timedelta(hours=2))
+    rows = await store.cost_by_model(june.astimezone(cest), july)
+    assert [r.model for r in rows] == ["gpt-4o", "gpt-4o-mini", "in-house"]
+    gpt = rows[0]
+    assert (gpt.calls, gpt.input_tokens, gpt.output_tokens) == (2, 2000, 200)
+    assert gpt.cost_usd == 2 * expected_cost("gpt-4o", None, input_tokens=1000, output_tokens=100)
+    assert rows[2].cost_usd is None and rows[2].unpriced_calls == 1
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.cost_by_model(datetime(2025, 6, 1), july)
+    table = stats.format_cost_by_model(rows)
+    assert "unpriced" in table and table.splitlines()[-1].startswith("total")
+
+
+async def test_prune(store: LedgerStore, make_record: RecordFactory) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=100)
+    await store.record(
+        [make_record(activity_id=str(i), input_tokens=1, recorded_at=old) for i in range(7)]
+        + [make_record(activity_id="new", input_tokens=1, recorded_at=now)]
+    )
+    for at in (old, old, now):
+        await store.record_debug(
+            workflow_id="wf-1",
+            run_id="run-1",
+            step="summarize",
+            attempt=1,
+            request={"messages": [{"role": "user", "content": "hi"}]},
+            response={"content": "hello"},
+            created_at=at,
+        )
+    # Small batches: the loop, not one big DELETE, does the work.
+    result = await store.prune(timedelta(days=90), batch_size=3)
+    assert (result.stats_rows, result.debug_rows) == (7, 2)
+    assert (await store.workflow_totals("wf-1")).calls == 1
+    [log] = await store.debug_logs("wf-1")
+    assert log.request["messages"][0]["content"] == "hi"
+    assert log.created_at == now
+    again = await store.prune(timedelta(days=90))
+    assert (again.stats_rows, again.debug_rows) == (0, 0)
+    with pytest.raises(ValueError):
+        await store.prune(timedelta(days=-1))
+
+
+async def test_unmigrated_database_names_the_fix(
+    unmigrated_store: LedgerStore, make_record: RecordFactory
+) -> None:
+    with pytest.raises(LedgerNotMigrated, match=r"baton db upgrade.*store\.migrate\(\)"):
+        await unmigrated_store.record([make_record(input_tokens=1)])
+    with pytest.raises(LedgerNotMigrated):
+        await unmigrated_store.workflow_totals("wf-1")
+    await unmigrated_store.migrate()
+    await unmigrated_store.migrate()  # again: a no-op
+    assert await unmigrated_store.record([make_record(input_tokens=1)]) == 1
+
+
+async def test_auto_migrate(unmigrated_store: LedgerStore, make_record: RecordFactory) -> None:
+    url = unmigrated_store.engine.url
+    # Several workers starting at once, each with auto-migrate, on one empty database.
+    stores = [
+        LedgerStore.from_url(url, pricer=GenAIPricesPricer(), auto_migrate=True) for _ in range(4)
+    ]
+    try:
+        counts = await asyncio.gather(
+            *(
+                s.record([make_record(activity_id=str(i), input_tokens=1)])
+                for i, s in enumerate(stores)
+            )
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    assert counts == [1, 1, 1, 1]
+    async with LedgerStore.from_url(url, pricer=GenAIPricesPricer()) as store:
+        await store.check_schema()
+        assert (await store.workflow_totals("wf-1")).calls == 4
+
+
+async def test_schema_matches_models(store: LedgerStore) -> None:
+    # The migration and the declarative models must describe the same tables.
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from baton_temporal.ledger._schema import VERSION_TABLE, Base
+
+    def diff(conn):  # type: ignore[no-untyped-def]
+        ctx = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+        )
+        return compare_metadata(ctx, Base.metadata)
+
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_stats_module_uses_default_store(
+    store: LedgerStore, make_record: RecordFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.record([make_record(model="gpt-4o", input_tokens=10, output_tokens=1)])
+    url = store.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("BATON_LEDGER_URL", url)
+    monkeypatch.delenv("BATON_PRICER", raising=False)
+    monkeypatch.delenv("BATON_PRICES_FILE", raising=False)
+    totals = await stats.workflow_totals("wf-1")
+    assert totals == await store.workflow_totals("wf-1")
+    assert await stats.steps_for_workflow("wf-1", store=store) == await stats.steps_for_workflow(
+        "wf-1"
+    )
+    now = datetime.now(UTC)
+    rows = await stats.cost_by_model(now - timedelta(hours=1), now + timedelta(hours=1))
+    assert [r.model for r in rows] == ["gpt-4o"]
+    # The caller's store is left open.
+    assert (await store.workflow_totals("wf-1")).calls == 1
+
+
+async def test_unreachable_postgres_is_ledger_unavailable(make_record: RecordFactory) -> None:
+    from baton_temporal.testing.postgres import _free_port
+
+    url = f"postgresql://baton:s3cret-pw@127.0.0.1:{_free_port()}/baton"
+    async with LedgerStore.from_url(url, connect_timeout=2) as store:
+        for attempt in (store.migrate(), store.record([make_record(input_tokens=1)])):
+            with pytest.raises(LedgerUnavailable) as info:
+                await attempt
+            message = str(info.value)
+            assert "s3cret-pw" not in message
+            assert "127.0.0.1" in message and "***" in message
+            assert "BATON_LEDGER_URL" in message
+
+
+async def test_unreachable_sqlite_is_ledger_unavailable(tmp_path, make_record) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'ledger.sqlite3'}"
+    async with LedgerStore.from_url(url) as store:
+        with pytest.raises(LedgerUnavailable, match="unable to open database file"):
+            await store.record([make_record(input_tokens=1)])
+
+
+async def test_postgres_outage_and_recovery(
+    own_postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    pg = own_postgres_server
+    async with LedgerStore.from_url(pg.url, pricer=GenAIPricesPricer(), connect_timeout=2) as store:
+        await store.migrate()
+        assert await store.record([make_record(activity_id="before", input_tokens=1)]) == 1
+
+        pg.stop()
+        during = make_record(activity_id="during", input_tokens=2)
+        with pytest.raises(LedgerUnavailable, match="unavailable"):
+            await store.record([during])
+        with pytest.raises(LedgerUnavailable):
+            await store.workflow_totals("wf-1")
+
+        pg.start()
+        # The workflow layer retries the same record: it lands once, on the same pool.
+        assert await store.record([during]) == 1
+        assert await store.record([during]) == 0
+        totals = await store.workflow_totals("wf-1")
+        assert (totals.calls, totals.input_tokens) == (2, 3)
+
+        # A crash (no clean shutdown) mid-way between writes: same story.
+        pg.stop(mode="immediate")
+        crash = make_record(activity_id="crash", input_tokens=4)
+        with pytest.raises(LedgerUnavailable):
+            await store.record([crash])
+        pg.start()
+        assert await store.record([crash]) == 1
+        assert (await store.workflow_totals("wf-1")).input_tokens == 7

@@ -1,0 +1,1 @@
+"""Example step modules. ``seed`` is the product page's multi-model analysis."""
