@@ -108,6 +108,7 @@ class FlowWorkflow:
                         results={d: results[d] for d in node.deps if d in results},
                         options=StepOptions.from_json(node.options),
                         debug=spec.debug,
+                        workflow_name=spec.workflow_name,
                     )
                 except ActivityError as err:
                     state.state = FAILED

@@ -77,6 +77,7 @@ async def execute_step(
     results: Mapping[str, Any] | None = None,
     options: StepOptions | None = None,
     debug: bool = False,
+    workflow_name: str | None = None,
 ) -> StepOutput:
     """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt)."""
     if isinstance(step, Step):
@@ -87,7 +88,7 @@ async def execute_step(
     input = StepInput(
         step=name or activity_type,
         args=dict(args or {}),
-        workflow_name=workflow.info().workflow_type,
+        workflow_name=workflow_name or workflow.info().workflow_type,
         results=dict(results or {}),
         debug=debug,
     )

@@ -89,8 +89,7 @@ def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
             out.append(LLMUsage.model_validate(item))
         except ValidationError as err:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                for e in err.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()
             )
             raise UsageError(
                 f"step {step!r} returned an invalid llm_usage[{i}]: {problems}. "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 import baton_temporal as baton
 from baton_temporal._devserver import temporal_cli_path
+from baton_temporal.testing.postgres import PostgresError, PostgresServer, start_postgres
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -28,6 +29,22 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server (this machine's binaries) for the session; tests make
+    databases of their own on it."""
+    try:
+        server = start_postgres()
+    except PostgresError as err:
+        # Not a skip: a suite that silently ran on SQLite only would hide every
+        # PostgreSQL-specific bug.
+        pytest.fail(f"cannot start the test PostgreSQL server: {err}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

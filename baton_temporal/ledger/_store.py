@@ -510,9 +510,9 @@ class LedgerStore:
         Plain ``postgresql://`` and ``sqlite:///`` URLs are rewritten to the async
         drivers. Nothing connects until the first use. ``pricer`` defaults to
         :func:`~baton_temporal.pricing.pricer_from_env` (a broken price configuration
-        raises :class:`~baton_temporal.pricing.PricingError` here, at once). With ``auto_migrate`` the first
-        use upgrades an unmigrated database instead of raising
-        :class:`LedgerNotMigrated`. ``connect_timeout`` bounds connecting to PostgreSQL
+        raises :class:`~baton_temporal.pricing.PricingError` here, at once). With
+        ``auto_migrate`` the first use upgrades an unmigrated database instead of
+        raising :class:`LedgerNotMigrated`. ``connect_timeout`` bounds connecting to PostgreSQL
         and waiting for SQLite's write lock, so an outage fails fast as
         :class:`LedgerUnavailable` instead of hanging.
         """

@@ -32,15 +32,6 @@ def _start_server() -> PostgresServer:
         pytest.fail(f"cannot start the test PostgreSQL server: {err}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = _start_server()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture
 def own_postgres_server() -> Iterator[PostgresServer]:
     """A server of the test's own, for tests that stop and start it."""
