@@ -46,11 +46,8 @@ async def ask_and_report(job: baton.Job) -> dict:
         "output_tokens": reply.usage.output_tokens,
     }
     other = {"model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "latency_ms": 5}
-    how = job.args.get("how", "dump")
-    if how == "dump":
-        usage = [reply.usage.model_dump(), other]
-    else:  # the numbers copied by hand, without the call id
-        usage = [copied, other]
+    # "dump": the usage object itself (with its call id); else the numbers copied by hand.
+    usage = [reply.usage.model_dump(), other] if job.args.get("how") == "dump" else [copied, other]
     return {"text": reply.text, "llm_usage": usage}
 
 
