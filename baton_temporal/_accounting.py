@@ -241,7 +241,7 @@ class _UsageInbound(ActivityInboundInterceptor):
         body = result.result if isinstance(result, StepOutput) else result
         body, raw = split_usage(body)
         try:
-            explicit = parse_llm_usage(raw, step=context["step"]) if raw else []
+            explicit = parse_llm_usage(raw, step=str(context["step"])) if raw else []
         except UsageError as err:
             # The calls were made and billed: write what was captured, then refuse.
             pending = carried + await _write(

@@ -15,6 +15,7 @@ from ._errors import FlowError, StepDefinitionError
 from ._options import StepOptions
 from ._spec import FlowSpec, StepSpec, check_flow, name_problem, parse_flow
 from ._step import Step, find_non_json
+from ._wire import FLOW_WORKFLOW_TYPE
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
@@ -201,11 +202,12 @@ class Flow:
         ``start_options`` go to ``Client.start_workflow`` (``id_reuse_policy``,
         ``execution_timeout``, ``search_attributes``...).
         """
-        from ._dag import FlowResult, FlowWorkflow
+        from ._dag import FlowResult
 
         data = self.to_dict()
+        # By type name, so that result_type gives a typed FlowResult back.
         return await client.start_workflow(
-            FlowWorkflow.run,
+            FLOW_WORKFLOW_TYPE,
             data,
             id=start_options.pop("id", self.workflow_id),
             task_queue=task_queue,

@@ -55,7 +55,7 @@ class Step:
         result = self.fn(job)
         if inspect.isawaitable(result):
             result = await result
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 @overload

@@ -121,7 +121,7 @@ async def connect(**overrides: Any) -> Client:
 
         client = await baton.worker.connect()
     """
-    config = ClientConfig.load_client_connect_config()
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", "localhost:7233")
     config.update(overrides)
     try:
