@@ -27,7 +27,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from ._accounting import pending_from_error
-from ._options import DEFAULT_RETRY, DEFAULT_START_TO_CLOSE, StepOptions
+from ._options import (
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    DEFAULT_RETRY,
+    DEFAULT_START_TO_CLOSE,
+    StepOptions,
+)
 from ._step import Step
 from ._wire import RECORD_USAGE_ACTIVITY, StepInput, StepOutput
 
@@ -145,7 +150,7 @@ async def _execute(
         result_type=StepOutput,
         start_to_close_timeout=timeout,
         schedule_to_close_timeout=opts.schedule_to_close_timeout,
-        heartbeat_timeout=opts.heartbeat_timeout,
+        heartbeat_timeout=opts.heartbeat_timeout or DEFAULT_HEARTBEAT_TIMEOUT,
         retry_policy=retry,
         task_queue=opts.task_queue,
         summary=summary,

@@ -135,6 +135,13 @@ def _make_activity(
             results=input.results,
             debug=input.debug,
         )
+        # Heartbeat while the step runs, so that a worker that dies is noticed within the
+        # heartbeat timeout (and the step retried elsewhere), not after start_to_close.
+        keep_alive = (
+            asyncio.create_task(_heartbeat_every(info.heartbeat_timeout.total_seconds() / 3))
+            if info.heartbeat_timeout and not info.is_local
+            else None
+        )
         try:
             if is_async:
                 result = await fn(job)
@@ -144,12 +151,21 @@ def _make_activity(
         except NotADependencyError as err:
             # A flow wiring mistake: every retry would fail the same way.
             raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
         return StepOutput(result=check_result(input.step, result), attempt=info.attempt)
 
     # Not functools.wraps: its __wrapped__ would make Temporal read the user's signature.
     run_step_activity.__doc__ = fn.__doc__
     run_step_activity.__name__ = run_step_activity.__qualname__ = f"baton_step_{name}"
     return activity.defn(name=name)(run_step_activity)
+
+
+async def _heartbeat_every(seconds: float) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(max(seconds, 0.1))
 
 
 def check_result(step: str, result: Any) -> dict[str, Any]:

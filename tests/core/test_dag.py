@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from datetime import timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -213,6 +214,19 @@ async def test_malformed_flow_input_fails_the_run_at_once(client, task_queue, ba
     cause = info.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidFlow"
     assert "depends on 'zz', which is not a step of this flow" in cause.message
+
+
+async def test_steps_heartbeat_on_their_own(client, task_queue, baton_worker) -> None:
+    # A 2.5 s step with a 1 s heartbeat timeout only survives if something heartbeats.
+    flow = baton.new(workflow_name="x").add(
+        "long",
+        timed,
+        {"sleep": 2.5},
+        options=baton.StepOptions(heartbeat_timeout=timedelta(seconds=1)),
+    )
+    async with baton_worker(ALL):
+        result = await flow.run(client, task_queue=task_queue)
+    assert result.steps["long"].attempt == 1
 
 
 async def test_local_steps_give_the_same_results(client, task_queue, baton_worker) -> None:
