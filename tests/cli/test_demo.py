@@ -1,0 +1,109 @@
+"""``baton demo`` end to end, exactly as a user runs it: no keys, no servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ._util import BATON, clean_env
+
+SEED_STEPS = ["parse", "assess_sonnet_4", "assess_opus_4", "assess_gpt_4o", "assess_synthesis"]
+SEED_STEPS.append("report")
+SEED_MODELS = ["claude-sonnet-4-20250514", "claude-opus-4-20250514", "gpt-4o"]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Live child processes of ``pid``: {pid: command line}, read from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found[int(entry)] = cmdline.decode(errors="replace")
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _section(text: str, title: str) -> str:
+    """The lines under a heading of the demo's output, up to the next blank line."""
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join(lines[start:end])
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_and_leaves_nothing_running(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [BATON, "demo"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Watch the demo's own children while it runs, to find the dev server it spawns.
+    spawned: dict[int, str] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            spawned.update(_children(proc.pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        out, err = proc.communicate(timeout=90)
+    finally:
+        done.set()
+        watcher.join()
+        if proc.poll() is None:
+            proc.kill()
+    elapsed = time.monotonic() - started
+
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    assert elapsed < 45, f"the demo took {elapsed:.1f}s"
+    assert "OFFLINE" in out and "stand-in" in out
+    assert re.search(r"Web UI\s+http://127\.0\.0\.1:\d+", out)
+    for step in SEED_STEPS:
+        assert re.search(rf"^\s+[\d.]+s\s+{step}\s+completed\s", out, re.M), step
+    assert "consensus score" in out
+
+    by_model = _section(out, "Cost per model")
+    for model in SEED_MODELS:
+        assert re.search(rf"^{re.escape(model)}\s+\d+\s.*\$\d+\.\d{{6}}$", by_model, re.M), model
+    assert re.search(r"^total\s+5\s.*\$\d+\.\d{6}$", by_model, re.M), by_model
+    per_step = _section(out, "Cost per step")
+    for step in SEED_STEPS[1:]:
+        assert re.search(rf"^{step}\s", per_step, re.M), step
+    assert re.search(r"^cost \(USD\)\s+\$\d+\.\d{6}$", _section(out, "Totals"), re.M)
+
+    servers = {pid: cmd for pid, cmd in spawned.items() if "start-dev" in cmd}
+    assert servers, f"no Temporal dev server seen among the demo's children: {spawned}"
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in servers if _alive(pid)], "the dev server outlived the demo"
+    # The ledger is kept for `baton stats` afterwards.
+    assert (tmp_path / ".baton" / "demo.sqlite3").is_file()
