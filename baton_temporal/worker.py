@@ -150,6 +150,7 @@ async def run_worker(
     settings = settings or WorkerSettings.from_env()
     all_steps = [*steps, *load_steps(settings.step_modules)]
     plugin = plugin or BatonPlugin(steps=all_steps)
+    await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here
     client = client or await connect()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 
+from baton_temporal.ledger import LedgerError
 from baton_temporal.worker import WorkerSettings, run_worker
 
 
@@ -29,7 +30,7 @@ def main() -> int:
             )
             return 2
         asyncio.run(run_worker(settings))
-    except (ImportError, ValueError, ConnectionError) as err:
+    except (ImportError, ValueError, ConnectionError, LedgerError) as err:
         print(f"baton worker: {err}", file=sys.stderr)
         return 2
     return 0
