@@ -1,0 +1,113 @@
+"""Scale-out on one machine: three worker processes share one task queue; one is
+SIGKILLed mid-run; every flow completes and the ledger holds each call once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from baton_temporal.ledger import LedgerStore
+from baton_temporal.ledger._schema import StepStat
+from baton_temporal.testing import StandIn
+from baton_temporal.testing.postgres import PostgresServer
+from workers.examples import seed
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = 50
+TEXT = "Quarterly numbers improved.\n\nRisks remain in supply."
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.worker"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_three_workers_fifty_flows_one_killed(
+    temporal_env: WorkflowEnvironment,
+    client: Client,
+    task_queue: str,
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database(f"s_{uuid.uuid4().hex[:12]}")
+    store = LedgerStore.from_url(url)
+    await store.migrate()
+    async with StandIn(latency=0.3) as standin:
+        env = {
+            **standin.env(),
+            "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+            "BATON_STEPS": "workers.examples.seed",
+            "BATON_TASK_QUEUE": task_queue,
+            "BATON_LEDGER_URL": url,
+        }
+        workers = [start_worker(env) for _ in range(3)]
+        try:
+            flows = [
+                seed.quality_flow(TEXT, workflow_id=f"scale-{i}-{uuid.uuid4().hex[:6]}")
+                for i in range(FLOWS)
+            ]
+            handles = [await f.start(client, task_queue=task_queue) for f in flows]
+            # Kill one worker once model calls are flowing.
+            for _ in range(400):
+                if standin.billed_calls() >= 20:
+                    break
+                await asyncio.sleep(0.05)
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(10)
+            results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 180)
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.terminate()
+            for w in workers:
+                w.wait(30)
+        billed = standin.billed_calls()
+    assert len(results) == FLOWS and all(r.results["report"]["markdown"] for r in results)
+
+    # Which worker process ran each step attempt (Temporal records the worker identity).
+    by_worker: collections.Counter[str] = collections.Counter()
+    retried = 0
+    for handle in handles:
+        history = await handle.fetch_history()
+        for event in history.events:
+            if event.HasField("activity_task_started_event_attributes"):
+                attrs = event.activity_task_started_event_attributes
+                by_worker[attrs.identity.split("@")[0]] += 1
+                retried += attrs.attempt > 1
+    pids = {str(w.pid) for w in workers}
+    print(
+        f"\nstep attempts completed per worker pid: {dict(by_worker)}; retried after the kill: {retried}"
+    )
+    assert set(by_worker) <= pids and len(by_worker) == 3, by_worker
+
+    table = StepStat.__table__
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.select(table.c.call_key, table.c.workflow_id, table.c.step))
+        ).all()
+    await store.close()
+    print(f"calls billed by the stand-in: {billed}; ledger rows: {len(rows)}")
+    # Each call at most once in the ledger, and every completed step's call is there.
+    assert len({r.call_key for r in rows}) == len(rows)
+    per_step = collections.Counter((r.workflow_id, r.step) for r in rows)
+    assert len(per_step) == FLOWS * 5
+    # A call answered to the killed process before it could write is billed but unseen
+    # by anyone; there can be no more of those than attempts the kill cut short.
+    assert len(rows) <= billed <= len(rows) + retried
