@@ -31,6 +31,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
 )
@@ -206,6 +207,11 @@ class _UsageInbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, resources: Any) -> None:
         super().__init__(next)
         self._get_resources = resources
+        self._outbound: _CarryPending | None = None
+
+    def init(self, outbound: ActivityOutboundInterceptor) -> None:
+        self._outbound = _CarryPending(outbound)
+        super().init(self._outbound)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -225,6 +231,8 @@ class _UsageInbound(ActivityInboundInterceptor):
         }
         # Usage a previous attempt could not write rides along in its heartbeat details.
         carried = _pending_from(info.heartbeat_details)
+        if self._outbound is not None:
+            self._outbound.pending = carried
         attempt = _Attempt(resources)
         token = _attempt.set(attempt)
         try:
@@ -265,6 +273,24 @@ class _UsageInbound(ActivityInboundInterceptor):
         return body
 
 
+class _CarryPending(ActivityOutboundInterceptor):
+    """Keeps usage inherited from an earlier attempt in this attempt's heartbeats.
+
+    Temporal keeps only the last heartbeat's details, and a step's keep-alive heartbeats
+    carry none: without this, an attempt that is lost after it inherited unwritten usage
+    (worker killed, attempt timed out) would erase that usage before handing it on.
+    """
+
+    def __init__(self, next: ActivityOutboundInterceptor) -> None:
+        super().__init__(next)
+        self.pending: list[dict] = []
+
+    def heartbeat(self, *details: Any) -> None:
+        if self.pending and not details:
+            details = ({PENDING_USAGE_KEY: self.pending},)
+        super().heartbeat(*details)
+
+
 def _records(usages: list[LLMUsage], context: Mapping[str, Any], status: Any) -> list[UsageRecord]:
     return UsageRecord.for_attempt(usages, status=status, **context) if usages else []
 
@@ -275,13 +301,40 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
         return []
     if resources is None or resources.store is None:
         return []
+    # These calls are paid for: if the attempt is cancelled meanwhile (Temporal gave up on
+    # a late attempt, or the worker is shutting down), the write still finishes (within
+    # its timeout) before the cancellation goes on; cancelling it would lose the calls.
+    write = asyncio.ensure_future(
+        asyncio.wait_for(resources.store.record(records), LEDGER_WRITE_TIMEOUT_S)
+    )
+    cancelled = False
+    while not write.done():
+        try:
+            await asyncio.wait({write})  # unlike awaiting it, never cancels the write
+        except asyncio.CancelledError:
+            cancelled = True
     try:
-        await asyncio.wait_for(resources.store.record(records), LEDGER_WRITE_TIMEOUT_S)
-        return []
+        write.result()
+        pending: list[dict] = []
     except (LedgerError, TimeoutError, OSError) as err:
-        level = logging.ERROR if isinstance(err, LedgerNotMigrated) else logging.WARNING
-        log.log(level, "ledger write deferred to the workflow (%d calls): %s", len(records), err)
-        return [r.model_dump(mode="json") for r in records]
+        pending = [r.model_dump(mode="json") for r in records]
+        if cancelled:
+            # Picked up by the next attempt if Temporal still takes this one's heartbeats.
+            activity.heartbeat({PENDING_USAGE_KEY: pending})
+            log.error(
+                "ledger write failed as the attempt was cancelled; %d calls left in its "
+                "heartbeat details for the next attempt: %s",
+                len(records),
+                err,
+            )
+        else:
+            level = logging.ERROR if isinstance(err, LedgerNotMigrated) else logging.WARNING
+            log.log(
+                level, "ledger write deferred to the workflow (%d calls): %s", len(records), err
+            )
+    if cancelled:
+        raise asyncio.CancelledError()
+    return pending
 
 
 def _pending_from(details: Sequence[Any]) -> list[dict]:

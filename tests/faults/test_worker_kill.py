@@ -1,0 +1,254 @@
+"""Worker processes SIGKILLed at random points of the seed's fan-out pipeline.
+
+Three ``python -m workers.worker`` processes run the seed's steps against one dev
+server, the provider stand-in and one PostgreSQL ledger. Each trial starts a flow; after
+a random pause (seeded) one worker that is running steps is SIGKILLed and a fresh one
+started, so trials overlap: a flow lives through several kills. At the end:
+
+* every run completed;
+* no step ran again after an attempt of it completed (no attempt after the one
+  Temporal accepted; the accepted attempt is in the ledger once);
+* the ledger holds the stand-in's billed calls call for call (same step, same token
+  counts), except calls whose reply reached a worker that was killed (or whose attempt
+  Temporal cancelled) before it could write them. Those are counted and printed, never
+  hidden: usage lives only in the worker's memory between the provider's reply and the
+  ledger write, so a crash in that window loses the row though the provider billed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from baton_temporal.ledger import LedgerStore
+from baton_temporal.pricing import GenAIPricesPricer
+from baton_temporal.testing import StandIn
+from baton_temporal.testing.postgres import PostgresServer
+
+from .support import (
+    ACTIVITY,
+    LLM_STEPS,
+    WorkerProcess,
+    cancelled_attempts,
+    classify,
+    dump,
+    ledger_rows,
+    normalised_tokens,
+    seed_flow_data,
+    spawn_worker,
+    start_seed_flow,
+    table,
+    tag_responder,
+    wait_until,
+)
+
+# ~40-60 s on an idle 2-core machine; much longer when other work loads the CPUs.
+pytestmark = pytest.mark.timeout(240)
+
+TRIALS = 20
+FLOWS_PER_TRIAL = 2
+POOL = 3  # worker processes alive at once
+RANDOM_SEED = 20260707
+LATENCY_S = 0.4  # per model call, so that kills land while calls are in flight
+# The random pause before each kill, once a worker is running steps. A fresh worker
+# process needs ~3 s of CPU on this 2-core machine (imports, pricing data, the provider
+# SDKs at its first call, workflow sandboxes) before it runs any.
+PAUSE_S = (0.5, 2.0)
+
+
+async def test_sigkill_workers_at_random_points_of_the_fan_out(
+    temporal_env: WorkflowEnvironment,
+    client: Client,
+    postgres_server: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(RANDOM_SEED)
+    uid = uuid.uuid4().hex[:6]
+    task_queue = f"faults-kill-{uid}"
+    ledger_url = postgres_server.create_database(f"faults_kill_{uid}")
+    store = LedgerStore.from_url(ledger_url, pricer=GenAIPricesPricer())
+    await store.migrate()
+    address = temporal_env.client.service_client.config.target_host
+    began = time.monotonic()
+
+    async with StandIn(latency=LATENCY_S, responder=tag_responder) as standin:
+        workers: list[WorkerProcess] = []
+
+        def spawn() -> WorkerProcess:
+            worker = spawn_worker(
+                len(workers),
+                address=address,
+                task_queue=task_queue,
+                standin=standin,
+                ledger_url=ledger_url,
+                log_dir=tmp_path,
+            )
+            workers.append(worker)
+            return worker
+
+        def busy() -> list[WorkerProcess]:
+            # Live workers that have had a model answer: past their start-up (imports,
+            # the SDKs loaded at the first call), running steps.
+            worked = {r.api_key_fingerprint for r in standin.requests if r.billed}
+            return [w for w in workers if w.alive() and w.fingerprint in worked]
+
+        handles: dict[str, Any] = {}
+        kills: list[dict[str, Any]] = []
+        try:
+            first = [spawn() for _ in range(POOL)]
+            await wait_until(lambda: all(w.ready() for w in first), 30, "workers ready")
+            for trial in range(TRIALS):
+                for _ in range(FLOWS_PER_TRIAL):
+                    n = len(handles)
+                    data = seed_flow_data(f"flowtag-{uid}-{n}", f"kill-{uid}-{n}")
+                    handles[data["workflow_id"]] = await start_seed_flow(client, data, task_queue)
+                # A fresh process needs seconds of CPU before it runs any step (longer
+                # on a loaded machine): wait until a worker is running steps, then kill
+                # one such worker at a random moment. Killing processes that never ran
+                # a step would test nothing and stall every flow.
+                await wait_until(lambda: bool(busy()), 60, "a worker running steps")
+                await asyncio.sleep(rng.uniform(*PAUSE_S))
+                victim = rng.choice(busy())
+                in_flight = sum(
+                    1
+                    for r in standin.requests
+                    if r.api_key_fingerprint == victim.fingerprint and r.outcome == "pending"
+                )
+                victim.kill()
+                kills.append({"trial": trial, "worker": victim.number, "in_flight": in_flight})
+                spawn()
+            trials_done = time.monotonic()
+            results = await asyncio.wait_for(
+                asyncio.gather(*(h.result() for h in handles.values())), 90
+            )
+        finally:
+            for worker in workers:
+                worker.stop()
+        requests = standin.requests
+    elapsed = time.monotonic() - began
+    drain = time.monotonic() - trials_done
+    rows = await ledger_rows(store, f"kill-{uid}-")
+    await store.close()
+    dump(tmp_path / "seen.json", requests=requests, rows=rows, workers=workers, kills=kills)
+
+    # ---- every run completed --------------------------------------------------------
+    assert len(results) == TRIALS * FLOWS_PER_TRIAL
+    accepted: dict[tuple[str, str], int] = {}
+    for result in results:
+        assert result.status == "completed" and not result.failed
+        assert result.results["report"]["markdown"].startswith("# Document quality report")
+        for step in LLM_STEPS:
+            # The attempt whose completion Temporal accepted.
+            accepted[(result.workflow_id, step)] = result.steps[step].attempt
+    retried_steps = sum(1 for r in results for s in r.steps.values() if s.attempt > 1)
+
+    # ---- the stand-in's view, by (flow, step) -------------------------------------------
+    killed_at = {w.fingerprint: w.killed_at for w in workers if w.killed_at is not None}
+    cancelled = {w.fingerprint: cancelled_attempts(w.log) for w in workers}
+    calls: dict[tuple[str, str], list[Any]] = collections.defaultdict(list)
+    for request in requests:
+        tag, step = classify(request)
+        assert tag is not None and step in LLM_STEPS, f"unclassified request {request.index}"
+        calls[(tag.replace("flowtag-", "kill-"), step)].append(request)
+    assert set(calls) == set(accepted)
+    billed = [r for r in requests if r.billed]
+    unexpected = [r for r in requests if r.outcome not in ("ok", "client_gone")]
+    assert not unexpected, [(r.index, r.outcome) for r in unexpected]
+    cut_by_kill = [
+        r for r in requests if r.outcome == "client_gone" and r.api_key_fingerprint in killed_at
+    ]
+    # A call cut off on a live worker: Temporal had given up on that attempt (its
+    # heartbeats came late, or the task reached a starved worker after its time) and the
+    # worker cancelled it when it heard so.
+    cut_alive = [
+        r for r in requests if r.outcome == "client_gone" and r.api_key_fingerprint not in killed_at
+    ]
+
+    # ---- the ledger's view ---------------------------------------------------------------
+    by_step: dict[tuple[str, str], list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        by_step[(row["workflow_id"], row["step"])].append(row)
+    lost_to_kill: list[Any] = []
+    lost_to_cancel: list[Any] = []
+    abandoned_rows = 0
+    stale_calls: list[Any] = []
+    for key, made in calls.items():
+        recorded = by_step.get(key, [])
+        assert all(r["status"] == "ok" for r in recorded), (key, recorded)
+        # No step ran again once an attempt of it had completed: the attempt Temporal
+        # accepted is in the ledger once, and no later attempt exists.
+        final = [r for r in recorded if r["attempt"] == accepted[key]]
+        assert len(final) == 1, (key, accepted[key], [r["attempt"] for r in recorded])
+        assert max(r["attempt"] for r in recorded) == accepted[key], key
+        # Calls made after that: an older attempt's task that reached a starved worker
+        # late (Temporal had already retried it); the worker cancels it at its first
+        # heartbeat. Counted, not hidden.
+        done_at = final[0]["recorded_at"]
+        stale_calls += [r for r in made if datetime.fromtimestamp(r.time, UTC) > done_at]
+        # Earlier attempts that finished on a worker after Temporal had given up on them
+        # (killed before reporting, or too late): billed and recorded, both.
+        abandoned_rows += len(recorded) - 1
+        # Call for call: each row is one billed call (same token counts) made before it.
+        unmatched = [r for r in made if r.billed]
+        for row in recorded:
+            twin = max(
+                (
+                    r
+                    for r in unmatched
+                    if normalised_tokens(r) == (row["input_tokens"], row["output_tokens"])
+                    and datetime.fromtimestamp(r.time, UTC) < row["recorded_at"]
+                ),
+                key=lambda r: r.time,
+                default=None,
+            )
+            assert twin is not None, f"ledger row of {key} matches no billed call"
+            unmatched.remove(twin)
+        # A billed call without a row: its attempt ended between the provider's reply and
+        # the ledger write, because its worker was killed or Temporal cancelled it.
+        for request in unmatched:
+            death = killed_at.get(request.api_key_fingerprint)
+            if death is not None and death >= request.time:
+                lost_to_kill.append(request)
+            else:
+                assert (key[0], ACTIVITY[key[1]]) in cancelled[request.api_key_fingerprint], (
+                    f"billed call {request.index} of {key} has no ledger row, and its "
+                    "attempt was neither killed nor cancelled"
+                )
+                lost_to_cancel.append(request)
+    assert len(rows) + len(lost_to_kill) + len(lost_to_cancel) == len(billed)
+    gaps = [killed_at[r.api_key_fingerprint] - r.time - LATENCY_S for r in lost_to_kill]
+
+    figures = [
+        ("trials (worker SIGKILLs)", len(kills)),
+        ("kills with calls in flight", sum(1 for k in kills if k["in_flight"])),
+        ("worker processes started", len(workers)),
+        ("runs started / completed", f"{len(handles)} / {len(results)}"),
+        ("steps that needed a retry", retried_steps),
+        ("model requests", len(requests)),
+        ("calls cut off by a kill (not billed)", len(cut_by_kill)),
+        ("calls cut off on a live worker (attempt given up)", len(cut_alive)),
+        ("calls billed by the stand-in", len(billed)),
+        ("calls recorded in the ledger", len(rows)),
+        ("  of which attempts Temporal had given up on", abandoned_rows),
+        ("billed, no row: worker killed after the reply", len(lost_to_kill)),
+        ("  kill this long after the reply (s)", " ".join(f"{g:.2f}" for g in gaps) or "-"),
+        ("billed, no row: attempt cancelled reading the reply", len(lost_to_cancel)),
+        ("completed steps run again (later attempt)", 0),
+        (
+            "calls by stale attempts after completion (billed)",
+            f"{len(stale_calls)} ({sum(r.billed for r in stale_calls)})",
+        ),
+        ("wall time (s), of which after the last kill", f"{elapsed:.1f}, {drain:.1f}"),
+    ]
+    print(f"\nworker SIGKILL trials (seed fan-out, {POOL} workers, Postgres ledger)")
+    print(table(figures, ("figure", "value")))
