@@ -39,6 +39,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class RetrySpec(_Frozen):
+    """A step's retry policy, in seconds (Temporal's ``RetryPolicy``)."""
+
+    initial_interval: float = Field(default=1.0, gt=0)
+    backoff_coefficient: float = Field(default=2.0, ge=1)
+    maximum_interval: float | None = Field(default=None, gt=0)
+    maximum_attempts: int = Field(default=0, ge=0, description="0: no limit")
+    non_retryable_error_types: list[str] = Field(default_factory=list)
+
+
+class OptionsSpec(_Frozen):
+    """A step's execution options as JSON; timeouts in seconds."""
+
+    start_to_close_timeout: float | None = Field(default=None, gt=0)
+    schedule_to_close_timeout: float | None = Field(default=None, gt=0)
+    heartbeat_timeout: float | None = Field(default=None, gt=0)
+    retry: RetrySpec | None = None
+    task_queue: str | None = Field(default=None, min_length=1)
+    local: bool | None = None
+
+
 class StepSpec(_Frozen):
     """One node of a flow."""
 
@@ -54,6 +75,23 @@ class StepSpec(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
     fan_out: dict[str, str] | None = None
     """For steps made by ``multi_model.fan_out``: ``{"base": ..., "model": ...}``."""
+
+    @field_validator("options")
+    @classmethod
+    def _options_are_sound(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # Checked here, when the flow is read: a bad value found later, in the workflow,
+        # would fail every workflow task and leave the run stuck.
+        try:
+            checked = OptionsSpec.model_validate(options)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            )
+            raise ValueError(
+                f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
+                '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'
+            ) from None
+        return checked.model_dump(exclude_none=True)
 
 
 class FlowSpec(_Frozen):

@@ -60,7 +60,13 @@ class LLMConfig(BaseModel):
         }
         timeout = get("BATON_LLM_TIMEOUT_S")
         if timeout is not None:
-            values["timeout_s"] = float(timeout)
+            try:
+                values["timeout_s"] = float(timeout)
+            except ValueError:
+                raise ValueError(
+                    f"BATON_LLM_TIMEOUT_S={timeout!r} is not a number of seconds; set it to "
+                    "e.g. 300, or unset it for the default"
+                ) from None
         values.update(overrides)
         return cls.model_validate(values)
 

@@ -5,6 +5,7 @@ problem and the fix, and must never leave a run retrying for ever."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 import baton_temporal as baton
 from baton_temporal import FlowError, multi_model
@@ -75,12 +77,6 @@ def test_json_flow_fields_of_the_wrong_type(step: dict, expected: str) -> None:
         baton.Flow.from_json({"baton_flow": 1, "workflow_name": "x", "steps": [step]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: step options in flow JSON are not validated when the flow is read; "
-    "a bad value is accepted here and then fails every workflow task of the run, "
-    "which never ends (see test_malformed_step_options_fail_the_run_at_once)",
-)
 def test_json_flow_with_malformed_step_options_is_refused_when_read() -> None:
     with pytest.raises(FlowError, match="start_to_close_timeout"):
         baton.Flow.from_json(
@@ -150,11 +146,6 @@ def test_prices_file_that_does_not_exist() -> None:
         pricer_from_env({"BATON_PRICES_FILE": "/no/such/prices.json"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a non-numeric BATON_LLM_TIMEOUT_S fails with Python's bare "
-    "\"could not convert string to float: 'abc'\", naming neither the variable nor the fix",
-)
 def test_llm_timeout_that_is_not_a_number_names_the_variable() -> None:
     with pytest.raises(ValueError, match="BATON_LLM_TIMEOUT_S"):
         LLMConfig.from_env({"BATON_LLM_TIMEOUT_S": "abc"})
@@ -244,11 +235,6 @@ async def test_run_time_refusals_fail_on_the_first_attempt(
     assert expected in message, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a malformed step option in flow JSON (CLI, file) fails every workflow "
-    "task; the run never fails and never ends",
-)
 @pytest.mark.parametrize(
     "options",
     [
@@ -277,5 +263,7 @@ async def test_malformed_step_options_fail_the_run_at_once(
             with pytest.raises(WorkflowFailureError) as info:
                 await asyncio.wait_for(handle.result(), 2)
         finally:
-            await handle.terminate("test over")
+            # Only a stuck run is still there to terminate.
+            with contextlib.suppress(RPCError):
+                await handle.terminate("test over")
     assert "options" in str(info.value.cause)
