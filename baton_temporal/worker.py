@@ -15,6 +15,8 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_GRACEFUL_SHUTDOWN_S``   on SIGTERM, how long running steps may take to finish
                                 (default 300)
 ``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100)
+``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
+                                newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================
 
 Example::
@@ -123,6 +125,11 @@ async def connect(**overrides: Any) -> Client:
     """
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", "localhost:7233")
+    if os.environ.get("BATON_CODEC_KEYS") and "data_converter" not in overrides:
+        # Payload encryption on: workers and the CLI read and write encrypted history.
+        from .codec import data_converter
+
+        config["data_converter"] = data_converter()
     config.update(overrides)
     try:
         return await Client.connect(**config)

@@ -273,3 +273,15 @@ async def test_a_worker_without_the_key_fails_loudly_then_recovers(
         async with Worker(rotated, task_queue=task_queue, plugins=[plugin]):
             result = await asyncio.wait_for(handle.result(), 30)
     assert result.results["ask"]["prompt"] == "x"
+
+
+async def test_connect_encrypts_when_codec_keys_are_set(
+    temporal_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from baton_temporal.codec import EncryptionCodec, generate_key
+    from baton_temporal.worker import connect
+
+    monkeypatch.setenv("BATON_CODEC_KEYS", f"k1:{generate_key()}")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_env.client.service_client.config.target_host)
+    client = await connect()
+    assert isinstance(client.data_converter.payload_codec, EncryptionCodec)
