@@ -20,6 +20,9 @@ test: $(STAMP)
 	@bash tests/ensure-postgres.sh
 	$(VENV)/bin/python -m pytest -q
 
+bench: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.run
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

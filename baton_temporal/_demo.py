@@ -126,6 +126,7 @@ async def embedded_temporal(
                 port=port,
                 dev_server_log_level="error",
                 dev_server_database_filename=db_filename,
+                dev_server_extra_args=DEV_SERVER_ARGS,
             )
     except RuntimeError as err:
         raise CliError(

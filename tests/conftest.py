@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import baton_temporal as baton
-from baton_temporal._devserver import temporal_cli_path
+from baton_temporal._devserver import DEV_SERVER_ARGS, temporal_cli_path
 from baton_temporal.testing.postgres import PostgresError, PostgresServer, start_postgres
 
 
@@ -24,6 +24,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_cli_path(),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=DEV_SERVER_ARGS,
     )
     try:
         yield env

@@ -613,9 +613,17 @@ class LedgerStore:
             raise translated from err
 
     @asynccontextmanager
-    async def _connect(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    async def _connect(
+        self, *, write: bool, autocommit: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         await self._ensure_schema()
         async with self._guard():
+            if autocommit:
+                # One statement, atomic on its own: no BEGIN/COMMIT round trips.
+                async with self._engine.connect() as conn:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    yield conn
+                return
             opener = self._engine.begin() if write else self._engine.connect()
             async with opener as conn:
                 yield conn
@@ -741,7 +749,9 @@ class LedgerStore:
             .on_conflict_do_nothing(index_elements=[_T.c.call_key])
             .returning(_T.c.call_key)
         )
-        async with self._connect(write=True) as conn:
+        # Autocommit: the INSERT is one statement (the hot path is one row per LLM call),
+        # and every row is idempotent, so BEGIN/COMMIT would only add two round trips.
+        async with self._connect(write=True, autocommit=True) as conn:
             result = await conn.execute(stmt, values)
             return len(result.all())
 
