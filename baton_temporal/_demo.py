@@ -110,7 +110,7 @@ async def embedded_temporal(
     """Start ``temporal server start-dev`` with its UI; stop (and reap) it on exit."""
     from temporalio.testing import WorkflowEnvironment
 
-    from ._devserver import temporal_cli_path
+    from ._devserver import DEV_SERVER_ARGS, temporal_cli_path
 
     try:
         binary = temporal_cli_path()
