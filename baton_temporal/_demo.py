@@ -398,27 +398,12 @@ class Progress:
 
 def models_from_steps(rows: Sequence[Any]) -> list[Any]:
     """Per-model totals of one workflow (``ModelCost`` rows) from its per-step rows."""
-    from .ledger import ModelCost
+    from .stats import combine_costs
 
     by_model: dict[str, list[Any]] = {}
     for r in rows:
         by_model.setdefault(r.model, []).append(r)
-    out = []
-    for model, group in by_model.items():
-        priced = [r.cost_usd for r in group if r.cost_usd is not None]
-        out.append(
-            ModelCost(
-                model=model,
-                calls=sum(r.calls for r in group),
-                input_tokens=sum(r.input_tokens for r in group),
-                output_tokens=sum(r.output_tokens for r in group),
-                cache_read_tokens=sum(r.cache_read_tokens for r in group),
-                cache_write_tokens=sum(r.cache_write_tokens for r in group),
-                reasoning_tokens=sum(r.reasoning_tokens for r in group),
-                cost_usd=sum(priced, Decimal(0)) if priced else None,
-                unpriced_calls=sum(r.unpriced_calls for r in group),
-            )
-        )
+    out = [combine_costs(model, group) for model, group in by_model.items()]
     out.sort(key=lambda m: (m.cost_usd is None, -(m.cost_usd or 0), m.model))
     return out
 

@@ -30,6 +30,7 @@ __all__ = [
     "ModelCost",
     "StepStats",
     "WorkflowTotals",
+    "combine_costs",
     "cost_by_model",
     "format_cost",
     "format_cost_by_model",
@@ -213,6 +214,28 @@ def format_steps(steps: Sequence[StepStats]) -> str:
     return _table(headers, rows, left=2)
 
 
+def combine_costs(model: str, rows: Sequence[StepStats | ModelCost]) -> ModelCost:
+    """One ``ModelCost`` adding up ``rows`` (per-step or per-model); cost stays None
+    (unpriced) only when no row was priced.
+
+    Example::
+
+        total = stats.combine_costs("total", await stats.cost_by_model(start, end))
+    """
+    priced = [r.cost_usd for r in rows if r.cost_usd is not None]
+    return ModelCost(
+        model=model,
+        calls=sum(r.calls for r in rows),
+        input_tokens=sum(r.input_tokens for r in rows),
+        output_tokens=sum(r.output_tokens for r in rows),
+        cache_read_tokens=sum(r.cache_read_tokens for r in rows),
+        cache_write_tokens=sum(r.cache_write_tokens for r in rows),
+        reasoning_tokens=sum(r.reasoning_tokens for r in rows),
+        cost_usd=sum(priced, Decimal(0)) if priced else None,
+        unpriced_calls=sum(r.unpriced_calls for r in rows),
+    )
+
+
 def format_cost_by_model(rows: Sequence[ModelCost]) -> str:
     """A table with one line per model and a total line.
 
@@ -231,18 +254,7 @@ def format_cost_by_model(rows: Sequence[ModelCost]) -> str:
         [m.model, _n(m.calls), *_token_cells(m), _n(m.unpriced_calls), format_cost(m.cost_usd)]
         for m in rows
     ]
-    priced = [m.cost_usd for m in rows if m.cost_usd is not None]
-    total = ModelCost(
-        model="total",
-        calls=sum(m.calls for m in rows),
-        input_tokens=sum(m.input_tokens for m in rows),
-        output_tokens=sum(m.output_tokens for m in rows),
-        cache_read_tokens=sum(m.cache_read_tokens for m in rows),
-        cache_write_tokens=sum(m.cache_write_tokens for m in rows),
-        reasoning_tokens=sum(m.reasoning_tokens for m in rows),
-        cost_usd=sum(priced, Decimal(0)) if priced else None,
-        unpriced_calls=sum(m.unpriced_calls for m in rows),
-    )
+    total = combine_costs("total", rows)
     body.append(
         [
             total.model,
