@@ -163,9 +163,11 @@ def _make_activity(
 
 
 async def _heartbeat_every(seconds: float) -> None:
+    # Sleep first: the heartbeat timeout counts from the start, and a beat at once would
+    # cost every short step a heartbeat round trip to the server.
     while True:
-        activity.heartbeat()
         await asyncio.sleep(max(seconds, 0.1))
+        activity.heartbeat()
 
 
 def check_result(step: str, result: Any) -> dict[str, Any]:

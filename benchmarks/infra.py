@@ -22,7 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 # The dev server's history service reads its transfer queue (the tasks that hand new
 # workflow and activity tasks to matching) at most `history.transferProcessorMaxPollRPS`
 # times a second per shard, 20 by default; the dev server has one shard. See README.
-TUNED_SERVER_ARGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
 
 
 _TICK = os.sysconf("SC_CLK_TCK")

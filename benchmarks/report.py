@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from baton_temporal._devserver import DEV_SERVER_ARGS
+
 LABELS = {
     "declarative": "1. declarative flow (baton.Flow, PG ledger)",
     "declarative_noledger": "1. declarative flow, ledger=False",
@@ -72,10 +74,10 @@ def write_markdown(r: dict[str, Any]) -> str:
     if r.get("throughput"):
         w("## Throughput (0 ms models, one worker process, N flows started at once)\n")
         _throughput_table(w, r["throughput"])
-    tuned_tp = (r.get("tuned_server") or {}).get("throughput")
-    if tuned_tp:
-        w("Throughput on the tuned dev server:\n")
-        _throughput_table(w, tuned_tp)
+    stock_tp = (r.get("stock_server") or {}).get("throughput")
+    if stock_tp:
+        w("Throughput on the dev server with its stock settings:\n")
+        _throughput_table(w, stock_tp)
 
     if r.get("fanout"):
         _fanout(w, r["fanout"])
@@ -87,11 +89,12 @@ def write_markdown(r: dict[str, Any]) -> str:
 def _latency_sections(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     sections = []
     if r.get("latency"):
-        sections.append(("Latency of the pipeline (stock dev server)", r["latency"]))
-    tuned = r.get("tuned_server")
-    if tuned and tuned.get("latency"):
-        args = " ".join(a for a in tuned["server_args"] if a != "--dynamic-config-value")
-        sections.append((f"Latency on a dev server with `{args}`", tuned["latency"]))
+        args = " ".join(a for a in DEV_SERVER_ARGS if a != "--dynamic-config-value")
+        title = f"Latency of the pipeline (dev server as `baton dev` starts it: `{args}`)"
+        sections.append((title, r["latency"]))
+    stock = r.get("stock_server")
+    if stock and stock.get("latency"):
+        sections.append(("Latency on the dev server with its stock settings", stock["latency"]))
     return sections
 
 

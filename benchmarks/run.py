@@ -37,6 +37,7 @@ from typing import Any
 
 import baton_temporal as baton
 from baton_temporal import multi_model
+from baton_temporal._devserver import DEV_SERVER_ARGS
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing.postgres import start_postgres
 from workers.examples import seed
@@ -44,7 +45,6 @@ from workers.examples import seed
 from . import plain
 from .infra import (
     REPO,
-    TUNED_SERVER_ARGS,
     Cluster,
     ForeignCPU,
     Proc,
@@ -356,11 +356,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fanout", type=str, help="fan-out widths (default 1,10,100,1000)")
     p.add_argument("--ledger-rows", type=int, help="ledger rows (default 1000000; quick 100000)")
     p.add_argument(
-        "--no-server-tuning",
+        "--no-stock-server",
         action="store_true",
-        help="skip the extra section on a dev server with the transfer-queue limit raised",
+        help="skip the extra section on a dev server with its stock settings",
     )
-    p.add_argument("--only", type=str, help="phases to run: latency,throughput,fanout,ledger,tuned")
+    p.add_argument("--only", type=str, help="phases to run: latency,throughput,fanout,ledger,stock")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument(
         "--profile",
@@ -384,9 +384,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     throughput = _ints(args.throughput, [100] if quick else [100, 500])
     fanout = _ints(args.fanout, [1, 10, 100, 1000])
     ledger_rows = args.ledger_rows or (100_000 if quick else 1_000_000)
-    phases = set((args.only or "latency,throughput,fanout,ledger,tuned").split(","))
-    if (quick and not args.only) or args.no_server_tuning:
-        phases.discard("tuned")
+    phases = set((args.only or "latency,throughput,fanout,ledger,stock").split(","))
+    if (quick and not args.only) or args.no_stock_server:
+        phases.discard("stock")
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="baton-bench-"))
     log_dir = tmp / "logs"
@@ -432,8 +432,10 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         temporal_phases = phases & {"latency", "throughput", "fanout"}
         if temporal_phases:
-            log("starting the dev server and 4 worker processes")
-            cluster = await Cluster.start(specs, child_env=child_env, log_dir=log_dir)
+            log("starting the dev server (as `baton dev` starts it) and 4 worker processes")
+            cluster = await Cluster.start(
+                specs, child_env=child_env, log_dir=log_dir, server_args=DEV_SERVER_ARGS
+            )
             if args.profile:
                 await cluster.profile(args.profile.split(","), args.out)
             bench = Bench(cluster, standin)
@@ -469,23 +471,18 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"ledger: {ledger_rows:,} rows on PostgreSQL and SQLite")
             results["ledger"] = await ledger_phase(pg, ledger_rows, quick=quick, tmp=tmp)
 
-        if "tuned" in phases:
-            log("dev server with history.transferProcessorMaxPollRPS raised: latency at 0 ms")
-            cluster = await Cluster.start(
-                specs, child_env=child_env, log_dir=log_dir, server_args=TUNED_SERVER_ARGS
-            )
+        if "stock" in phases:
+            log("dev server with its stock settings: latency at 0 ms")
+            cluster = await Cluster.start(specs, child_env=child_env, log_dir=log_dir)
             try:
                 bench = Bench(cluster, standin)
-                tuned_runs = max(10, runs // 2)
-                phase = await latency_phase(bench, 0.0, tuned_runs, LATENCY_COMPARATORS)
-                results["tuned_server"] = {
-                    "server_args": TUNED_SERVER_ARGS,
-                    "latency": {"0": phase},
-                }
+                stock_runs = max(10, runs // 2)
+                phase = await latency_phase(bench, 0.0, stock_runs, LATENCY_COMPARATORS)
+                results["stock_server"] = {"server_args": [], "latency": {"0": phase}}
                 for c, s in phase["comparators"].items():
                     log(f"  {c:22} median {s['median']:8.1f} ms  p95 {s['p95']:8.1f} ms")
                 if "throughput" in phases:
-                    results["tuned_server"]["throughput"] = await throughput_phase(
+                    results["stock_server"]["throughput"] = await throughput_phase(
                         bench, [throughput[0]], ["plain", "declarative"]
                     )
             finally:

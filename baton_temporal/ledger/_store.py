@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from ..pricing import PriceQuote, Pricer, pricer_from_env
 from ..usage import LLMUsage
+from ._batch import InsertBatcher
 from ._schema import VERSION_TABLE, DebugLog, StepStat, quantize_cost
 
 __all__ = [
@@ -494,6 +495,10 @@ class LedgerStore:
         self._auto_migrate = auto_migrate
         self._schema_ok = False
         self.url = safe_url(engine.url)
+        # Concurrent record() calls share one INSERT (group commit); see _batch.py.
+        self._batcher = InsertBatcher(
+            self._insert, is_outage=lambda e: isinstance(e, LedgerUnavailable | LedgerNotMigrated)
+        )
 
     @classmethod
     def from_url(
@@ -741,6 +746,10 @@ class LedgerStore:
         values = list(
             {v["call_key"]: v for v in (self._row(r, self._pricer) for r in records)}.values()
         )
+        return await self._batcher.submit(values)
+
+    async def _insert(self, values: list[dict[str, Any]]) -> set[str]:
+        """Insert rows in one statement; return the call keys that were new."""
         # ON CONFLICT DO NOTHING: atomic in the database, so concurrent deliveries of the
         # same record cannot both insert (a SELECT-then-INSERT could).
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
@@ -749,11 +758,11 @@ class LedgerStore:
             .on_conflict_do_nothing(index_elements=[_T.c.call_key])
             .returning(_T.c.call_key)
         )
-        # Autocommit: the INSERT is one statement (the hot path is one row per LLM call),
-        # and every row is idempotent, so BEGIN/COMMIT would only add two round trips.
+        # Autocommit: the INSERT is one statement, and every row is idempotent, so
+        # BEGIN/COMMIT would only add two round trips.
         async with self._connect(write=True, autocommit=True) as conn:
             result = await conn.execute(stmt, values)
-            return len(result.all())
+            return {row[0] for row in result.all()}
 
     async def record_debug(
         self,

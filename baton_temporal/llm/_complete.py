@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -220,12 +221,18 @@ def _as_sdk_kwargs(
     SDK releases drop and add parameters (anthropic 2.x has no ``temperature``); the
     provider, not the SDK's signature, should decide what a request may carry.
     """
-    known = inspect.signature(create).parameters
+    known = _parameters(getattr(create, "__func__", create))
     kwargs = {k: v for k, v in body.items() if k in known}
     extra = {k: v for k, v in body.items() if k not in known}
     if extra:
         kwargs["extra_body"] = extra
     return {**kwargs, **sdk_options}
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters(fn: Any) -> frozenset[str]:
+    # Bounded: one entry per SDK method; inspect.signature costs ~0.1 ms a call.
+    return frozenset(inspect.signature(fn).parameters)
 
 
 def _check_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

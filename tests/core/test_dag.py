@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 import baton_temporal as baton
 
@@ -238,3 +239,25 @@ async def test_local_steps_give_the_same_results(client, task_queue, baton_worke
     async with baton_worker(ALL):
         result = await flow.run(client, task_queue=task_queue)
     assert result.results["b"]["saw"] == ["a"] and result.results["a"]["value"] == 1
+
+
+async def test_histories_replay_without_nondeterminism(client, task_queue, baton_worker) -> None:
+    # The generic workflow runs outside the sandbox for speed; replaying real histories
+    # (fan-in, retries, a tolerated failure, a cascade) is what keeps it honest.
+    flow = (
+        baton.new(workflow_name="replayed")
+        .add("fetch", timed, {"url": "https://example.org"})
+        .add("retried", flaky, {"fail_times": 1}, deps=["fetch"])
+        .add("failing", broken, deps=["fetch"])
+        .add("tolerant", timed, deps=["retried", "failing"], ignore_failed=True)
+        .add("skipped", timed, deps=["failing"])
+    )
+    async with baton_worker(ALL):
+        handle = await flow.start(client, task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        history = await handle.fetch_history()
+    assert len(history.events) > 20
+    replayer = Replayer(workflows=[], plugins=[baton.BatonPlugin(steps=ALL, ledger=False)])
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure

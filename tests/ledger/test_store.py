@@ -9,7 +9,7 @@ from pathlib import Path
 
 import genai_prices
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from baton_temporal import stats
 from baton_temporal.ledger import (
@@ -48,6 +48,53 @@ async def test_record_is_idempotent(store: LedgerStore, make_record: RecordFacto
     totals = await store.workflow_totals("wf-1")
     assert totals.calls == 2
     assert totals.input_tokens == 1010
+
+
+def _count_inserts(store: LedgerStore) -> list[int]:
+    """A list whose length grows by one per INSERT the store sends to its database."""
+    seen: list[int] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO STEP_STATS"):
+            seen.append(1)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", on_execute)
+    return seen
+
+
+async def test_concurrent_records_share_one_insert(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    inserts = _count_inserts(store)
+    recs = [make_record(activity_id=str(i), input_tokens=100 + i) for i in range(40)]
+    # Two callers deliver the same call at once: it is new for exactly one of them.
+    counts = await asyncio.gather(*(store.record(r) for r in recs), store.record(recs[0]))
+    assert sum(counts) == 40
+    assert counts[0] + counts[-1] == 1
+    assert len(inserts) <= 2, f"{len(inserts)} INSERTs for 41 concurrent record() calls"
+    totals = await store.workflow_totals("wf-1")
+    assert totals.calls == 40
+    assert totals.input_tokens == sum(100 + i for i in range(40))
+
+
+async def test_a_bad_row_fails_only_its_own_caller(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite stores any integer; PostgreSQL refuses one out of range")
+    good = [make_record(activity_id=str(i), input_tokens=10) for i in range(6)]
+    # Built without validation, as a record from an older or foreign writer might be.
+    bad = good[0].model_copy(update={"activity_id": "bad", "attempt": 2**40})
+    outcomes = await asyncio.gather(
+        *(store.record(r) for r in good[:3]),
+        store.record(bad),
+        *(store.record(r) for r in good[3:]),
+        return_exceptions=True,
+    )
+    assert outcomes[:3] + outcomes[4:] == [1] * 6
+    assert isinstance(outcomes[3], Exception)
+    assert not isinstance(outcomes[3], LedgerUnavailable)
+    assert (await store.workflow_totals("wf-1")).calls == 6
 
 
 async def test_retries_are_separate_attempts(
