@@ -581,3 +581,39 @@ async def test_postgres_outage_and_recovery(
         pg.start()
         assert await store.record([crash]) == 1
         assert (await store.workflow_totals("wf-1")).input_tokens == 7
+
+        # A restart between two writes (nothing written meanwhile): the connection the
+        # store keeps for writes is dead, and the next write still lands at once.
+        pg.stop(mode="immediate")
+        pg.start()
+        after = make_record(activity_id="after-restart", input_tokens=8)
+        assert await store.record([after]) == 1
+        assert (await store.workflow_totals("wf-1")).input_tokens == 15
+
+
+async def test_a_hung_write_times_out_and_frees_the_queue(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    # Writes queue behind the one in flight, so a write the database never answers must
+    # not hold the others forever: it fails after the store's timeout, and the next lands.
+    if store.dialect != "postgresql":
+        pytest.skip("needs a second server session holding a table lock")
+    url = store.engine.url
+    fast = LedgerStore.from_url(url, pricer=GenAIPricesPricer(), connect_timeout=1)
+    try:
+        assert await fast.record(make_record(activity_id="warm")) == 1
+        async with store.engine.connect() as locker:
+            await locker.execute(text("LOCK TABLE workflow_step_stats IN ACCESS EXCLUSIVE MODE"))
+            started = asyncio.get_running_loop().time()
+            outcomes = await asyncio.gather(
+                *(fast.record(make_record(activity_id=f"blocked-{i}")) for i in range(3)),
+                return_exceptions=True,
+            )
+            waited = asyncio.get_running_loop().time() - started
+            await locker.rollback()
+        assert all(isinstance(o, LedgerUnavailable) for o in outcomes), outcomes
+        assert waited < 5, f"queued writes waited {waited:.1f} s"
+        assert await fast.record(make_record(activity_id="blocked-0")) == 1
+        assert (await fast.workflow_totals("wf-1")).calls == 2
+    finally:
+        await fast.close()
