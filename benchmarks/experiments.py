@@ -26,8 +26,18 @@ def enabled() -> list[str]:
 def apply() -> list[str]:
     names = enabled()
     for name in names:
-        {"group_commit": _group_commit, "no_preping": _no_preping}[name]()
+        {
+            "group_commit": _group_commit,
+            "no_preping": _no_preping,
+            "no_heartbeat_timeout": _no_heartbeat_timeout,
+        }[name]()
     return names
+
+
+def _no_heartbeat_timeout() -> None:
+    import baton_temporal._runtime as runtime
+
+    runtime.DEFAULT_HEARTBEAT_TIMEOUT = None  # type: ignore[assignment]
 
 
 def _no_preping() -> None:

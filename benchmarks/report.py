@@ -160,23 +160,32 @@ def _throughput_table(w: Any, tp: dict[str, Any]) -> None:
         "not ours: this machine is shared, so that column shows the noise).\n"
     )
     w(
-        "| flows in flight | comparator | seconds | flows/s | / plain | workflow tasks per "
-        "flow | CPU ms/flow: server | worker | others |"
+        "Each comparator ran in several rounds (every round runs all comparators once, in a "
+        "rotated order); figures are medians over rounds, and */ plain* is the median of "
+        "the per-round ratios (flows/s of each round in brackets).\n"
     )
-    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    w(
+        "| flows in flight | comparator | rounds | seconds | flows/s | / plain (rounds) | "
+        "workflow tasks per flow | CPU ms/flow: server | worker | others |"
+    )
+    w("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for n, row in tp.items():
         base = row.get("plain", {}).get("flows_per_s")
         for name in sorted(row, key=lambda c: list(LABELS).index(c) if c in LABELS else 99):
             x = row[name]
-            ratio = f"{x['flows_per_s'] / base:.3f}" if base else "-"
+            if "ratio_to_plain" in x:
+                per_round = ", ".join(f"{r['flows_per_s']}" for r in x.get("runs", []))
+                ratio = f"{x['ratio_to_plain']:.3f} ({per_round})"
+            else:
+                ratio = f"{x['flows_per_s'] / base:.3f}" if base else "-"
             cpu = dict(x.get("cpu_ms_per_flow") or {})
             server = cpu.pop("temporal dev server", None)
             worker = cpu.pop("worker (this comparator)", None)
             others = sum(cpu.values()) if cpu else None
             w(
-                f"| {n} | {LABELS.get(name, name)} | {x['seconds']} | {x['flows_per_s']} "
-                f"| {ratio} | {x.get('workflow_tasks_per_flow', '-')} | {_f(server)} "
-                f"| {_f(worker)} | {_f(others)} |"
+                f"| {n} | {LABELS.get(name, name)} | {x.get('rounds', 1)} | {x['seconds']} "
+                f"| {x['flows_per_s']} | {ratio} | {x.get('workflow_tasks_per_flow', '-')} "
+                f"| {_f(server)} | {_f(worker)} | {_f(others)} |"
             )
     w("")
 
