@@ -528,8 +528,8 @@ class LedgerStore:
         :func:`~baton_temporal.pricing.pricer_from_env` (a broken price configuration
         raises :class:`~baton_temporal.pricing.PricingError` here, at once). With
         ``auto_migrate`` the first use upgrades an unmigrated database instead of
-        raising :class:`LedgerNotMigrated`. ``connect_timeout`` bounds connecting to PostgreSQL
-        and waiting for SQLite's write lock, so an outage fails fast as
+        raising :class:`LedgerNotMigrated`. ``connect_timeout`` bounds connecting to PostgreSQL,
+        waiting for SQLite's write lock and each usage INSERT, so an outage fails fast as
         :class:`LedgerUnavailable` instead of hanging.
         """
         is_default = url is None
@@ -778,6 +778,10 @@ class LedgerStore:
                         conn.execute(self._insert_stmt, values), self._connect_timeout
                     )
                     return {row[0] for row in result.all()}
+            except asyncio.CancelledError:
+                # Cut off mid-statement (the loop is closing): never reuse that connection.
+                self._writer = None
+                raise
             except Exception as err:
                 await self._drop_writer(broken=True)
                 cause = err.__cause__

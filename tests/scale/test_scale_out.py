@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -40,6 +43,34 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+async def wait_for_pollers(client: Client, task_queue: str, pids: set[str]) -> None:
+    """Until a worker process of each pid polls the queue for activities."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    seen: set[str] = set()
+    for _ in range(300):
+        reply = await client.workflow_service.describe_task_queue(request)
+        seen = {p.identity.split("@")[0] for p in reply.pollers}
+        if pids <= seen:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"workers {pids - seen} never polled {task_queue}")
+
+
+async def running_steps_by_worker(handles: list) -> collections.Counter[str]:
+    """Activities started and not yet finished, by the pid of the worker running them."""
+    running: collections.Counter[str] = collections.Counter()
+    for handle in handles:
+        description = await handle.describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+                running[pending.last_worker_identity.split("@")[0]] += 1
+    return running
+
+
 async def test_three_workers_fifty_flows_one_killed(
     temporal_env: WorkflowEnvironment,
     client: Client,
@@ -59,18 +90,22 @@ async def test_three_workers_fifty_flows_one_killed(
         }
         workers = [start_worker(env) for _ in range(3)]
         try:
+            # All three must be polling before work starts, or the first one up takes it all.
+            await wait_for_pollers(client, task_queue, {str(w.pid) for w in workers})
             flows = [
                 seed.quality_flow(TEXT, workflow_id=f"scale-{i}-{uuid.uuid4().hex[:6]}")
                 for i in range(FLOWS)
             ]
             handles = [await f.start(client, task_queue=task_queue) for f in flows]
-            # Kill one worker once model calls are flowing.
+            # Once model calls are flowing, kill the worker with the most steps running.
             for _ in range(400):
                 if standin.billed_calls() >= 20:
                     break
                 await asyncio.sleep(0.05)
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(10)
+            running = await running_steps_by_worker(handles)
+            victim = next(w for w in workers if str(w.pid) == running.most_common(1)[0][0])
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
             results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 180)
         finally:
             for w in workers:
@@ -93,9 +128,13 @@ async def test_three_workers_fifty_flows_one_killed(
                 retried += attrs.attempt > 1
     pids = {str(w.pid) for w in workers}
     print(
-        f"\nstep attempts completed per worker pid: {dict(by_worker)}; retried after the kill: {retried}"
+        f"\nsteps running per worker pid at the kill: {dict(running)} (killed {victim.pid}); "
+        f"step attempts completed per worker pid: {dict(by_worker)}; retried: {retried}"
     )
-    assert set(by_worker) <= pids and len(by_worker) == 3, by_worker
+    # The killed worker was in the middle of work, and the survivors finished it.
+    assert running[str(victim.pid)] > 0, running
+    assert set(by_worker) <= pids and len(set(by_worker) - {str(victim.pid)}) == 2, by_worker
+    assert retried > 0
 
     table = StepStat.__table__
     async with store.engine.connect() as conn:
