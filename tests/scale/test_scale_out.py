@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,31 +31,29 @@ FLOWS = 50
 TEXT = "Quarterly numbers improved.\n\nRisks remain in supply."
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers.worker"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+READY = "baton worker on task queue"
 
 
-async def wait_for_pollers(client: Client, task_queue: str, pids: set[str]) -> None:
-    """Until a worker process of each pid polls the queue for activities."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    )
-    seen: set[str] = set()
-    for _ in range(300):
-        reply = await client.workflow_service.describe_task_queue(request)
-        seen = {p.identity.split("@")[0] for p in reply.pollers}
-        if pids <= seen:
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers.worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+async def wait_until_polling(logs: list[Path]) -> None:
+    """Until each worker program has logged that it starts polling (it does so just
+    before entering its Worker)."""
+    for _ in range(600):
+        if all(READY in log.read_text() for log in logs):
+            await asyncio.sleep(0.5)  # the pollers' first requests
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"workers {pids - seen} never polled {task_queue}")
+    raise AssertionError("a worker did not start: " + " | ".join(p.read_text() for p in logs))
 
 
 async def running_steps_by_worker(handles: list) -> collections.Counter[str]:
@@ -76,6 +72,7 @@ async def test_three_workers_fifty_flows_one_killed(
     client: Client,
     task_queue: str,
     postgres_server: PostgresServer,
+    tmp_path: Path,
 ) -> None:
     url = postgres_server.create_database(f"s_{uuid.uuid4().hex[:12]}")
     store = LedgerStore.from_url(url)
@@ -88,10 +85,11 @@ async def test_three_workers_fifty_flows_one_killed(
             "BATON_TASK_QUEUE": task_queue,
             "BATON_LEDGER_URL": url,
         }
-        workers = [start_worker(env) for _ in range(3)]
+        logs = [tmp_path / f"worker-{i}.log" for i in range(3)]
+        workers = [start_worker(env, log) for log in logs]
         try:
             # All three must be polling before work starts, or the first one up takes it all.
-            await wait_for_pollers(client, task_queue, {str(w.pid) for w in workers})
+            await wait_until_polling(logs)
             flows = [
                 seed.quality_flow(TEXT, workflow_id=f"scale-{i}-{uuid.uuid4().hex[:6]}")
                 for i in range(FLOWS)
