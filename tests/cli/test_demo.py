@@ -68,7 +68,11 @@ def test_demo_runs_offline_and_leaves_nothing_running(tmp_path: Path) -> None:
 
     def watch() -> None:
         while not done.is_set():
-            spawned.update(_children(proc.pid))
+            for pid, cmd in _children(proc.pid).items():
+                # A process has no command line just after fork and once it is a zombie:
+                # keep the one seen while it ran.
+                if cmd or pid not in spawned:
+                    spawned[pid] = cmd
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True)
