@@ -89,8 +89,10 @@ def write_markdown(r: dict[str, Any]) -> str:
 def _latency_sections(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     sections = []
     if r.get("latency"):
-        args = " ".join(a for a in DEV_SERVER_ARGS if a != "--dynamic-config-value")
-        title = f"Latency of the pipeline (dev server as `baton dev` starts it: `{args}`)"
+        server_args = r.get("meta", {}).get("server_args", DEV_SERVER_ARGS)
+        args = " ".join(a for a in server_args if a != "--dynamic-config-value")
+        how = "as `baton dev` starts it" if server_args == DEV_SERVER_ARGS else "started with"
+        title = f"Latency of the pipeline (dev server {how}: `{args}`)"
         sections.append((title, r["latency"]))
     stock = r.get("stock_server")
     if stock and stock.get("latency"):

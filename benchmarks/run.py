@@ -398,6 +398,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the extra section on a dev server with its stock settings",
     )
     p.add_argument("--only", type=str, help="phases to run: latency,throughput,fanout,ledger,stock")
+    p.add_argument(
+        "--server-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra dynamic config for the main phases' dev server (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument(
         "--profile",
@@ -421,6 +428,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     throughput = _ints(args.throughput, [100] if quick else [100, 500])
     fanout = _ints(args.fanout, [1, 10, 100, 1000])
     repeats = args.repeats or (2 if quick else 3)
+    server_args = [*DEV_SERVER_ARGS]
+    for value in args.server_config:
+        server_args += ["--dynamic-config-value", value]
     ledger_rows = args.ledger_rows or (100_000 if quick else 1_000_000)
     phases = set((args.only or "latency,throughput,fanout,ledger,stock").split(","))
     if (quick and not args.only) or args.no_stock_server:
@@ -441,6 +451,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             "command": "python -m benchmarks.run "
             + " ".join(argv if argv is not None else sys.argv[1:]),
             "quick": quick,
+            "server_args": server_args,
             "runs": runs,
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -472,7 +483,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         if temporal_phases:
             log("starting the dev server (as `baton dev` starts it) and 4 worker processes")
             cluster = await Cluster.start(
-                specs, child_env=child_env, log_dir=log_dir, server_args=DEV_SERVER_ARGS
+                specs, child_env=child_env, log_dir=log_dir, server_args=server_args
             )
             if args.profile:
                 await cluster.profile(args.profile.split(","), args.out)
