@@ -207,6 +207,7 @@ class Cluster:
         child_env: dict[str, str],
         log_dir: Path,
         server_args: list[str] | None = None,
+        activity_slots: int | None = None,
     ) -> Cluster:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_cli_path(),
@@ -224,6 +225,8 @@ class Cluster:
                 cluster.queues[spec.name] = queue
                 args = ["-m", "benchmarks.worker", "--kind", spec.kind, "--address", address]
                 args += ["--task-queue", queue, "--ledger", spec.ledger]
+                if activity_slots:
+                    args += ["--max-concurrent-activities", str(activity_slots)]
                 starts.append(
                     Proc.start(f"worker-{spec.name}", args, env=child_env, log_dir=log_dir)
                 )

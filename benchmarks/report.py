@@ -52,7 +52,8 @@ def write_markdown(r: dict[str, Any]) -> str:
         f"({meta['levels']} DAG levels; parse makes no LLM call, the other three levels do). "
         "LLM calls go to the provider stand-in (its own process) through the real "
         "Anthropic/OpenAI SDK clients. One Temporal dev server, one worker process per "
-        "comparator. Latency: sequential runs, comparators interleaved round-robin, "
+        f"comparator, each taking at most {meta.get('activity_slots', 100)} activities at "
+        "once. Latency: sequential runs, comparators interleaved round-robin, "
         f"{meta['runs']} runs each after 3 warm-up runs; client-side wall time from "
         "building/starting the workflow to having its result.\n"
     )

@@ -405,6 +405,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra dynamic config for the main phases' dev server (repeatable)",
     )
+    p.add_argument(
+        "--activity-slots",
+        type=int,
+        help="max concurrent activities of every worker process (default: Temporal's 100)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument(
         "--profile",
@@ -452,6 +457,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             + " ".join(argv if argv is not None else sys.argv[1:]),
             "quick": quick,
             "server_args": server_args,
+            "activity_slots": args.activity_slots or 100,
             "runs": runs,
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -483,7 +489,11 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         if temporal_phases:
             log("starting the dev server (as `baton dev` starts it) and 4 worker processes")
             cluster = await Cluster.start(
-                specs, child_env=child_env, log_dir=log_dir, server_args=server_args
+                specs,
+                child_env=child_env,
+                log_dir=log_dir,
+                server_args=server_args,
+                activity_slots=args.activity_slots,
             )
             if args.profile:
                 await cluster.profile(args.profile.split(","), args.out)
@@ -522,7 +532,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         if "stock" in phases:
             log("dev server with its stock settings: latency at 0 ms")
-            cluster = await Cluster.start(specs, child_env=child_env, log_dir=log_dir)
+            cluster = await Cluster.start(
+                specs, child_env=child_env, log_dir=log_dir, activity_slots=args.activity_slots
+            )
             try:
                 bench = Bench(cluster, standin)
                 stock_runs = max(10, runs // 2)

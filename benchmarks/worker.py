@@ -64,6 +64,7 @@ async def main() -> None:
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--ledger", default="none", help="ledger URL, or 'none'")
+    parser.add_argument("--max-concurrent-activities", type=int, help="default: Temporal's")
     args = parser.parse_args()
 
     from .experiments import apply
@@ -71,6 +72,8 @@ async def main() -> None:
     apply()
     client = await Client.connect(args.address)
     options: dict[str, Any] = {"interceptors": [TimingInterceptor()]}
+    if args.max_concurrent_activities:
+        options["max_concurrent_activities"] = args.max_concurrent_activities
     if args.kind == "baton":
         import baton_temporal as baton
         from baton_temporal.llm import LLMConfig
