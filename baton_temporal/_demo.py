@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .cli import CliError, describe_failure, short_error
+
+if TYPE_CHECKING:
+    from .llm import LLMConfig
 
 __all__ = ["run_demo", "run_dev"]
 
@@ -440,7 +443,6 @@ async def run_demo(args: Any) -> int:
     import baton_temporal as baton
 
     from .ledger import LedgerStore
-    from .llm import LLMConfig
 
     started = time.monotonic()
     as_json = bool(args.json)
@@ -476,14 +478,7 @@ async def run_demo(args: Any) -> int:
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(on_stop_signals(stopper))
-        standin = None
-        if plan.offline:
-            from .testing.standin import StandIn
-
-            standin = stack.enter_context(StandIn(latency=STANDIN_LATENCY_S))
-            llm = standin.config()
-        else:
-            llm = LLMConfig.from_env()
+        standin, llm = _models(stack, offline=plan.offline)
         ledger_path = stack.enter_context(_demo_ledger_path())
         ledger_url = f"sqlite:///{ledger_path}"
         store = LedgerStore.from_url(ledger_url)
@@ -641,7 +636,6 @@ async def run_dev(args: Any) -> int:
     import baton_temporal as baton
 
     from .ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
-    from .llm import LLMConfig
     from .worker import WorkerSettings, load_steps, run_worker
 
     out = sys.stdout
@@ -685,14 +679,7 @@ async def run_dev(args: Any) -> int:
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(on_stop_signals(stopper))
-            standin = None
-            if args.offline:
-                from .testing.standin import StandIn
-
-                standin = stack.enter_context(StandIn(latency=STANDIN_LATENCY_S))
-                llm = standin.config()
-            else:
-                llm = LLMConfig.from_env()
+            standin, llm = _models(stack, offline=args.offline)
             plugin = baton.BatonPlugin(steps=steps, ledger=store, llm=llm)
             async with embedded_temporal(
                 port=port, ui_port=ui_port, db_filename=args.db_filename
@@ -722,6 +709,19 @@ async def run_dev(args: Any) -> int:
         await store.close()
     print("baton dev: stopped", file=out, flush=True)
     return 0
+
+
+def _models(stack: contextlib.ExitStack, *, offline: bool) -> tuple[Any, LLMConfig]:
+    """The LLM configuration: the offline stand-in (started on ``stack``) or the real
+    providers from the environment; the stand-in is None for the latter."""
+    from .llm import LLMConfig
+
+    if not offline:
+        return None, LLMConfig.from_env()
+    from .testing.standin import StandIn
+
+    standin = stack.enter_context(StandIn(latency=STANDIN_LATENCY_S))
+    return standin, standin.config()
 
 
 def _dev_models_line(llm: Any, standin: Any) -> str:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,11 @@ from baton_temporal._devserver import temporal_cli_path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The dev server's history service reads its transfer queue (the tasks that hand new
-# workflow and activity tasks to matching) at most `history.transferProcessorMaxPollRPS`
-# times a second per shard, 20 by default; the dev server has one shard. See README.
-
-
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _foreign_cpu() -> dict[int, float]:
-    """{pid: CPU seconds so far} of processes that are neither this one nor descended
-    from it: on a shared machine, the noise."""
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
+def _proc_stats() -> Iterator[tuple[int, str, int, float]]:
+    """(pid, command name, parent pid, CPU seconds so far) of every readable process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -40,9 +33,19 @@ def _foreign_cpu() -> dict[int, float]:
                 raw = f.read()
         except OSError:
             continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        parent[int(entry)] = int(fields[1])
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+        yield int(entry), name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _foreign_cpu() -> dict[int, float]:
+    """{pid: CPU seconds so far} of processes that are neither this one nor descended
+    from it: on a shared machine, the noise."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for pid, _name, ppid, seconds in _proc_stats():
+        parent[pid] = ppid
+        cpu[pid] = seconds
     me = os.getpid()
 
     def ours(pid: int) -> bool:
@@ -86,19 +89,7 @@ class ForeignCPU:
 
 def cpu_by_process() -> dict[int, tuple[str, float]]:
     """{pid: (command name, CPU seconds so far)} for every process we can read."""
-    out: dict[int, tuple[str, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        out[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
-    return out
+    return {pid: (name, seconds) for pid, name, _ppid, seconds in _proc_stats()}
 
 
 def cpu_delta(

@@ -35,12 +35,14 @@ MODELS = [
 ]
 STEPS = ["parse", "assess_sonnet_4", "assess_opus_4", "assess_gpt_4o", "assess_synthesis", "report"]
 
-_PG_FILL = """
-INSERT INTO workflow_step_stats (
+_INSERT = """INSERT INTO workflow_step_stats (
   call_key, workflow_id, run_id, workflow_name, step, activity_id, attempt, call_index,
   call_id, model, provider, input_tokens, output_tokens, cache_read_tokens,
   cache_write_tokens, reasoning_tokens, latency_ms, cost_usd, price_model, price_version,
-  status, recorded_at)
+  status, recorded_at)"""
+
+_PG_FILL = """
+{insert}
 SELECT
   encode(sha256(('bench-' || i)::bytea), 'hex'),
   'wf-' || (i / {per}), 'run-' || (i / {per}), 'multi-model-quality',
@@ -59,11 +61,7 @@ FROM generate_series(:lo, :hi - 1) AS i
 
 _SQLITE_FILL = """
 WITH RECURSIVE seq(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < :hi)
-INSERT INTO workflow_step_stats (
-  call_key, workflow_id, run_id, workflow_name, step, activity_id, attempt, call_index,
-  call_id, model, provider, input_tokens, output_tokens, cache_read_tokens,
-  cache_write_tokens, reasoning_tokens, latency_ms, cost_usd, price_model, price_version,
-  status, recorded_at)
+{insert}
 SELECT
   lower(hex(randomblob(32))),
   'wf-' || (i / {per}), 'run-' || (i / {per}), 'multi-model-quality',
@@ -91,6 +89,7 @@ def _fill_sql(dialect: str, rows: int) -> str:
         quote = lambda xs: ", ".join(f'"{x}"' for x in xs)  # noqa: E731
         template = _SQLITE_FILL
     return template.format(
+        insert=_INSERT,
         per=ROWS_PER_WORKFLOW,
         steps=quote(STEPS),
         nsteps=len(STEPS),

@@ -769,29 +769,32 @@ class LedgerStore:
         add round trips.
         """
         await self._ensure_schema()
-        for attempt in (1, 2):
-            try:
-                async with self._guard():
-                    conn = await self._writer_connection()
-                    # Bounded: every queued write waits for this one.
-                    result = await asyncio.wait_for(
-                        conn.execute(self._insert_stmt, values), self._connect_timeout
-                    )
-                    return {row[0] for row in result.all()}
-            except asyncio.CancelledError:
-                # Cut off mid-statement (the loop is closing): never reuse that connection.
-                self._writer = None
+        try:
+            return await self._insert_once(values)
+        except LedgerUnavailable as err:
+            cause = err.__cause__
+            if not (isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated):
                 raise
-            except Exception as err:
-                await self._drop_writer(broken=True)
-                cause = err.__cause__
-                stale = isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated
-                # A kept connection the database dropped (a restart): once more, on a
-                # fresh one, which the pool checks before handing it out.
-                if attempt == 1 and stale:
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        # The kept connection was one the database had dropped (a restart): once more, on
+        # a fresh one, which the pool checks before handing it out.
+        return await self._insert_once(values)
+
+    async def _insert_once(self, values: list[dict[str, Any]]) -> set[str]:
+        try:
+            async with self._guard():
+                conn = await self._writer_connection()
+                # Bounded: every queued write waits for this one.
+                result = await asyncio.wait_for(
+                    conn.execute(self._insert_stmt, values), self._connect_timeout
+                )
+                return {row[0] for row in result.all()}
+        except asyncio.CancelledError:
+            # Cut off mid-statement (the loop is closing): never reuse that connection.
+            self._writer = None
+            raise
+        except Exception:
+            await self._drop_writer(broken=True)
+            raise
 
     async def _writer_connection(self) -> AsyncConnection:
         loop = asyncio.get_running_loop()
