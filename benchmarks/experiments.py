@@ -5,6 +5,7 @@ patches them into every worker; nothing here changes the library. Results of try
 ``benchmarks/README.md``.
 
 * ``no_heartbeat_timeout`` - steps scheduled without the default heartbeat timeout.
+* ``no_summary``   - steps scheduled without a summary (the step name shown by the UI).
 * ``no_preping``   - the ledger engine without ``pool_pre_ping`` (one round trip less per
   pool checkout: reads, and the writer connection when it is reopened).
 """
@@ -27,6 +28,7 @@ def apply() -> list[str]:
         {
             "no_preping": _no_preping,
             "no_heartbeat_timeout": _no_heartbeat_timeout,
+            "no_summary": _no_summary,
         }[name]()
     return names
 
@@ -35,6 +37,17 @@ def _no_heartbeat_timeout() -> None:
     import baton_temporal._runtime as runtime
 
     runtime.DEFAULT_HEARTBEAT_TIMEOUT = None  # type: ignore[assignment]
+
+
+def _no_summary() -> None:
+    import baton_temporal._runtime as runtime
+
+    execute = runtime._execute
+
+    async def without_summary(*args: Any) -> Any:
+        return await execute(*args[:-1], None)
+
+    runtime._execute = without_summary  # type: ignore[assignment]
 
 
 def _no_preping() -> None:
