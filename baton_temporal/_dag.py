@@ -112,6 +112,9 @@ class FlowWorkflow:
                         options=StepOptions.from_json(node.options),
                         debug=spec.debug,
                         workflow_name=spec.workflow_name,
+                        # The node's name in the UI. Cheap here: this workflow runs
+                        # outside the sandbox.
+                        summary=_label(node.name, node.step),
                     )
                 except ActivityError as err:
                     state.state = FAILED
@@ -181,3 +184,8 @@ def _describe(err: ActivityError) -> str:
     if isinstance(cause, TimeoutError):
         return f"timed out ({cause.type.name if cause.type else 'timeout'})"
     return str(cause or err)
+
+
+def _label(name: str, step: str) -> str:
+    """How the Temporal UI names a node's activity: ``parse (parse_doc)``."""
+    return name if name == step else f"{name} ({step})"

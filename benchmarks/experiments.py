@@ -6,6 +6,8 @@ patches them into every worker; nothing here changes the library. Results of try
 
 * ``no_heartbeat_timeout`` - steps scheduled without the default heartbeat timeout.
 * ``no_summary``   - steps scheduled without a summary (the step name shown by the UI).
+* ``no_sql``       - ledger writes priced and batched but never sent to the database
+  (to split a write's cost between the database and the rest).
 * ``no_preping``   - the ledger engine without ``pool_pre_ping`` (one round trip less per
   pool checkout: reads, and the writer connection when it is reopened).
 """
@@ -29,6 +31,7 @@ def apply() -> list[str]:
             "no_preping": _no_preping,
             "no_heartbeat_timeout": _no_heartbeat_timeout,
             "no_summary": _no_summary,
+            "no_sql": _no_sql,
         }[name]()
     return names
 
@@ -48,6 +51,15 @@ def _no_summary() -> None:
         return await execute(*args[:-1], None)
 
     runtime._execute = without_summary  # type: ignore[assignment]
+
+
+def _no_sql() -> None:
+    from baton_temporal.ledger import LedgerStore
+
+    async def insert(self: Any, values: list[dict[str, Any]]) -> set[str]:
+        return {v["call_key"] for v in values}
+
+    LedgerStore._insert = insert  # type: ignore[method-assign]
 
 
 def _no_preping() -> None:

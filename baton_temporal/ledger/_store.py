@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ..pricing import PriceQuote, Pricer, pricer_from_env
 from ..usage import LLMUsage
 from ._batch import InsertBatcher
+from ._pg_insert import PgInsert
 from ._schema import VERSION_TABLE, DebugLog, StepStat, quantize_cost
 
 __all__ = [
@@ -508,7 +510,14 @@ class LedgerStore:
             .on_conflict_do_nothing(index_elements=[_T.c.call_key])
             .returning(_T.c.call_key)
         )
+        # On PostgreSQL the statement goes to psycopg itself (see _pg_insert.py).
+        self._pg_insert = (
+            PgInsert(_T, engine.dialect, key="call_key")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._writer: AsyncConnection | None = None
+        self._writer_driver: Any = None
         self._writer_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -607,10 +616,15 @@ class LedgerStore:
                 f"the ledger tables in {self.url} are missing or out of date ({text}); "
                 f"{_FIX_MIGRATE}"
             )
-        unavailable = isinstance(
-            err,
-            sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError,
-        ) or (isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated)
+        unavailable = (
+            isinstance(
+                err,
+                sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError,
+            )
+            or (isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated)
+            # The driver's own errors: PostgreSQL's usage INSERT bypasses SQLAlchemy.
+            or self._was_dropped(err)
+        )
         if unavailable:
             return LedgerUnavailable(
                 f"the ledger database {self.url} is unavailable: {text}. Check that it is "
@@ -769,28 +783,43 @@ class LedgerStore:
         add round trips.
         """
         await self._ensure_schema()
+        reused = self._writer is not None
         try:
             return await self._insert_once(values)
         except LedgerUnavailable as err:
-            cause = err.__cause__
-            if not (isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated):
+            if not (reused and self._was_dropped(err.__cause__)):
                 raise
         # The kept connection was one the database had dropped (a restart): once more, on
         # a fresh one, which the pool checks before handing it out.
         return await self._insert_once(values)
+
+    def _was_dropped(self, err: BaseException | None) -> bool:
+        """Whether ``err`` says the connection itself was gone (not a timeout or refusal)."""
+        if isinstance(err, sa_exc.DBAPIError):
+            return err.connection_invalidated
+        dbapi = self._engine.dialect.dbapi
+        return dbapi is not None and isinstance(err, dbapi.OperationalError | dbapi.InterfaceError)
 
     async def _insert_once(self, values: list[dict[str, Any]]) -> set[str]:
         try:
             async with self._guard():
                 conn = await self._writer_connection()
                 # Bounded: every queued write waits for this one.
+                if self._pg_insert is not None:
+                    cursor = await asyncio.wait_for(
+                        self._writer_driver.execute(
+                            self._pg_insert.sql(len(values)), self._pg_insert.params(values)
+                        ),
+                        self._connect_timeout,
+                    )
+                    return {row[0] for row in await cursor.fetchall()}
                 result = await asyncio.wait_for(
                     conn.execute(self._insert_stmt, values), self._connect_timeout
                 )
                 return {row[0] for row in result.all()}
         except asyncio.CancelledError:
             # Cut off mid-statement (the loop is closing): never reuse that connection.
-            self._writer = None
+            self._writer = self._writer_driver = None
             raise
         except Exception:
             await self._drop_writer(broken=True)
@@ -800,14 +829,16 @@ class LedgerStore:
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer_loop is not loop:
             # A connection opened on another event loop cannot be used (or closed) here.
-            self._writer = None
+            self._writer = self._writer_driver = None
             conn = await self._engine.connect()
             await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self._pg_insert is not None:
+                self._writer_driver = (await conn.get_raw_connection()).driver_connection
             self._writer, self._writer_loop = conn, loop
         return self._writer
 
     async def _drop_writer(self, *, broken: bool) -> None:
-        conn, self._writer = self._writer, None
+        conn, self._writer, self._writer_driver = self._writer, None, None
         if conn is None or self._writer_loop is not asyncio.get_running_loop():
             return
         try:
@@ -1017,9 +1048,18 @@ class LedgerStore:
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    try:
-        # WAL: readers (the stats CLI) do not block the worker's writes, and vice versa.
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
+    # WAL: readers (the stats CLI) do not block the worker's writes, and vice versa.
+    # Switching needs the file to itself, and SQLite can refuse at once (no busy wait)
+    # while another store migrates a fresh file. The mode is kept in the file, so a few
+    # tries (3.5 s at most, only ever while a new ledger file is being created) suffice.
+    for attempt in range(20):
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as err:
+            if "locked" not in str(err) or attempt == 19:
+                raise
+        finally:
+            cursor.close()
+        time.sleep(0.05 * min(attempt + 1, 4))

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
@@ -126,7 +127,7 @@ def map_provider_error(
     if isinstance(exc, kinds["timeout"]):
         within = f" within {timeout_s:g} s" if timeout_s else ""
         return _retryable(
-            f"{who} did not answer{within}; the attempt timed out and will be retried",
+            f"{who} did not answer{within}; the attempt timed out and {_retry_note()}",
             provider,
             model,
             secrets,
@@ -137,7 +138,7 @@ def map_provider_error(
         if cause is not None and not str(cause):
             why = f"{type(cause).__name__}: the connection was closed or reset"
         return _retryable(
-            f"could not reach {who} ({why}); will be retried", provider, model, secrets
+            f"could not reach {who} ({why}); {_retry_note()}", provider, model, secrets
         )
     if isinstance(exc, kinds["status"]):
         status = int(exc.status_code)  # type: ignore[attr-defined]
@@ -157,7 +158,7 @@ def map_provider_error(
             delay = retry_delay_from_headers(response.headers)
             after = f" after {delay.total_seconds():g} s" if delay else ""
             return ApplicationError(
-                redact(f"{who} answered {label}: {message} (will be retried{after})", secrets),
+                redact(f"{who} answered {label}: {message} ({_retry_note(after)})", secrets),
                 details,
                 type=PROVIDER_RETRYABLE,
                 next_retry_delay=delay,
@@ -181,11 +182,28 @@ def malformed_response_error(
 ) -> ApplicationError:
     """A reply we could not read (bad JSON, wrong shape): transient, so retryable."""
     return _retryable(
-        f"{provider} (model {model!r}) sent a malformed response ({why}); will be retried",
+        f"{provider} (model {model!r}) sent a malformed response ({why}); {_retry_note()}",
         provider,
         model,
         list(secrets),
     )
+
+
+def _retry_note(after: str = "") -> str:
+    """What becomes of a transient failure: retried, unless this was the step's last try.
+
+    Without this, the last attempt's error (the one the workflow sees) would promise a
+    retry that never comes.
+    """
+    if activity.in_activity():
+        info = activity.info()
+        limit = info.retry_policy.maximum_attempts if info.retry_policy else 0
+        if limit and info.attempt >= limit:
+            return (
+                f"not retried: this was attempt {info.attempt} of the {limit} that the "
+                "step's retry_policy allows; raise maximum_attempts to wait longer"
+            )
+    return f"will be retried{after}"
 
 
 def _retryable(message: str, provider: str, model: str, secrets: list[str]) -> ApplicationError:

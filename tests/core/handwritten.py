@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
 class HandwrittenBrief:
     @workflow.run
     async def run(self, url: str) -> dict:
-        fetch = await baton.run_step(timed, {"url": url}, name="fetch")
+        fetch = await baton.run_step(timed, {"url": url}, name="fetch", summary="fetch the page")
         after_fetch = {"fetch": fetch}
         summarize, keywords, credibility = await asyncio.gather(
             baton.run_step(timed, {"sleep": 0.5}, name="summarize", results=after_fetch),

@@ -13,7 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+import temporalio.converter
+from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 import baton_temporal as baton
@@ -187,11 +188,24 @@ async def test_flow_started_from_the_temporal_cli(
 async def test_handwritten_workflow_matches_the_declared_flow(
     client: Client, task_queue: str, baton_worker
 ) -> None:
+    flow = (
+        baton.new(workflow_name="brief")
+        .add("fetch", timed, {"url": "https://example.org"})
+        .add("compile", timed, deps=["fetch"])
+    )
     async with baton_worker(ALL, workflows=[HandwrittenBrief]):
-        by_hand = await client.execute_workflow(
+        handle = await client.start_workflow(
             HandwrittenBrief.run, "https://example.org", id=str(uuid.uuid4()), task_queue=task_queue
         )
+        by_hand = await handle.result()
+        await flow.run(client, task_queue=task_queue)
+        by_hand_history = await handle.fetch_history()
+        flow_history = await client.get_workflow_handle(flow.workflow_id).fetch_history()
     assert by_hand["compile"]["saw"] == ["credibility", "keywords", "summarize"]
+    # UI labels: a declared flow's steps carry their node names; hand-written steps only
+    # the summary= given (each costs worker CPU in the sandbox).
+    assert activity_summaries(flow_history) == ["fetch (timed)", "compile (timed)"]
+    assert activity_summaries(by_hand_history) == ["fetch the page", None, None, None, None]
     assert by_hand["summarize"]["saw"] == ["fetch"]
     middle = [by_hand[k] for k in ("summarize", "keywords", "credibility")]
     assert max(m["start"] for m in middle) < min(m["end"] for m in middle)
@@ -231,3 +245,15 @@ async def test_cli_input_that_is_not_a_flow_fails_at_once(
         result = await run_cli("workflow", "result", *common, "--workflow-id", workflow_id)
     assert result.returncode != 0
     assert "FAILED" in result.stdout and expected in result.stdout, result.stdout
+
+
+def activity_summaries(history: WorkflowHistory) -> list[str | None]:
+    """The UI summary of each scheduled activity, in order (None: no summary)."""
+    converter = temporalio.converter.default().payload_converter
+    return [
+        converter.from_payload(e.user_metadata.summary, str)
+        if e.user_metadata.HasField("summary")
+        else None
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]

@@ -69,7 +69,8 @@ FAILS = {
     ),
     "503 on every attempt": (
         [Fault.status(503)] * steps.QUICK_RETRY.maximum_attempts,
-        ["ProviderRetryable", "HTTP 503"],
+        # The last attempt's error says so, instead of promising another try.
+        ["ProviderRetryable", "HTTP 503", "not retried: this was attempt 4 of the 4"],
     ),
 }
 

@@ -272,6 +272,40 @@ async def test_table_pricer_in_front_of_genai_prices(
     assert totals.unpriced_calls == 0
 
 
+async def test_postgres_fast_insert_stores_what_sqlalchemy_would(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    # On PostgreSQL record() hands its INSERT to psycopg directly (ledger/_pg_insert.py).
+    # The same record written through SQLAlchemy's own INSERT must give the same row.
+    if store.dialect != "postgresql":
+        pytest.skip("the direct INSERT is PostgreSQL's")
+    when = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    usage = {
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 12_345,
+        "cache_read_tokens": 1_000,
+        "output_tokens": 678,
+        "reasoning_tokens": 9,
+        "latency_ms": 321,
+        "call_id": "call-1",
+    }
+    fast = make_record(activity_id="fast", recorded_at=when, **usage)
+    slow = make_record(activity_id="slow", recorded_at=when, **usage)
+    assert await store.record(fast) == 1
+    async with store.engine.begin() as conn:
+        await conn.execute(StepStat.__table__.insert().values(**store._row(slow, store.pricer)))
+        rows = {
+            r.activity_id: r._asdict()
+            for r in await conn.execute(select(StepStat.__table__).order_by(text("id")))
+        }
+    a, b = rows["fast"], rows["slow"]
+    for differs in ("id", "call_key", "activity_id"):
+        a.pop(differs), b.pop(differs)
+    assert a == b
+    assert a["cost_usd"] is not None and a["recorded_at"] == when
+
+
 async def test_costs_are_exact_decimals(
     unmigrated_store: LedgerStore, make_record: RecordFactory
 ) -> None:

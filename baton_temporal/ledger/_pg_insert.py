@@ -1,0 +1,75 @@
+"""The ledger's usage INSERT on PostgreSQL, handed to psycopg directly.
+
+Every LLM step waits for this write before it completes, so it sits on the critical path
+of every flow level. Through SQLAlchemy's execute path (execution context, result
+wrapping, the greenlet bridge to the async driver) a one-row write cost more than the
+database's own work: 0.61 ms of worker CPU against 0.27 ms straight through psycopg, and
+2.7 ms against 1.4 ms of wall time after the process idled 50 ms, as it does between the
+steps of a flow. The statement text depends only on the number of rows, so psycopg
+prepares it on the server after a few uses.
+
+Values still go through the ledger's column types (``UTCDateTime``, ``Money``), so this
+path stores exactly what the SQLAlchemy path would.
+"""
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["PgInsert"]
+
+Row = dict[str, Any]
+
+
+class PgInsert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for any number of rows.
+
+    Example::
+
+        insert = PgInsert(StepStat.__table__, dialect, key="call_key")
+        cursor = await psycopg_conn.execute(insert.sql(len(rows)), insert.params(rows))
+        new_keys = {r[0] for r in await cursor.fetchall()}
+    """
+
+    def __init__(self, table: Table, dialect: Dialect, *, key: str) -> None:
+        # Every column but the generated primary key, in table order.
+        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
+        self._names = tuple(c.name for c in columns)
+        # Only the ledger's own column types convert values (TypeDecorator.process_bind_param);
+        # the rest psycopg adapts natively. Not the types' full bind processors: those
+        # are made for SQLAlchemy's statements, and Numeric's turns a Decimal into a float.
+        self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            partial(c.type.process_bind_param, dialect=dialect)
+            if isinstance(c.type, TypeDecorator)
+            else None
+            for c in columns
+        )
+        quote = dialect.identifier_preparer
+        names = ", ".join(quote.quote(n) for n in self._names)
+        self._head = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES "
+        self._tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        self._one = "(" + ", ".join(["%s"] * len(self._names)) + ")"
+        self._texts: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        """The statement for ``rows`` rows (built once per row count)."""
+        text = self._texts.get(rows)
+        if text is None:
+            text = self._head + ", ".join([self._one] * rows) + self._tail
+            if len(self._texts) < 64:
+                self._texts[rows] = text
+        return text
+
+    def params(self, rows: Sequence[Row]) -> list[Any]:
+        """The rows' values, flat and bind-processed, in the statement's order."""
+        flat: list[Any] = []
+        pairs = tuple(zip(self._names, self._processors, strict=True))
+        for row in rows:
+            for name, process in pairs:
+                value = row.get(name)
+                flat.append(value if process is None else process(value))
+        return flat
