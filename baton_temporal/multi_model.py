@@ -46,6 +46,7 @@ from ._job import Job
 from ._options import StepOptions
 from ._runtime import run_step
 from ._step import Step
+from .llm import UnknownModelError, resolve_provider
 
 __all__ = [
     "FAN_OUT_MODELS_ARG",
@@ -134,6 +135,7 @@ def fan_out_names(
     for model in models:
         if not isinstance(model, str) or not model.strip():
             raise FlowError(f"fan_out({base!r}): model {model!r} is not a model string")
+        _check_model(f"fan_out({base!r})", model)
         if model in out:
             raise FlowError(
                 f"fan_out({base!r}): model {model!r} is listed twice; list each model once"
@@ -155,6 +157,17 @@ def fan_out_names(
         out[model] = step_name
         by_step[step_name] = model
     return out
+
+
+def _check_model(where: str, model: Any) -> None:
+    # At build time, not when the step calls it: a model no provider serves would
+    # otherwise fail the run only after the steps before it were paid for.
+    if not isinstance(model, str):
+        raise FlowError(f"{where}: {model!r} is not a model string")
+    try:
+        resolve_provider(model)
+    except UnknownModelError as err:
+        raise FlowError(f"{where}: {getattr(err, 'message', err)}") from None
 
 
 def synthesis_name(base: str) -> str:
@@ -187,6 +200,7 @@ def configure(flow: Flow, models: Mapping[str, str]) -> Flow:
                 f"configure(): the model for {step_name!r} must be a model string such as "
                 f"'claude-sonnet-4-20250514', got {model!r}"
             )
+        _check_model(f"configure(): the model for {step_name!r}", model)
     already = [name for name in models if name in flow.step_names]
     if already:
         raise FlowError(
@@ -269,6 +283,8 @@ def fan_out(flow: Flow, base: str, step: Step | str, **options: Any) -> Flow:
             f"fan_out({base!r}): quorum must be a whole number from 1 to {len(models)} "
             f"(the number of models), got {quorum!r}"
         )
+    if options.get("synthesize_model") is not None:
+        _check_model(f"fan_out({base!r}): synthesize_model", options["synthesize_model"])
     if synth is None:
         for key in ("synthesize_model", "synthesize_args", "quorum"):
             if options.get(key) is not None:

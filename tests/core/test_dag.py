@@ -8,9 +8,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 import baton_temporal as baton
 
@@ -162,6 +163,25 @@ async def test_errors_that_cannot_heal_fail_on_the_first_attempt(
     assert text in err.message
     started = [e for e in history.events if e.HasField("activity_task_started_event_attributes")]
     assert [e.activity_task_started_event_attributes.attempt for e in started] == [1]
+
+
+@activity.defn(name="plain_activity")
+async def plain_activity(arg: dict) -> str:
+    return "not a step output"
+
+
+async def test_a_plain_activity_named_as_a_step_fails_the_flow_clearly(
+    client: Client, task_queue: str
+) -> None:
+    # A flow may name its steps by string; if that name is a plain @activity.defn, its
+    # result is not a step output: the run must fail with the fix, not retry forever.
+    flow = baton.new(workflow_name="x").add("s", "plain_activity")
+    plugin = baton.BatonPlugin(steps=ALL)
+    async with Worker(client, task_queue=task_queue, plugins=[plugin], activities=[plain_activity]):
+        err = await asyncio.wait_for(failure_of(flow, client, task_queue), 30)
+    assert err.type == "StepResultError", err
+    assert "activity 'plain_activity' returned str, not a baton step output" in err.message
+    assert "@baton.step" in err.message
 
 
 async def test_result_over_the_payload_limit_fails_at_once(

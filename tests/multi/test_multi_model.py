@@ -138,6 +138,18 @@ def test_explicit_workflow_model_in_args_wins() -> None:
     assert flow.node("a").args["workflow_model"] == "o3"
 
 
+def test_configure_refuses_a_model_no_provider_serves() -> None:
+    with pytest.raises(
+        FlowError, match=r"model for 'parse': no provider is known for model 'mistral-large'"
+    ):
+        baton.new(workflow_name="x").pipe(multi_model.configure, {"parse": "mistral-large"})
+    # A provider prefix routes any name.
+    flow = baton.new(workflow_name="x").pipe(
+        multi_model.configure, {"parse": "openai-compatible:mistral-large"}
+    )
+    assert flow.spec.models == {"parse": "openai-compatible:mistral-large"}
+
+
 def test_configure_after_add_is_refused() -> None:
     flow = baton.new(workflow_name="x").add("parse", parse_doc, {"text": "t"})
     with pytest.raises(FlowError, match=r"configure\(\) names steps already added: \['parse'\]"):
@@ -174,6 +186,12 @@ def test_configure_after_add_is_refused() -> None:
         ),
         ({}, "needs models="),
         ({"models": [""]}, "is not a model string"),
+        # Unknown models are refused when the flow is built, not when a step calls them.
+        ({"models": ["gpt-4o", "llama3.2"]}, "no provider is known for model 'llama3.2'"),
+        (
+            {"models": ["gpt-4o"], "synthesize_with": report, "synthesize_model": "gemma"},
+            "synthesize_model: no provider is known for model 'gemma'",
+        ),
     ],
 )
 def test_fan_out_errors(options: dict, message: str) -> None:
