@@ -178,13 +178,29 @@ def test_worker_program_with_a_bad_ledger_url_stops_at_once(url: str, expected: 
     assert "pw" not in done.stderr  # the password is hidden
 
 
-# ---- models (accepted when the flow is built, refused on the first attempt) -----------------
+# ---- models (refused when the flow is built where the flow names them, else on the first
+# attempt) ---------------------------------------------------------------------------------
 
 
-def test_unknown_models_are_accepted_when_the_flow_is_built() -> None:
-    """Documented in the table: model strings are checked when the step calls the model."""
-    flow = baton.new(workflow_name="x").pipe(multi_model.configure, {"a": "llama3.2"})
-    assert flow.add("a", model_from_args).node("a").args == {"workflow_model": "llama3.2"}
+def test_unknown_models_are_refused_when_the_flow_is_built() -> None:
+    """Documented in the table: models the flow names (configure, fan_out) are checked at
+    build; a model a step picks itself is checked when the step calls it."""
+    fix = "Prefix it with its provider: 'anthropic:llama3.2', 'openai:llama3.2'"
+    with pytest.raises(FlowError, match=f"no provider is known for model 'llama3.2'. {fix}"):
+        baton.new(workflow_name="x").pipe(multi_model.configure, {"a": "llama3.2"})
+    with pytest.raises(
+        FlowError, match=r"fan_out\('a'\): no provider is known for model 'llama3.2'"
+    ):
+        baton.new(workflow_name="x").pipe(
+            multi_model.fan_out, "a", model_from_args, models=["gpt-4o", "llama3.2"]
+        )
+    # Nothing reached Temporal; with the prefix the same model is accepted.
+    flow = baton.new(workflow_name="x").pipe(
+        multi_model.configure, {"a": "openai-compatible:llama3.2"}
+    )
+    assert flow.add("a", model_from_args).node("a").args == {
+        "workflow_model": "openai-compatible:llama3.2"
+    }
 
 
 async def _failure(client: Client, task_queue: str, baton_worker, flow: baton.Flow, **kw) -> str:  # type: ignore[no-untyped-def]
