@@ -38,21 +38,23 @@ class PgInsert:
     def __init__(self, table: Table, dialect: Dialect, *, key: str) -> None:
         # Every column but the generated primary key, in table order.
         columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
-        self._names = tuple(c.name for c in columns)
         # Only the ledger's own column types convert values (TypeDecorator.process_bind_param);
         # the rest psycopg adapts natively. Not the types' full bind processors: those
         # are made for SQLAlchemy's statements, and Numeric's turns a Decimal into a float.
-        self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
-            partial(c.type.process_bind_param, dialect=dialect)
-            if isinstance(c.type, TypeDecorator)
-            else None
+        self._columns: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
+            (
+                c.name,
+                partial(c.type.process_bind_param, dialect=dialect)
+                if isinstance(c.type, TypeDecorator)
+                else None,
+            )
             for c in columns
         )
         quote = dialect.identifier_preparer
-        names = ", ".join(quote.quote(n) for n in self._names)
+        names = ", ".join(quote.quote(c.name) for c in columns)
         self._head = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES "
         self._tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
-        self._one = "(" + ", ".join(["%s"] * len(self._names)) + ")"
+        self._one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         self._texts: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
@@ -67,9 +69,8 @@ class PgInsert:
     def params(self, rows: Sequence[Row]) -> list[Any]:
         """The rows' values, flat and bind-processed, in the statement's order."""
         flat: list[Any] = []
-        pairs = tuple(zip(self._names, self._processors, strict=True))
         for row in rows:
-            for name, process in pairs:
+            for name, process in self._columns:
                 value = row.get(name)
                 flat.append(value if process is None else process(value))
         return flat

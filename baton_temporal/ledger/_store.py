@@ -616,15 +616,10 @@ class LedgerStore:
                 f"the ledger tables in {self.url} are missing or out of date ({text}); "
                 f"{_FIX_MIGRATE}"
             )
-        unavailable = (
-            isinstance(
-                err,
-                sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError,
-            )
-            or (isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated)
-            # The driver's own errors: PostgreSQL's usage INSERT bypasses SQLAlchemy.
-            or self._was_dropped(err)
-        )
+        unavailable = isinstance(
+            err,
+            sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError,
+        ) or self._was_dropped(err)
         if unavailable:
             return LedgerUnavailable(
                 f"the ledger database {self.url} is unavailable: {text}. Check that it is "
@@ -794,7 +789,9 @@ class LedgerStore:
         return await self._insert_once(values)
 
     def _was_dropped(self, err: BaseException | None) -> bool:
-        """Whether ``err`` says the connection itself was gone (not a timeout or refusal)."""
+        """Whether ``err`` says the connection failed, not the statement: an invalidated
+        SQLAlchemy connection, or the driver's own connection errors (PostgreSQL's usage
+        INSERT goes to psycopg directly)."""
         if isinstance(err, sa_exc.DBAPIError):
             return err.connection_invalidated
         dbapi = self._engine.dialect.dbapi
