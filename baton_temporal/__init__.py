@@ -14,21 +14,77 @@ Declare steps, chain them into a flow, start it; Temporal makes it durable::
 A worker runs the steps::
 
     Worker(client, task_queue="baton", plugins=[baton.BatonPlugin(steps=[parse_doc])])
+
+The package is laid out by where code runs: ``flow`` builds flows, ``workflow`` is what
+runs in workflow code (it imports only ``flow`` and temporalio), ``steps`` wraps step
+functions, and the worker side is ``llm``, ``ledger``, ``pricing``, ``worker`` and ``cli``.
 """
 
-from ._accounting import call_llm
-from ._dag import FlowResult, FlowWorkflow, StepState
-from ._errors import FlowError, NotADependencyError, StepDefinitionError
-from ._flow import Flow, new
-from ._job import Job, get_all_results, get_result
-from ._options import StepOptions
-from ._plugin import BatonPlugin
-from ._runtime import run_step
-from ._spec import SCHEMA_VERSION, FlowSpec, StepSpec
-from ._step import Step, step
-from ._wire import FLOW_WORKFLOW_TYPE
-from .llm import LLMResponse
-from .usage import LLMUsage
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._plugin import BatonPlugin
+    from .flow import (
+        FLOW_WORKFLOW_TYPE,
+        SCHEMA_VERSION,
+        Flow,
+        FlowError,
+        FlowSpec,
+        NotADependencyError,
+        StepDefinitionError,
+        StepOptions,
+        StepSpec,
+        new,
+    )
+    from .llm import LLMResponse
+    from .steps import Job, Step, get_all_results, get_result, step
+    from .steps._accounting import call_llm
+    from .usage import LLMUsage
+    from .workflow import FlowResult, FlowWorkflow, StepState, run_step
+
+# Every name loads on first use: `import baton_temporal` (and so `baton --help`, which
+# lives in this package) costs nothing, workflow code loads only flow/ and workflow/, and
+# the worker side (LLM SDKs, SQLAlchemy, price data: about a second) only when asked for.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "FLOW_WORKFLOW_TYPE",
+            "SCHEMA_VERSION",
+            "Flow",
+            "FlowError",
+            "FlowSpec",
+            "NotADependencyError",
+            "StepDefinitionError",
+            "StepOptions",
+            "StepSpec",
+            "new",
+        ),
+        ".flow",
+    ),
+    **dict.fromkeys(("Job", "Step", "get_all_results", "get_result", "step"), ".steps"),
+    **dict.fromkeys(("FlowResult", "FlowWorkflow", "StepState", "run_step"), ".workflow"),
+    "LLMUsage": ".usage",
+    "BatonPlugin": "._plugin",
+    "LLMResponse": ".llm",
+    "call_llm": ".steps._accounting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'baton_temporal' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "FLOW_WORKFLOW_TYPE",

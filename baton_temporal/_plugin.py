@@ -18,14 +18,14 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from ._accounting import UsageActivities, UsageInterceptor, WorkerResources
-from ._dag import FlowWorkflow
-from ._errors import StepDefinitionError
-from ._step import Step
-from ._wire import UNKNOWN_STEP_ERROR
+from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, LedgerUnavailable
 from .llm import LLMConfig
 from .pricing import Pricer
+from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResources
+from .steps._step import Step
+from .workflow._flow_workflow import FlowWorkflow
+from .workflow._wire import UNKNOWN_STEP_ERROR
 
 log = logging.getLogger("baton_temporal")
 

@@ -30,23 +30,25 @@ The same operations exist for hand-written ``@workflow.defn`` classes:
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import re
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from temporalio.exceptions import ActivityError, ApplicationError
-
-from ._errors import FlowError
-from ._flow import Flow
-from ._job import Job
-from ._options import StepOptions
-from ._runtime import run_step
-from ._step import Step
-from .llm import UnknownModelError, resolve_provider
+from .flow._builder import Flow
+from .flow._errors import FlowError
+from .flow._names import (
+    FAN_OUT_MODELS_ARG,
+    MODEL_ARG,
+    short_name,
+    synthesis_name,
+    with_model,
+)
+from .flow._names import fan_out_names as _fan_out_names
+from .flow._options import StepOptions, StepRef
+from .steps._job import Job
+from .workflow._fan_out import run_fan_out, run_synthesis
 
 __all__ = [
     "FAN_OUT_MODELS_ARG",
@@ -66,13 +68,6 @@ __all__ = [
     "with_model",
 ]
 
-MODEL_ARG = "workflow_model"
-"""The args key a step's model is injected under."""
-FAN_OUT_MODELS_ARG = "fan_out_models"
-"""The synthesis step's args key mapping each fan-out step name to its model string."""
-
-_DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
-_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 _FAN_OUT_OPTIONS = (
     "models",
     "args",
@@ -89,74 +84,22 @@ _FAN_OUT_OPTIONS = (
 # -- names ------------------------------------------------------------------------------
 
 
-def short_name(model: str) -> str:
-    """The short form of a model string used in step names.
-
-    Drops a ``provider:`` prefix, a leading ``claude-`` and a trailing date; other
-    non-alphanumerics become ``_``.
-
-    Example::
-
-        short_name("claude-sonnet-4-20250514")  # "sonnet_4"
-        short_name("gpt-4o")                    # "gpt_4o"
-        short_name("o3")                        # "o3"
-    """
-    name = model.split(":", 1)[1] if ":" in model else model
-    name = name.removeprefix("claude-")
-    name = _DATE_SUFFIX.sub("", name)
-    return _NON_ALNUM.sub("_", name).strip("_")
-
-
 def fan_out_names(
     base: str, models: Sequence[str], names: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """``{model: step_name}`` for a fan-out of ``base`` across ``models``.
-
-    ``names`` sets the short name of some models explicitly (to resolve a clash).
-    Raises :class:`FlowError` on an empty list, a model listed twice, or two models
-    whose step names would be the same.
+    """``{model: step_name}`` for a fan-out of ``base`` across ``models``, refusing a
+    model that no provider serves.
 
     Example::
 
         fan_out_names("assess", ["claude-opus-4-20250514", "gpt-4o"])
         # {"claude-opus-4-20250514": "assess_opus_4", "gpt-4o": "assess_gpt_4o"}
     """
-    if isinstance(models, str) or not models:
-        raise FlowError(
-            f"fan_out({base!r}) needs models=[...], a non-empty list of model strings, "
-            f"got {models!r}"
-        )
-    names = dict(names or {})
-    for model in names:
-        if model not in models:
-            raise FlowError(f"fan_out({base!r}): names= mentions {model!r}, which is not in models")
-    out: dict[str, str] = {}
-    by_step: dict[str, str] = {}
-    for model in models:
-        if not isinstance(model, str) or not model.strip():
-            raise FlowError(f"fan_out({base!r}): model {model!r} is not a model string")
-        _check_model(f"fan_out({base!r})", model)
-        if model in out:
-            raise FlowError(
-                f"fan_out({base!r}): model {model!r} is listed twice; list each model once"
-            )
-        short = names.get(model) or short_name(model)
-        if not short:
-            raise FlowError(
-                f"fan_out({base!r}): model {model!r} has no usable short name; give it one "
-                f"with names={{{model!r}: 'my_name'}}"
-            )
-        step_name = f"{base}_{short}"
-        if step_name in by_step:
-            other = by_step[step_name]
-            raise FlowError(
-                f"fan_out({base!r}): models {other!r} and {model!r} would both be named "
-                f"{step_name!r}; name them explicitly, e.g. "
-                f"names={{{other!r}: '{short}_a', {model!r}: '{short}_b'}}"
-            )
-        out[model] = step_name
-        by_step[step_name] = model
-    return out
+    if not isinstance(models, str):
+        for model in models or ():
+            if isinstance(model, str) and model.strip():
+                _check_model(f"fan_out({base!r})", model)
+    return _fan_out_names(base, models, names)
 
 
 def _check_model(where: str, model: Any) -> None:
@@ -164,15 +107,12 @@ def _check_model(where: str, model: Any) -> None:
     # otherwise fail the run only after the steps before it were paid for.
     if not isinstance(model, str):
         raise FlowError(f"{where}: {model!r} is not a model string")
+    from .llm import UnknownModelError, resolve_provider  # the LLM layer only when building
+
     try:
         resolve_provider(model)
     except UnknownModelError as err:
         raise FlowError(f"{where}: {getattr(err, 'message', err)}") from None
-
-
-def synthesis_name(base: str) -> str:
-    """The synthesis step's name: ``{base}_synthesis``."""
-    return f"{base}_synthesis"
 
 
 # -- per-step models --------------------------------------------------------------------
@@ -222,15 +162,10 @@ def model_for(job: Job, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
-def with_model(args: Mapping[str, Any] | None, model: str) -> dict[str, Any]:
-    """``args`` with ``"workflow_model"`` set to ``model``."""
-    return {**(args or {}), MODEL_ARG: model}
-
-
 # -- fan-out ----------------------------------------------------------------------------
 
 
-def fan_out(flow: Flow, base: str, step: Step | str, **options: Any) -> Flow:
+def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
     """Add one ``step`` per model, named ``{base}_{short}``, and optionally a synthesis.
 
     Options: ``models`` (required), ``args`` (shared by every model's step), ``deps``
@@ -360,93 +295,6 @@ def collect_fan_results(job: Job) -> dict[str, Any]:
 
 
 # -- hand-written workflows -------------------------------------------------------------
-
-
-async def run_fan_out(
-    step: Step | str,
-    *,
-    base: str,
-    models: Sequence[str],
-    args: Mapping[str, Any] | None = None,
-    results: Mapping[str, Any] | None = None,
-    quorum: int | None = None,
-    names: Mapping[str, str] | None = None,
-    options: StepOptions | None = None,
-) -> dict[str, dict[str, Any]]:
-    """In workflow code: run ``step`` once per model, concurrently; ``{model: result}``.
-
-    Steps are named and given args exactly as :func:`fan_out` does. Without ``quorum``
-    every model must succeed; with it, at least ``quorum`` must, and the result holds
-    the successful ones. Otherwise raises a non-retryable ``ApplicationError`` naming the
-    failed models.
-
-    Example::
-
-        by_model = await multi_model.run_fan_out(
-            assess, base="assess", models=["claude-opus-4-20250514", "gpt-4o"],
-            results={"parse": parsed})
-    """
-    step_names = fan_out_names(base, models, names)
-    need = len(models) if quorum is None else quorum
-    outcomes = await asyncio.gather(
-        *(
-            run_step(step, with_model(args, m), name=n, results=results, options=options)
-            for m, n in step_names.items()
-        ),
-        return_exceptions=True,
-    )
-    by_model: dict[str, dict[str, Any]] = {}
-    failures: dict[str, str] = {}
-    for model, outcome in zip(step_names, outcomes, strict=True):
-        if isinstance(outcome, ActivityError):
-            failures[model] = str(outcome.cause or outcome)
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            by_model[model] = outcome
-    if len(by_model) < need:
-        raise ApplicationError(
-            f"fan-out {base!r}: {len(by_model)} of {len(models)} models succeeded, {need} "
-            "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()),
-            {"failed": list(failures)},
-            type="FanOutFailed",
-            non_retryable=True,
-        )
-    return by_model
-
-
-async def run_synthesis(
-    step: Step | str,
-    by_model: Mapping[str, dict[str, Any]],
-    *,
-    base: str,
-    model: str | None = None,
-    args: Mapping[str, Any] | None = None,
-    names: Mapping[str, str] | None = None,
-    all_models: Sequence[str] | None = None,
-    options: StepOptions | None = None,
-) -> dict[str, Any]:
-    """In workflow code: run the synthesis step ``{base}_synthesis`` over ``by_model``.
-
-    The step sees the same job as in a declared flow: :func:`collect_fan_results`
-    returns ``by_model``, :func:`model_for` returns ``model`` (default: the first model).
-
-    Example::
-
-        consensus = await multi_model.run_synthesis(synthesize, by_model, base="assess")
-    """
-    models = list(all_models or by_model)
-    step_names = fan_out_names(base, models, names)
-    synth_model = model or models[0]
-    synth_args = {
-        **(args or {}),
-        MODEL_ARG: synth_model,
-        FAN_OUT_MODELS_ARG: {n: m for m, n in step_names.items()},
-    }
-    results = {step_names[m]: r for m, r in by_model.items()}
-    return await run_step(
-        step, synth_args, name=synthesis_name(base), results=results, options=options
-    )
 
 
 # -- ready synthesis helpers ------------------------------------------------------------

@@ -21,7 +21,7 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 
 Example::
 
-    BATON_STEPS=workers.examples.seed python -m workers.worker
+    BATON_STEPS=baton_temporal.examples.seed python -m workers.worker
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from ._plugin import BatonPlugin
-from ._step import Step
+from .steps._step import Step
 
 __all__ = ["WorkerSettings", "connect", "load_steps", "run_worker"]
 

@@ -37,13 +37,13 @@ def apply() -> list[str]:
 
 
 def _no_heartbeat_timeout() -> None:
-    import baton_temporal._runtime as runtime
+    import baton_temporal.workflow._runtime as runtime
 
     runtime.DEFAULT_HEARTBEAT_TIMEOUT = None  # type: ignore[assignment]
 
 
 def _no_summary() -> None:
-    import baton_temporal._runtime as runtime
+    import baton_temporal.workflow._runtime as runtime
 
     execute = runtime._execute
 

@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from baton_temporal._devserver import temporal_cli_path
+from baton_temporal.cli._devserver import temporal_cli_path
 
 REPO = Path(__file__).resolve().parent.parent
 

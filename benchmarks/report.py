@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton_temporal._devserver import DEV_SERVER_ARGS
+from baton_temporal.cli._devserver import DEV_SERVER_ARGS
 
 LABELS = {
     "declarative": "1. declarative flow (baton.Flow, PG ledger)",

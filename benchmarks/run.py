@@ -37,7 +37,7 @@ from typing import Any
 
 import baton_temporal as baton
 from baton_temporal import multi_model
-from baton_temporal._devserver import DEV_SERVER_ARGS
+from baton_temporal.cli._devserver import DEV_SERVER_ARGS
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing.postgres import start_postgres
 from workers.examples import seed

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import baton_temporal as baton
-from baton_temporal._devserver import DEV_SERVER_ARGS, temporal_cli_path
+from baton_temporal.cli._devserver import DEV_SERVER_ARGS, temporal_cli_path
 from baton_temporal.testing.postgres import PostgresError, PostgresServer, start_postgres
 
 

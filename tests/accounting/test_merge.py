@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from baton_temporal._accounting import merge_usage, split_usage
+from baton_temporal.steps._accounting import merge_usage, split_usage
 from baton_temporal.usage import LLMUsage, UsageError, parse_llm_usage
 
 

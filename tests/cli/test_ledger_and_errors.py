@@ -128,7 +128,7 @@ async def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
     commands = [
         ("start", str(flow)),
         ("status", "some-workflow"),
-        ("worker", "--steps", "workers.examples.seed"),
+        ("worker", "--steps", "baton_temporal.examples.seed"),
     ]
     for args in commands:
         ran = await run_baton(*args, env=env, cwd=tmp_path)

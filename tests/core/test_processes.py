@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 import baton_temporal as baton
-from baton_temporal._devserver import temporal_cli_path
+from baton_temporal.cli._devserver import temporal_cli_path
 
 from .handwritten import HandwrittenBrief
 from .steps import ALL, logged, timed

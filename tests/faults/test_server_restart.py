@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 import baton_temporal as baton
-from baton_temporal._devserver import temporal_cli_path
+from baton_temporal.cli._devserver import temporal_cli_path
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import StandIn

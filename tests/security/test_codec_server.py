@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import baton_temporal as baton
-from baton_temporal._devserver import temporal_cli_path
+from baton_temporal.cli._devserver import temporal_cli_path
 from baton_temporal.codec import CodecServer, EncryptionCodec, data_converter, generate_key
 from baton_temporal.testing import StandIn
 

@@ -12,15 +12,21 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from temporalio.common import RetryPolicy
 
 from ._errors import FlowError, StepDefinitionError
-from ._options import StepOptions
-from ._spec import FlowSpec, StepSpec, check_flow, name_problem, parse_flow
-from ._step import Step, find_non_json
-from ._wire import FLOW_WORKFLOW_TYPE
+from ._json import find_non_json
+from ._options import StepOptions, StepRef
+from ._spec import (
+    FLOW_WORKFLOW_TYPE,
+    FlowSpec,
+    StepSpec,
+    check_flow,
+    name_problem,
+    parse_flow,
+)
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
-    from ._dag import FlowResult
+    from ..workflow import FlowResult
 
 __all__ = ["Flow", "new"]
 
@@ -75,7 +81,7 @@ class Flow:
     def add(
         self,
         name: str,
-        step: Step | str,
+        step: StepRef | str,
         args: Mapping[str, Any] | None = None,
         *,
         deps: Sequence[str] = (),
@@ -202,7 +208,7 @@ class Flow:
         ``start_options`` go to ``Client.start_workflow`` (``id_reuse_policy``,
         ``execution_timeout``, ``search_attributes``...).
         """
-        from ._dag import FlowResult
+        from ..workflow import FlowResult
 
         data = self.to_dict()
         # By type name, so that result_type gives a typed FlowResult back.
@@ -267,7 +273,7 @@ def new(
 
 
 def _step_ref(name: str, step: Any) -> tuple[str, StepOptions]:
-    if isinstance(step, Step):
+    if isinstance(step, StepRef):
         return step.name, step.options
     if isinstance(step, str):
         if not step.strip():

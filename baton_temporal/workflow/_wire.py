@@ -7,12 +7,12 @@ handles them with no custom code, and so that a flow started from the `temporal`
 
 # No `from __future__ import annotations` here: the payload converter resolves these
 # classes' type hints on every decode, and real annotations make that twice as cheap.
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The name under which the generic DAG workflow is registered; `temporal workflow start
-# --type baton.Flow` starts a flow from the command line.
-FLOW_WORKFLOW_TYPE = "baton.Flow"
+from temporalio.exceptions import ApplicationError
+
 # The activity that writes usage to the ledger when the step activity could not.
 RECORD_USAGE_ACTIVITY = "baton.record_usage"
 # Error types raised by the library itself that no retry can fix.
@@ -20,6 +20,8 @@ UNKNOWN_STEP_ERROR = "UnknownStep"
 STEP_RESULT_ERROR = "StepResultError"
 FLOW_FAILED_ERROR = "FlowFailed"
 INVALID_FLOW_ERROR = "InvalidFlow"
+# Where a failed attempt carries usage records it could not write (error or heartbeat details).
+PENDING_USAGE_KEY = "baton_pending_usage"
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,17 @@ class StepOutput:
     result: dict[str, Any]
     attempt: int = 1
     pending_usage: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pending_from(details: Sequence[Any]) -> list[dict]:
+    for item in details or ():
+        if isinstance(item, dict) and isinstance(item.get(PENDING_USAGE_KEY), list):
+            return list(item[PENDING_USAGE_KEY])
+    return []
+
+
+def pending_from_error(err: BaseException | None) -> list[dict]:
+    """Usage records carried by a failed step's error (the worker side puts them there)."""
+    if isinstance(err, ApplicationError):
+        return pending_from(err.details)
+    return []

@@ -1,7 +1,7 @@
 """The flow as data: a versioned JSON schema, and the checks every flow passes.
 
-This module is imported inside Temporal's workflow sandbox, so it is pure and
-deterministic: no I/O, no clocks, no randomness.
+This module runs in workflow code (the flow workflow parses its input with it), so it is
+pure and deterministic: no I/O, no clocks, no randomness.
 
 Schema (version 1)::
 
@@ -29,9 +29,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["SCHEMA_VERSION", "FlowSpec", "StepSpec", "check_flow", "parse_flow"]
+__all__ = [
+    "FLOW_WORKFLOW_TYPE",
+    "SCHEMA_VERSION",
+    "FlowSpec",
+    "StepSpec",
+    "check_flow",
+    "parse_flow",
+]
 
 SCHEMA_VERSION: Literal[1] = 1
+# The name under which the generic flow workflow is registered; `temporal workflow start
+# --type baton.Flow` starts a flow from the command line.
+FLOW_WORKFLOW_TYPE = "baton.Flow"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 
 

@@ -30,10 +30,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .cli import CliError, describe_failure, short_error
+from ._common import CliError, describe_failure, short_error
 
 if TYPE_CHECKING:
-    from .llm import LLMConfig
+    from ..llm import LLMConfig
 
 __all__ = ["run_demo", "run_dev"]
 
@@ -213,9 +213,8 @@ def _set(env: Mapping[str, str], name: str) -> bool:
 
 def plan_models(env: Mapping[str, str], *, offline: bool = False) -> ModelPlan:
     """Choose the demo's models from the environment (see ``baton demo --help``)."""
-    from workers.examples import seed
-
-    from .llm import UnknownModelError, resolve_provider
+    from ..examples import seed
+    from ..llm import UnknownModelError, resolve_provider
 
     offline_notice = [
         "OFFLINE: a local stand-in model is answering (no real LLM is called, nothing is "
@@ -298,7 +297,8 @@ def build_demo_flow(text: str, models: list[str], workflow_id: str) -> Any:
     """The seed's ``quality_flow`` on ``models``; its report step uses the first model
     when the seed's default report model is not among them (it could not be called)."""
     import baton_temporal as baton
-    from workers.examples import seed
+
+    from ..examples import seed
 
     flow = seed.quality_flow(text, models=models, workflow_id=workflow_id)
     if seed.DEFAULT_MODEL in models:
@@ -318,7 +318,7 @@ def sample_document() -> str:
 
 
 def _tokens_and_cost(rows: Sequence[Any]) -> str:
-    from .stats import format_cost
+    from ..stats import format_cost
 
     if not rows:
         return "no LLM call"
@@ -401,7 +401,7 @@ class Progress:
 
 def models_from_steps(rows: Sequence[Any]) -> list[Any]:
     """Per-model totals of one workflow (``ModelCost`` rows) from its per-step rows."""
-    from .stats import combine_costs
+    from ..stats import combine_costs
 
     by_model: dict[str, list[Any]] = {}
     for r in rows:
@@ -442,7 +442,7 @@ async def run_demo(args: Any) -> int:
 
     import baton_temporal as baton
 
-    from .ledger import LedgerStore
+    from ..ledger import LedgerStore
 
     started = time.monotonic()
     as_json = bool(args.json)
@@ -534,7 +534,7 @@ async def run_demo(args: Any) -> int:
 
 
 def seed_default_model() -> str:
-    from workers.examples import seed
+    from ..examples import seed
 
     return seed.DEFAULT_MODEL
 
@@ -546,7 +546,7 @@ def _import_provider_sdks() -> None:
 
 
 def _seed_steps() -> list[Any]:
-    from workers.examples import seed
+    from ..examples import seed
 
     return list(seed.STEPS)
 
@@ -556,7 +556,7 @@ async def _run_flow(
 ) -> dict[str, Any]:
     from temporalio.client import WorkflowFailureError
 
-    from .stats import format_cost_by_model, format_steps, format_totals
+    from ..stats import format_cost_by_model, format_steps, format_totals
 
     say()
     say(f"Flow {flow.workflow_name!r}, workflow id {flow.workflow_id}:")
@@ -635,8 +635,8 @@ async def run_dev(args: Any) -> int:
     """``baton dev``: embedded Temporal + UI + ledger + worker until Ctrl-C/SIGTERM."""
     import baton_temporal as baton
 
-    from .ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
-    from .worker import WorkerSettings, load_steps, run_worker
+    from ..ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
+    from ..worker import WorkerSettings, load_steps, run_worker
 
     out = sys.stdout
     try:
@@ -714,11 +714,11 @@ async def run_dev(args: Any) -> int:
 def _models(stack: contextlib.ExitStack, *, offline: bool) -> tuple[Any, LLMConfig]:
     """The LLM configuration: the offline stand-in (started on ``stack``) or the real
     providers from the environment; the stand-in is None for the latter."""
-    from .llm import LLMConfig
+    from ..llm import LLMConfig
 
     if not offline:
         return None, LLMConfig.from_env()
-    from .testing.standin import StandIn
+    from ..testing.standin import StandIn
 
     standin = stack.enter_context(StandIn(latency=STANDIN_LATENCY_S))
     return standin, standin.config()

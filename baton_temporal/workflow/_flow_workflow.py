@@ -10,11 +10,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-with workflow.unsafe.imports_passed_through():
-    from ._options import StepOptions
-    from ._runtime import execute_step
-    from ._spec import FlowSpec, StepSpec, parse_flow
-    from ._wire import FLOW_FAILED_ERROR, FLOW_WORKFLOW_TYPE, INVALID_FLOW_ERROR
+from ..flow._options import StepOptions
+from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ._runtime import execute_step
+from ._wire import FLOW_FAILED_ERROR, INVALID_FLOW_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
 

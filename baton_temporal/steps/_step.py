@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,10 +14,11 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from ._errors import NotADependencyError
+from ..flow._errors import NotADependencyError
+from ..flow._json import find_non_json
+from ..flow._options import StepOptions
+from ..workflow._wire import STEP_RESULT_ERROR, StepInput, StepOutput
 from ._job import Job
-from ._options import StepOptions
-from ._wire import STEP_RESULT_ERROR, StepInput, StepOutput
 
 __all__ = ["Step", "step"]
 
@@ -199,26 +199,3 @@ def check_result(step: str, result: Any) -> dict[str, Any]:
             non_retryable=True,
         )
     return result
-
-
-def find_non_json(value: Any, path: str = "") -> str | None:
-    """Describe the first value under ``value`` that JSON cannot hold, with its key path."""
-    if value is None or isinstance(value, bool | int | str):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path or 'value'} is {value!r}"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path or 'value'} has a non-string key {key!r}"
-            found = find_non_json(item, f"{path}[{key!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = find_non_json(item, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    return f"{path or 'value'} is a {type(value).__name__}"

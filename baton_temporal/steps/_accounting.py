@@ -36,17 +36,16 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from ..ledger import LedgerError, LedgerNotMigrated, LedgerStore, UsageRecord
+from ..llm import LLMClients, LLMConfig, LLMResponse, Message, complete
+from ..usage import LLMUsage, UsageError, parse_llm_usage
+from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
 from ._job import Job
-from ._wire import StepInput, StepOutput
-from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, UsageRecord
-from .llm import LLMClients, LLMConfig, LLMResponse, Message, complete
-from .usage import LLMUsage, UsageError, parse_llm_usage
 
 __all__ = ["call_llm"]
 
 log = logging.getLogger("baton_temporal.usage")
 
-PENDING_USAGE_KEY = "baton_pending_usage"
 INVALID_USAGE_ERROR = "InvalidLLMUsage"
 LEDGER_WRITE_TIMEOUT_S = 5.0
 
@@ -230,7 +229,7 @@ class _UsageInbound(ActivityInboundInterceptor):
             "attempt": info.attempt,
         }
         # Usage a previous attempt could not write rides along in its heartbeat details.
-        carried = _pending_from(info.heartbeat_details)
+        carried = pending_from(info.heartbeat_details)
         if self._outbound is not None:
             self._outbound.pending = carried
         attempt = _Attempt(resources)
@@ -335,20 +334,6 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
     if cancelled:
         raise asyncio.CancelledError()
     return pending
-
-
-def _pending_from(details: Sequence[Any]) -> list[dict]:
-    for item in details or ():
-        if isinstance(item, dict) and isinstance(item.get(PENDING_USAGE_KEY), list):
-            return list(item[PENDING_USAGE_KEY])
-    return []
-
-
-def pending_from_error(err: BaseException | None) -> list[dict]:
-    """Usage records carried by a failed step's error (see ``_with_pending``)."""
-    if isinstance(err, ApplicationError):
-        return _pending_from(err.details)
-    return []
 
 
 def _with_pending(err: BaseException, pending: list[dict]) -> BaseException:

@@ -1,19 +1,4 @@
-"""The ``baton`` command line.
-
-=================================  ==========================================================
-``baton demo``                     the seed's multi-model flow on embedded Temporal + ledger
-``baton dev``                      embedded Temporal (with UI), ledger and worker until Ctrl-C
-``baton start FILE``               start a flow from a JSON or YAML file (``--wait``)
-``baton status WORKFLOW_ID``       each step's state (``--watch`` until it ends)
-``baton stats totals|steps ID``    tokens and cost of one workflow, from the ledger
-``baton stats models``             cost per model over a period (``--since 7d``)
-``baton worker``                   the worker program (``BATON_STEPS``, ``--steps``)
-``baton db upgrade`` / ``prune``   create/upgrade the ledger tables; delete old rows
-=================================  ==========================================================
-
-Errors a user can fix print one line on stderr and exit with status 2; ``--debug`` adds
-the traceback.
-"""
+"""The commands of the ``baton`` program and its argument parser (see the package doc)."""
 
 from __future__ import annotations
 
@@ -32,41 +17,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    CliError,
+    describe_failure,
+    short_error,
+)
+
 __all__ = ["CliError", "main"]
-
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class CliError(Exception):
-    """A problem the user can fix: printed as one line, exit status 2."""
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def short_error(err: BaseException) -> str:
-    """An exception's message on one line, with Rust/gRPC noise reduced to its reason."""
-    text = str(err) or type(err).__name__
-    found = re.search(r'message: "([^"]+)"', text)
-    if found and "tonic" in text:
-        return found.group(1)
-    return " ".join(text.split())
-
-
-def describe_failure(workflow_id: str, err: BaseException) -> str:
-    """``workflow <id> failed: <message of each cause, outermost first>`` on one line."""
-    messages: list[str] = []
-    cause: BaseException | None = getattr(err, "cause", None) or err.__cause__
-    while cause is not None:
-        message = getattr(cause, "message", None) or str(cause)
-        generic = type(cause).__name__ in ("ActivityError", "ChildWorkflowError")
-        if message and not generic and not any(message in m for m in messages):
-            messages.append(" ".join(message.split()))
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    return f"workflow {workflow_id} failed: " + (": ".join(messages) or short_error(err))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -160,7 +121,7 @@ def temporal_address() -> str:
 
 
 async def connect_temporal() -> Any:
-    from .worker import connect
+    from ..worker import connect
 
     try:
         return await connect()
@@ -317,7 +278,7 @@ async def _step_states(handle: Any, description: Any) -> tuple[dict[str, Any] | 
     otherwise from the ``baton.steps`` query, which a worker of the queue answers."""
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-    from ._dag import FlowResult
+    from ..workflow import FlowResult
 
     status = description.status
     note = ""
@@ -416,8 +377,8 @@ class _NoPricing:
 def _open_ledger(url: str | None, *, must_exist: bool) -> Any:
     """A store on ``--url`` / $BATON_LEDGER_URL / the default SQLite file. An SQLite file
     that does not exist is an error when reading (SQLite would create an empty one)."""
-    from .ledger import LedgerStore, default_ledger_url
-    from .ledger._store import to_async_url
+    from ..ledger import LedgerStore, default_ledger_url
+    from ..ledger._store import to_async_url
 
     resolved = url or default_ledger_url()
     parsed = to_async_url(resolved)
@@ -444,7 +405,7 @@ def _open_ledger(url: str | None, *, must_exist: bool) -> Any:
 
 
 async def cmd_stats(args: argparse.Namespace) -> int:
-    from . import stats
+    from .. import stats
 
     store = _open_ledger(args.url, must_exist=True)
     try:
@@ -485,7 +446,7 @@ async def cmd_stats(args: argparse.Namespace) -> int:
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
-    from .ledger import safe_url
+    from ..ledger import safe_url
 
     if args.db_command == "upgrade":
         store = _open_ledger(args.url, must_exist=False)
@@ -512,8 +473,8 @@ async def cmd_db(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    from .ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
-    from .worker import WorkerSettings, load_steps, run_worker
+    from ..ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
+    from ..worker import WorkerSettings, load_steps, run_worker
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -527,7 +488,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     if not modules:
         raise CliError(
             "no steps to run; pass --steps MODULE (repeatable) or set BATON_STEPS, e.g. "
-            "--steps workers.examples.seed"
+            "--steps baton_temporal.examples.seed"
         )
     try:
         load_steps(modules)
@@ -720,9 +681,9 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
     from temporalio.client import WorkflowFailureError
     from temporalio.service import RPCError
 
-    from ._errors import FlowError
-    from .ledger import LedgerError, LedgerNotMigrated
-    from .pricing import PricingError
+    from ..flow import FlowError
+    from ..ledger import LedgerError, LedgerNotMigrated
+    from ..pricing import PricingError
 
     if isinstance(err, CliError):
         return str(err)
@@ -798,11 +759,3 @@ def _run(argv: Sequence[str] | None) -> int:
             return EXIT_UNEXPECTED
         print(f"baton: {message}", file=sys.stderr)
         return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    # Through the package module, so that `python -m baton_temporal.cli` and the imports
-    # of baton_temporal._demo share one CliError class.
-    from baton_temporal.cli import _exit_now, _run
-
-    _exit_now(_run(None))

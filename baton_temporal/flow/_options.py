@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from temporalio.common import RetryPolicy
 
-__all__ = ["DEFAULT_RETRY", "StepOptions"]
+__all__ = ["DEFAULT_RETRY", "StepOptions", "StepRef"]
 
 # Temporal's own default retries forever; a flow of paid LLM calls should not. Ten
 # attempts with backoff to one minute ride out provider hiccups and rate limits
@@ -101,3 +101,20 @@ class StepOptions:
             task_queue=data.get("task_queue"),
             local=data.get("local"),
         )
+
+
+@runtime_checkable
+class StepRef(Protocol):
+    """What flows and workflow code need of a step: its registered name and its default
+    options. ``@baton.step`` makes one; the function itself stays on the worker side.
+
+    Example::
+
+        isinstance(parse_doc, StepRef)  # True for any @baton.step function
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def options(self) -> StepOptions: ...

@@ -26,15 +26,20 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from ._accounting import pending_from_error
-from ._options import (
+from ..flow._options import (
     DEFAULT_HEARTBEAT_TIMEOUT,
     DEFAULT_RETRY,
     DEFAULT_START_TO_CLOSE,
     StepOptions,
+    StepRef,
 )
-from ._step import Step
-from ._wire import RECORD_USAGE_ACTIVITY, STEP_RESULT_ERROR, StepInput, StepOutput
+from ._wire import (
+    RECORD_USAGE_ACTIVITY,
+    STEP_RESULT_ERROR,
+    StepInput,
+    StepOutput,
+    pending_from_error,
+)
 
 __all__ = ["run_step"]
 
@@ -49,7 +54,7 @@ _RECORD_USAGE_RETRY = RetryPolicy(
 
 
 async def run_step(
-    step: Step | str,
+    step: StepRef | str,
     args: Mapping[str, Any] | None = None,
     *,
     name: str | None = None,
@@ -79,7 +84,7 @@ async def run_step(
 
 
 async def execute_step(
-    step: Step | str,
+    step: StepRef | str,
     args: Mapping[str, Any] | None = None,
     *,
     name: str | None = None,
@@ -90,7 +95,7 @@ async def execute_step(
     summary: str | None = None,
 ) -> StepOutput:
     """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt)."""
-    if isinstance(step, Step):
+    if isinstance(step, StepRef):
         activity_type, step_defaults = step.name, step.options
     else:
         activity_type, step_defaults = step, StepOptions()

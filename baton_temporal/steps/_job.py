@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ._errors import NotADependencyError
+from ..flow._errors import NotADependencyError
 
 __all__ = ["Job", "get_all_results", "get_result"]
 
