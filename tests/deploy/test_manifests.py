@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import fnmatch
 import importlib
 import importlib.util
 import json
