@@ -172,7 +172,7 @@ class Flow:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The flow as JSON-ready data (schema version 1; see ``baton_temporal._spec``)."""
+        """The flow as JSON-ready data (schema version 1; see ``baton_temporal.flow``)."""
         self.validate()
         return self.spec.model_dump(mode="json", exclude_none=True)
 

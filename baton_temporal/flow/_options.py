@@ -20,7 +20,7 @@ DEFAULT_RETRY = RetryPolicy(
     maximum_attempts=10,
 )
 DEFAULT_START_TO_CLOSE = timedelta(minutes=10)
-# Steps heartbeat on their own while they run (see _step.py), so a worker that dies
+# Steps heartbeat on their own while they run (see steps/_step.py), so a worker that dies
 # mid-step is detected in this long and its step retried on another worker.
 DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 
