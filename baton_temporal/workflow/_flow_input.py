@@ -100,15 +100,24 @@ def _decode(raw: Any) -> Any:
         return raw
     try:
         return workflow.payload_converter().from_payload(raw.payload)
-    except RecursionError:
-        raise ValueError(
-            f"the flow JSON nests too deeply to read; step args may nest at most "
-            f"{MAX_JSON_DEPTH} levels: flatten them (or pass deep data as a JSON string)"
-        ) from None
     except Exception as err:  # whatever the converter raises for bytes it cannot read
+        root = _root_cause(err)
+        if isinstance(root, RecursionError):
+            raise ValueError(
+                f"the flow JSON nests too deeply to read; step args may nest at most "
+                f"{MAX_JSON_DEPTH} levels: flatten them (or pass deep data as a JSON string)"
+            ) from None
         raise ValueError(
-            f"the input cannot be read as JSON ({type(err).__name__}: {err}); {_START_HINT}"
+            f"the input cannot be read as JSON ({type(root).__name__}: {root}); {_START_HINT}"
         ) from None
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    for _ in range(20):  # the converter wraps the decoder's error; a bounded walk down
+        if err.__cause__ is None:
+            break
+        err = err.__cause__
+    return err
 
 
 def _legacy_parse(raw: Any) -> FlowSpec:
