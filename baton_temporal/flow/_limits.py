@@ -25,6 +25,7 @@ __all__ = [
     "MAX_ID_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_SUMMARY_CHARS",
+    "MIN_DURATION_SECONDS",
     "RESERVED_TASK_QUEUE_PREFIX",
     "duration_problem",
     "id_problem",
@@ -37,6 +38,10 @@ MAX_DURATION_SECONDS = 250 * 365 * 24 * 3600
 """Temporal caps every duration at 250 years (server common/primitives/timestamp,
 ``maxAllowedDuration``; Go's time.Duration ends near 292 years). Longer ones overflow on
 the way there, so a timeout or retry interval beyond this is refused."""
+
+MIN_DURATION_SECONDS = 0.001
+"""Shorter than this is no timeout or interval anyone means, and below Python's timedelta
+resolution (1 µs) it becomes 0, which Temporal reads as "not set"."""
 
 MAX_ID_BYTES = 1000
 """The server's ``limit.maxIDLength`` (default 1000, in UTF-8 bytes): workflow ids, task
@@ -70,6 +75,8 @@ def duration_problem(what: str, seconds: Any, *, allow_zero: bool = False) -> st
     if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         return f"{what} is {seconds!r}; use a number of seconds {bound}"
+    if 0 < seconds < MIN_DURATION_SECONDS:
+        return f"{what} is {seconds!r}; use at least {MIN_DURATION_SECONDS} seconds (1 ms)"
     if seconds > MAX_DURATION_SECONDS:
         return (
             f"{what} is {seconds!r} seconds, beyond Temporal's longest duration "

@@ -390,5 +390,5 @@ def summarise(problems: list[str], limit: int = 10) -> str:
 
 
 def _json_type(data: Any) -> str:
-    names = {list: "array (list)", str: "string", bool: "boolean", type(None): "null"}
+    names = {list: "list (a JSON array)", str: "str (a JSON string)", type(None): "null"}
     return names.get(type(data), type(data).__name__)

@@ -19,6 +19,8 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +41,13 @@ __all__ = [
     "NO_INPUT",
     "FlowInput",
     "fail_run_on",
+    "one_input_signature",
     "read_flow_input",
 ]
 
 NO_INPUT = RawValue(Payload())
 """The run argument's default: ``temporal workflow start`` without ``--input``."""
+
 
 # Exceptions that fail the run rather than its workflow task when they escape the
 # workflow's code (the parameter of @workflow.defn). These are what Python and the SDK's
@@ -51,6 +55,18 @@ NO_INPUT = RawValue(Payload())
 # itself, and calls run() with too many arguments (TypeError). NondeterminismError (a
 # TemporalError) is deliberately not among them: code that no longer matches a run's
 # history fails its task, so that deploying the right code rescues the run.
+class _IsUndecodableInput(type):
+    # The SDK reports inputs it could not decode (it decodes them itself when a run gets
+    # two or more) as a plain RuntimeError with this message. RuntimeError as a whole
+    # stays a task failure: the SDK raises it for its own bugs and history mismatches too.
+    def __instancecheck__(cls, err: Any) -> bool:
+        return type(err) is RuntimeError and str(err) == "Failed decoding arguments"
+
+
+class UndecodableInput(Exception, metaclass=_IsUndecodableInput):
+    """Matches the SDK's error for run inputs it cannot decode (see the metaclass)."""
+
+
 FLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (
     FlowError,
     TypeError,
@@ -58,6 +74,7 @@ FLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (
     LookupError,
     ArithmeticError,
     RecursionError,
+    UndecodableInput,
 )
 
 _RETRY_FIELDS = ("initial_interval", "backoff_coefficient", "maximum_interval", "maximum_attempts")
@@ -76,9 +93,14 @@ class FlowInput:
     options: dict[str, StepOptions]
 
 
-def read_flow_input(raw: Any) -> FlowInput:
+def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
     """The run's input as a checked flow; raises ``ApplicationError(InvalidFlow)``."""
     try:
+        if more:
+            raise ValueError(
+                f"{FLOW_WORKFLOW_TYPE} takes one input, the flow JSON, but was given "
+                f"{1 + len(more)}; {_START_HINT}"
+            )
         data = _decode(raw)
         spec = parse_flow(data)
     except ValueError as err:
@@ -91,6 +113,13 @@ def read_flow_input(raw: Any) -> FlowInput:
         return FlowInput(spec, _options(spec, legacy=False))
     except ValueError as err:
         raise invalid(str(err)) from None
+
+
+def one_input_signature(run: Callable[..., Any]) -> inspect.Signature:
+    """``run``'s signature without its ``*args`` parameter (see ``FlowWorkflow.run``)."""
+    signature = inspect.signature(run)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_POSITIONAL]
+    return signature.replace(parameters=kept)
 
 
 def _decode(raw: Any) -> Any:

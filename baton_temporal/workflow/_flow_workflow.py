@@ -18,6 +18,7 @@ from ._flow_input import (
     NO_INPUT,
     FlowInput,
     fail_run_on,
+    one_input_signature,
     read_flow_input,
 )
 from ._runtime import execute_step
@@ -87,14 +88,20 @@ class FlowWorkflow:
         return self._states
 
     @workflow.run
-    async def run(self, flow: RawValue = NO_INPUT) -> FlowResult:
+    async def run(self, flow: RawValue = NO_INPUT, *more: Any) -> FlowResult:
         # A raw payload, decoded by read_flow_input: input the SDK could not decode would
         # fail the workflow task for ever instead of the run.
-        flow_input = read_flow_input(flow)
+        flow_input = read_flow_input(flow, more)
         try:
             return await self._run(flow_input)
         except Exception as err:
             raise fail_run_on(err) from None
+
+    # The SDK decodes a run's inputs by the run method's signature, and hands an input
+    # over raw only to a signature of RawValue parameters alone. So it is shown without
+    # *more; *more still takes extra inputs, which then fail the run with a message
+    # instead of a TypeError.
+    run.__signature__ = one_input_signature(run)  # type: ignore[attr-defined]
 
     async def _run(self, flow_input: FlowInput) -> FlowResult:
         spec = flow_input.spec

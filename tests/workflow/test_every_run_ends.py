@@ -112,9 +112,16 @@ LONG = "x" * 1001
 CASES = [
     # -- the input itself ------------------------------------------------------------
     Case("no input", "--input", inputs=0),
-    Case("two inputs", "positional argument", data=flow(), inputs=2),
-    Case("a JSON array", "a flow must be a JSON object, got array", data=[1]),
-    Case("a JSON string", "a flow must be a JSON object, got string", data="flow.json"),
+    Case("two inputs", "takes one input, the flow JSON, but was given 2", data=flow(), inputs=2),
+    Case(
+        "two inputs, one nested 5,000 deep",
+        # The SDK decodes extra inputs itself and reports this; the run fails all the same.
+        "Failed decoding arguments",
+        text=deep_text(5000),
+        inputs=2,
+    ),
+    Case("a JSON array", "a flow must be a JSON object, got list", data=[1]),
+    Case("a JSON string", "a flow must be a JSON object, got str", data="flow.json"),
     Case("JSON null", "a flow must be a JSON object, got null", data=None),
     Case("a number", "a flow must be a JSON object, got int", data=42),
     Case("schema version 2", "unsupported flow schema version", data=flow(baton_flow=2)),
@@ -135,6 +142,26 @@ CASES = [
         text=base64.b64encode(b"not json").decode(),
         meta={"base64": "1", "encoding": "binary/plain"},
     ),
+    Case(
+        "protobuf encoding without a message type",
+        "cannot be read as JSON",
+        text=base64.b64encode(b"{}").decode(),
+        meta={"base64": "1", "encoding": "json/protobuf"},
+        cli="refused",
+    ),
+    Case(
+        "null encoding",
+        "a flow must be a JSON object, got null",
+        text="",
+        meta={"base64": "1", "encoding": "binary/null"},
+    ),
+    Case(
+        "unknown encoding",
+        "cannot be read as JSON",
+        text=base64.b64encode(b"{}").decode(),
+        meta={"base64": "1", "encoding": "text/x-bogus"},
+    ),
+    Case("whitespace only", "cannot be read as JSON", text="   ", cli="refused"),
     Case(
         "integer of 5,000 digits",
         ("cannot be read as JSON", "must be a JSON object"),
@@ -238,6 +265,16 @@ CASES = [
         data=flow(step(options={"start_to_close_timeout": 60, "schedule_to_close_timeout": 5})),
     ),
     Case(
+        "start_to_close_timeout 1e-9 s (0 as a timedelta)",
+        "use at least 0.001 seconds",
+        data=flow(step(options={"start_to_close_timeout": 1e-9})),
+    ),
+    Case(
+        "retry initial_interval 1e-9 s",
+        "use at least 0.001 seconds",
+        data=flow(step(options={"retry": {"initial_interval": 1e-9}})),
+    ),
+    Case(
         "timeout as text",
         "Input should be a valid number",
         data=flow(step(options={"start_to_close_timeout": "soon"})),
@@ -259,6 +296,11 @@ CASES = [
         data=flow(step(options={"task_queue": " q "})),
     ),
     Case("step reference of 1,001 bytes", "at most 1000 bytes", data=flow(step(step=LONG))),
+    Case(
+        "step reference of 900 characters (a UI label over the server's 400-byte limit)",
+        "no step named",
+        data=flow(step(name="n" * 100, step="é" * 450)),
+    ),
     Case("step reference with a newline", "control characters", data=flow(step(step="ok\nx"))),
     Case(
         "step reference with a lone surrogate",
@@ -312,7 +354,7 @@ async def start_with_client(client: Client, case: Case, workflow_id: str, queue:
         if case.meta.get("base64"):
             data = base64.b64decode(data)
             metadata["encoding"] = case.meta.get("encoding", "json/plain").encode()
-        args = [RawValue(Payload(metadata=metadata, data=data))]
+        args = [RawValue(Payload(metadata=metadata, data=data))] * case.inputs
     else:
         args = [case.data] * case.inputs
     await client.start_workflow(
