@@ -27,7 +27,15 @@ def _render(path: _Path, root: str) -> str:
     while path is not None:
         path, key = path
         keys.append(key)
-    return root + "".join(f"[{k!r}]" for k in reversed(keys))
+    keys.reverse()
+    if len(keys) > 8:  # a deep path: its ends say where, the middle only how deep
+        return (
+            root
+            + "".join(f"[{k!r}]" for k in keys[:4])
+            + f"[...{len(keys) - 7} more...]"
+            + "".join(f"[{k!r}]" for k in keys[-3:])
+        )
+    return root + "".join(f"[{k!r}]" for k in keys)
 
 
 def find_non_json(value: Any, path: str = "", *, max_depth: int = MAX_JSON_DEPTH) -> str | None:

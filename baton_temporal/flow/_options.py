@@ -129,15 +129,12 @@ class StepOptions:
             StepOptions.from_json({"retry": {"initial_interval": 2}}).retry_policy
             # RetryPolicy(initial_interval=2 s, ..., maximum_attempts=10)
         """
-        from ._spec import LEGACY_CONTEXT, OptionsSpec
+        from ._spec import LEGACY_CONTEXT, OptionsSpec, pydantic_problems
 
         try:
             spec = OptionsSpec.model_validate(data, context=LEGACY_CONTEXT if legacy else None)
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
-                for e in err.errors()
-            )
+            problems = "; ".join(pydantic_problems(err, "options"))
             raise FlowError(
                 f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
                 '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'

@@ -68,6 +68,14 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}")
 LEGACY_CONTEXT = {"legacy": True}
 
 
+def pydantic_problems(err: ValidationError, where: str = "flow") -> list[str]:
+    """Pydantic's errors as "field: problem" lines, without its "Value error, " prefix."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or where}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    ]
+
+
 def _legacy(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("legacy"))
 
@@ -215,9 +223,7 @@ class StepSpec(_Frozen):
         try:
             checked = OptionsSpec.model_validate(options, context=info.context)
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-            )
+            problems = "; ".join(pydantic_problems(err, "options"))
             raise ValueError(
                 f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
                 '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'
@@ -305,7 +311,11 @@ def check_flow(spec: FlowSpec) -> list[str]:
                 problems.append(f"step {s.name!r} depends on itself; remove it from its deps")
         if len(set(s.deps)) != len(s.deps):
             problems.append(f"step {s.name!r} lists a dependency twice: {list(s.deps)}")
-        if s.quorum is not None and s.quorum > len(s.deps):
+        if s.quorum is not None and not s.deps:
+            problems.append(
+                f"step {s.name!r} has quorum={s.quorum} but no dependencies; remove quorum"
+            )
+        elif s.quorum is not None and s.quorum > len(s.deps):
             problems.append(
                 f"step {s.name!r} has quorum={s.quorum} but only {len(s.deps)} dependencies; "
                 f"use a quorum between 1 and {len(s.deps)}"
@@ -371,9 +381,7 @@ def parse_flow(data: Any, *, legacy: bool = False) -> FlowSpec:
     try:
         spec = FlowSpec.model_validate(data, context=LEGACY_CONTEXT if legacy else None)
     except ValidationError as err:
-        lines = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'flow'}: {e['msg']}" for e in err.errors()
-        ]
+        lines = pydantic_problems(err)
         raise ValueError("invalid flow: " + summarise(lines)) from None
     problems = check_flow(spec)
     if problems:

@@ -185,7 +185,7 @@ CASES = [
         "more problem(s)",
         data=flow(step(deps=[f"d{i}" for i in range(10_000)])),
     ),
-    Case("quorum 2**70", "use a quorum between", data=flow(step(quorum=2**70, deps=[]))),
+    Case("quorum 2**70", "remove quorum", data=flow(step(quorum=2**70, deps=[]))),
     # -- retry policy ----------------------------------------------------------------
     Case(
         "maximum_interval below initial_interval",
