@@ -28,6 +28,7 @@ __all__ = [
     "MIN_DURATION_SECONDS",
     "RESERVED_TASK_QUEUE_PREFIX",
     "duration_problem",
+    "error_type_problem",
     "id_problem",
 ]
 
@@ -111,6 +112,27 @@ def id_problem(what: str, value: Any, *, task_queue: bool = False) -> str | None
         return (
             f"{what} {_short(value)} starts with {RESERVED_TASK_QUEUE_PREFIX!r}, which "
             "Temporal reserves for its own queues; use another name"
+        )
+    return None
+
+
+TIMEOUT_FAILURE_PREFIX = "TemporalTimeout:"
+TIMEOUT_FAILURE_TYPES = ("StartToClose", "ScheduleToStart", "ScheduleToClose", "Heartbeat")
+"""A non-retryable error type starting with ``TemporalTimeout:`` must name one of these
+timeout types, or the server refuses the retry policy (common/retrypolicy Validate)."""
+
+
+def error_type_problem(what: str, value: Any) -> str | None:
+    """Why ``value`` cannot be a non-retryable error type, or None if it can."""
+    bad = id_problem(what, value)
+    if bad or not value.startswith(TIMEOUT_FAILURE_PREFIX):
+        return bad
+    kind = value.removeprefix(TIMEOUT_FAILURE_PREFIX)
+    names = [k for k in TIMEOUT_FAILURE_TYPES]
+    if kind not in names:
+        return (
+            f"{what} {_short(value)} names no timeout type Temporal knows; use one of "
+            + ", ".join(f"'{TIMEOUT_FAILURE_PREFIX}{k}'" for k in names)
         )
     return None
 

@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from temporalio.common import RetryPolicy
 
 from ._errors import FlowError
-from ._limits import INT32_MAX, MAX_DURATION_SECONDS, duration_problem, id_problem
+from ._limits import (
+    INT32_MAX,
+    MAX_DURATION_SECONDS,
+    duration_problem,
+    error_type_problem,
+    id_problem,
+)
 
 __all__ = ["DEFAULT_RETRY", "LEGACY_RETRY_BASE", "StepOptions", "StepRef", "retry_problems"]
 
@@ -235,7 +241,7 @@ def retry_problems(policy: Any) -> list[str]:
             "maximum_interval >= initial_interval"
         )
     for kind in policy.non_retryable_error_types or ():
-        bad = id_problem("a non_retryable_error_types entry", kind)
+        bad = error_type_problem("a non_retryable_error_types entry", kind)
         if bad:
             problems.append(bad)
     return problems

@@ -45,6 +45,7 @@ from ._limits import (
     MAX_CONCURRENCY,
     MAX_JSON_DEPTH,
     duration_problem,
+    error_type_problem,
     id_problem,
 )
 
@@ -130,7 +131,7 @@ class RetrySpec(_Frozen):
                 "maximum_interval >= initial_interval"
             )
         for kind in self.non_retryable_error_types or ():
-            bad = id_problem("a retry.non_retryable_error_types entry", kind)
+            bad = error_type_problem("a retry.non_retryable_error_types entry", kind)
             if bad:
                 problems.append(bad)
         if problems:

@@ -57,6 +57,10 @@ BAD_RETRIES = [
     (RetryPolicy(initial_interval=timedelta(days=300 * 366)), "250 years"),
     (RetryPolicy(initial_interval=timedelta(seconds=-1)), r"seconds >= 0"),
     (RetryPolicy(non_retryable_error_types=["x" * 1001]), "at most 1000 bytes"),
+    (
+        RetryPolicy(non_retryable_error_types=["TemporalTimeout:Soon"]),
+        "names no timeout type Temporal knows; use one of 'TemporalTimeout:StartToClose'",
+    ),
     ("three times", "use a temporalio.common.RetryPolicy"),
 ]
 

@@ -236,6 +236,11 @@ CASES = [
         "at most 1000 bytes",
         data=flow(step(options={"retry": {"non_retryable_error_types": [LONG]}})),
     ),
+    Case(
+        "non_retryable_error_types naming no timeout type",
+        "names no timeout type Temporal knows; use one of 'TemporalTimeout:StartToClose'",
+        data=flow(step(options={"retry": {"non_retryable_error_types": ["TemporalTimeout:Soon"]}})),
+    ),
     # -- timeouts --------------------------------------------------------------------
     Case(
         "start_to_close_timeout -0.0",
