@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .flow._builder import Flow
-from .flow._errors import FlowError
+from .flow._errors import FanInError, FlowError
 from .flow._names import (
     FAN_OUT_MODELS_ARG,
     MODEL_ARG,
@@ -53,6 +53,7 @@ from .workflow._fan_out import run_fan_out, run_synthesis
 __all__ = [
     "FAN_OUT_MODELS_ARG",
     "MODEL_ARG",
+    "FanInError",
     "collect_fan_results",
     "configure",
     "fan_out",
@@ -286,7 +287,7 @@ def collect_fan_results(job: Job) -> dict[str, Any]:
     """
     mapping = job.args.get(FAN_OUT_MODELS_ARG)
     if not isinstance(mapping, Mapping):
-        raise ValueError(
+        raise FanInError(
             f"step {job.step!r} is not a fan-out synthesis: its args have no "
             f"{FAN_OUT_MODELS_ARG!r}; use it in the synthesize_with step of fan_out, or pass "
             f"{{{FAN_OUT_MODELS_ARG!r}: multi_model.fan_out_models(flow, base)}} in its args"
@@ -320,7 +321,7 @@ def median_of(by_model: Mapping[str, Mapping[str, Any]], field: str) -> dict[str
         else:
             missing.append(model)
     if not values:
-        raise ValueError(
+        raise FanInError(
             f"no model returned a number in {field!r} (models: {sorted(by_model)}); "
             "check the field name"
         )
@@ -350,7 +351,7 @@ def majority_vote(by_model: Mapping[str, Mapping[str, Any]], field: str) -> dict
         if isinstance(result, Mapping) and result.get(field) is not None
     }
     if not ballots:
-        raise ValueError(
+        raise FanInError(
             f"no model returned a value in {field!r} (models: {sorted(by_model)}); "
             "check the field name"
         )

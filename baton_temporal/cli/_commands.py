@@ -337,11 +337,14 @@ def _status_text(handle: Any, description: Any, states: Any, note: str) -> str:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
+
     client = await connect_temporal()
     last = None
     while True:
         handle, description = await _describe(client, args.workflow_id)
         states, note = await _step_states(handle, description)
+        note = "\n".join(filter(None, [ledger_wait(description), note]))
         text = _status_text(handle, description, states, note)
         if args.json:
             text = json.dumps(

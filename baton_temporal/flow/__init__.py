@@ -12,7 +12,7 @@ Example::
 """
 
 from ._builder import Flow, new
-from ._errors import FlowError, NotADependencyError, StepDefinitionError
+from ._errors import FanInError, FlowError, NotADependencyError, StepDefinitionError
 from ._json import find_non_json
 from ._options import DEFAULT_RETRY, StepOptions, StepRef
 from ._spec import FLOW_WORKFLOW_TYPE, SCHEMA_VERSION, FlowSpec, StepSpec, check_flow, parse_flow
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_RETRY",
     "FLOW_WORKFLOW_TYPE",
     "SCHEMA_VERSION",
+    "FanInError",
     "Flow",
     "FlowError",
     "FlowSpec",

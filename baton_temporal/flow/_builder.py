@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 
 from ._errors import FlowError, StepDefinitionError
 from ._json import find_non_json
+from ._limits import MAX_CONCURRENCY, MAX_JSON_DEPTH, id_problem
 from ._options import StepOptions, StepRef
 from ._spec import (
     FLOW_WORKFLOW_TYPE,
@@ -126,14 +127,14 @@ class Flow:
         model = self.spec.models.get(name)
         if model is not None and "workflow_model" not in args_dict:
             args_dict = {**args_dict, "workflow_model": model}
-        node_options = StepOptions(
-            start_to_close_timeout=start_to_close_timeout,
-            retry_policy=retry_policy,
-            task_queue=task_queue,
-            local=local,
-        ).merged_over(options or StepOptions())
-        merged = node_options.merged_over(default_options)
         try:
+            node_options = StepOptions(
+                start_to_close_timeout=start_to_close_timeout,
+                retry_policy=retry_policy,
+                task_queue=task_queue,
+                local=local,
+            ).merged_over(options or StepOptions())
+            merged = node_options.merged_over(default_options)
             node = StepSpec(
                 name=name,
                 step=step_name,
@@ -190,6 +191,14 @@ class Flow:
                 raise FlowError(
                     f"flow JSON is malformed at line {err.lineno} column {err.colno}: {err.msg}"
                 ) from None
+            except RecursionError:
+                raise FlowError(
+                    "flow JSON nests too deeply to read; step args may nest at most "
+                    f"{MAX_JSON_DEPTH} levels: flatten them (or pass deep data as a string)"
+                ) from None
+            except (ValueError, UnicodeDecodeError) as err:
+                # Integers of more than 4,300 digits, bytes that are not UTF-8.
+                raise FlowError(f"flow JSON cannot be read: {err}") from None
         try:
             spec = parse_flow(dict(data) if isinstance(data, Mapping) else data)
         except ValueError as err:
@@ -257,12 +266,17 @@ def new(
     if max_concurrency is not None and (
         not isinstance(max_concurrency, int)
         or isinstance(max_concurrency, bool)
-        or max_concurrency < 1
+        or not 1 <= max_concurrency <= MAX_CONCURRENCY
     ):
         raise FlowError(
-            f"max_concurrency must be a whole number of steps >= 1, got {max_concurrency!r}; "
-            "leave it None for no limit"
+            f"max_concurrency must be a whole number of steps from 1 to {MAX_CONCURRENCY:,} "
+            f"(Temporal keeps at most {MAX_CONCURRENCY:,} activities of a run pending), got "
+            f"{max_concurrency!r}; leave it None for no limit"
         )
+    for what, value in (("workflow_name", workflow_name), ("workflow_id", workflow_id)):
+        bad = id_problem(what, value) if value is not None else None
+        if bad:
+            raise FlowError(f"baton.new(): {bad}")
     spec = FlowSpec.model_construct(
         workflow_name=workflow_name,
         workflow_id=workflow_id or str(uuid.uuid4()),
@@ -302,7 +316,8 @@ def _check_args(name: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
     if problem:
         raise FlowError(
             f"args of step {name!r} are not JSON-serialisable: {problem}; pass only str, "
-            "int, float, bool, None, lists and dicts with string keys (convert dates, "
-            "decimals and objects to strings or numbers first)"
+            "int, float, bool, None, lists and dicts with string keys, nested at most "
+            f"{MAX_JSON_DEPTH} deep (convert dates, decimals and objects to strings or "
+            "numbers first)"
         )
     return dict(args)

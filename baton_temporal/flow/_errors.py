@@ -6,7 +6,7 @@ first: a typo in a step name, a dependency that does not exist, a cycle.
 
 from __future__ import annotations
 
-__all__ = ["FlowError", "NotADependencyError", "StepDefinitionError"]
+__all__ = ["FanInError", "FlowError", "NotADependencyError", "StepDefinitionError"]
 
 
 class FlowError(ValueError):
@@ -26,3 +26,12 @@ class NotADependencyError(KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message, quotes and all
         return str(self.args[0]) if self.args else ""
+
+
+class FanInError(ValueError):
+    """A multi-model helper (``collect_fan_results``, ``median_of``, ``majority_vote``)
+    cannot combine the models' results as asked.
+
+    The results it reads are fixed, so no retry can help: a step that raises it fails at
+    once (non-retryable ``FanInError``), naming the field or the wiring to fix.
+    """

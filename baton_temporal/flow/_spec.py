@@ -24,10 +24,30 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ._json import find_non_json
+from ._limits import (
+    INT32_MAX,
+    MAX_CONCURRENCY,
+    MAX_JSON_DEPTH,
+    duration_problem,
+    error_type_problem,
+    id_problem,
+)
 
 __all__ = [
     "FLOW_WORKFLOW_TYPE",
@@ -42,7 +62,23 @@ SCHEMA_VERSION: Literal[1] = 1
 # The name under which the generic flow workflow is registered; `temporal workflow start
 # --type baton.Flow` starts a flow from the command line.
 FLOW_WORKFLOW_TYPE = "baton.Flow"
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
+# Matched whole (fullmatch): "$" alone would let a trailing newline through ("a\n").
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}")
+# Parsing with this context skips the bounds added in this release, for runs that started
+# before it (see workflow/_versioning.py, STRICT_FLOW_INPUT).
+LEGACY_CONTEXT = {"legacy": True}
+
+
+def pydantic_problems(err: ValidationError, where: str = "flow") -> list[str]:
+    """Pydantic's errors as "field: problem" lines, without its "Value error, " prefix."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or where}: {e['msg'].removeprefix('Value error, ')}"
+        for e in err.errors()
+    ]
+
+
+def _legacy(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("legacy"))
 
 
 class _Frozen(BaseModel):
@@ -50,13 +86,57 @@ class _Frozen(BaseModel):
 
 
 class RetrySpec(_Frozen):
-    """A step's retry policy, in seconds (Temporal's ``RetryPolicy``)."""
+    """A step's retry policy, in seconds (Temporal's ``RetryPolicy``).
 
-    initial_interval: float = Field(default=1.0, gt=0)
-    backoff_coefficient: float = Field(default=2.0, ge=1)
+    A field left out takes the library default (``DEFAULT_RETRY``: 1 s doubling to 60 s,
+    10 attempts), not Temporal's (unlimited attempts): ``{"initial_interval": 2}`` means
+    "10 attempts, starting 2 s apart". ``maximum_attempts: 0`` asks for no limit.
+    """
+
+    initial_interval: float | None = Field(default=None, gt=0)
+    backoff_coefficient: float | None = Field(default=None, ge=1)
     maximum_interval: float | None = Field(default=None, gt=0)
-    maximum_attempts: int = Field(default=0, ge=0, description="0: no limit")
-    non_retryable_error_types: list[str] = Field(default_factory=list)
+    maximum_attempts: int | None = Field(default=None, ge=0, description="0: no limit")
+    non_retryable_error_types: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _within_temporal_bounds(self, info: ValidationInfo) -> RetrySpec:
+        if _legacy(info):
+            return self
+        problems = [
+            p
+            for p in (
+                duration_problem("retry.initial_interval", self.initial_interval)
+                if self.initial_interval is not None
+                else None,
+                duration_problem("retry.maximum_interval", self.maximum_interval)
+                if self.maximum_interval is not None
+                else None,
+            )
+            if p
+        ]
+        coefficient = self.backoff_coefficient
+        if coefficient is not None and not math.isfinite(coefficient):
+            problems.append(f"retry.backoff_coefficient is {coefficient!r}; use e.g. 2.0")
+        if self.maximum_attempts is not None and self.maximum_attempts > INT32_MAX:
+            problems.append(
+                f"retry.maximum_attempts is {self.maximum_attempts}, beyond Temporal's "
+                f"int32 limit {INT32_MAX:,}; use a smaller number, or 0 for no limit"
+            )
+        first = 1.0 if self.initial_interval is None else self.initial_interval
+        if self.maximum_interval is not None and self.maximum_interval < first:
+            problems.append(
+                f"retry.maximum_interval ({self.maximum_interval} s) is below "
+                f"retry.initial_interval ({first} s); Temporal refuses that: make "
+                "maximum_interval >= initial_interval"
+            )
+        for kind in self.non_retryable_error_types or ():
+            bad = error_type_problem("a retry.non_retryable_error_types entry", kind)
+            if bad:
+                problems.append(bad)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class OptionsSpec(_Frozen):
@@ -68,6 +148,37 @@ class OptionsSpec(_Frozen):
     retry: RetrySpec | None = None
     task_queue: str | None = Field(default=None, min_length=1)
     local: bool | None = None
+
+    @model_validator(mode="after")
+    def _within_temporal_bounds(self, info: ValidationInfo) -> OptionsSpec:
+        if _legacy(info):
+            return self
+        problems: list[str] = []
+        for key in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
+            value = getattr(self, key)
+            bad = duration_problem(key, value) if value is not None else None
+            if bad:
+                problems.append(bad)
+        beat, run = self.heartbeat_timeout, self.start_to_close_timeout
+        if beat is not None and run is not None and beat > run:
+            problems.append(
+                f"heartbeat_timeout ({beat} s) is longer than start_to_close_timeout "
+                f"({run} s), so it could never fire; make it shorter (steps heartbeat on "
+                "their own every third of it)"
+            )
+        whole = self.schedule_to_close_timeout
+        if whole is not None and run is not None and run > whole:
+            problems.append(
+                f"start_to_close_timeout ({run} s) is longer than schedule_to_close_timeout "
+                f"({whole} s), which bounds all attempts together; make it shorter"
+            )
+        if self.task_queue is not None:
+            bad = id_problem("task_queue", self.task_queue, task_queue=True)
+            if bad:
+                problems.append(bad)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class StepSpec(_Frozen):
@@ -86,21 +197,40 @@ class StepSpec(_Frozen):
     fan_out: dict[str, str] | None = None
     """For steps made by ``multi_model.fan_out``: ``{"base": ..., "model": ...}``."""
 
+    @field_validator("step")
+    @classmethod
+    def _step_is_an_activity_type(cls, step: str, info: ValidationInfo) -> str:
+        bad = None if _legacy(info) else id_problem("the step reference", step)
+        if bad:
+            raise ValueError(bad + "; name a step registered with @baton.step")
+        return step
+
+    @field_validator("args")
+    @classmethod
+    def _args_are_json(cls, args: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        bad = None if _legacy(info) else find_non_json(args, "args", max_depth=MAX_JSON_DEPTH)
+        if bad:
+            raise ValueError(
+                f"{bad}; args hold only str, int, float, bool, None, lists and dicts with "
+                f"string keys, nested at most {MAX_JSON_DEPTH} deep"
+            )
+        return args
+
     @field_validator("options")
     @classmethod
-    def _options_are_sound(cls, options: dict[str, Any]) -> dict[str, Any]:
+    def _options_are_sound(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         # Checked here, when the flow is read: a bad value found later, in the workflow,
         # would fail every workflow task and leave the run stuck.
         try:
-            checked = OptionsSpec.model_validate(options)
+            checked = OptionsSpec.model_validate(options, context=info.context)
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-            )
+            problems = "; ".join(pydantic_problems(err, "options"))
             raise ValueError(
                 f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
                 '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'
             ) from None
+        # Unset fields stay unset: a partial retry spec merges over the library's defaults
+        # when the options are used (StepOptions.from_json).
         return checked.model_dump(exclude_none=True)
 
 
@@ -115,6 +245,25 @@ class FlowSpec(_Frozen):
     models: dict[str, str] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = ()
 
+    @field_validator("workflow_name", "workflow_id")
+    @classmethod
+    def _names_fit_temporal(cls, value: str | None, info: ValidationInfo) -> str | None:
+        bad = None if value is None or _legacy(info) else id_problem(str(info.field_name), value)
+        if bad:
+            raise ValueError(bad)
+        return value
+
+    @field_validator("max_concurrency")
+    @classmethod
+    def _concurrency_can_take_effect(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value > MAX_CONCURRENCY and not _legacy(info):
+            raise ValueError(
+                f"max_concurrency is {value:,}; Temporal keeps at most {MAX_CONCURRENCY:,} "
+                "activities of a run pending (limit.numPendingActivities.error), so use "
+                f"1..{MAX_CONCURRENCY:,}, or leave it out for no limit"
+            )
+        return value
+
     @field_validator("steps")
     @classmethod
     def _not_empty(cls, steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
@@ -126,7 +275,7 @@ class FlowSpec(_Frozen):
 def name_problem(name: Any, what: str = "step name") -> str | None:
     if not isinstance(name, str) or not name:
         return f"{what} {name!r} is empty or not a string; use a name like 'parse_doc'"
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return (
             f"{what} {name!r} is not valid; use letters, digits, '_' or '-', starting with "
             "a letter or '_', at most 100 characters (e.g. 'parse_doc')"
@@ -150,7 +299,10 @@ def check_flow(spec: FlowSpec) -> list[str]:
     for s in spec.steps:
         for dep in s.deps:
             if dep not in seen:
-                close = [n for n in seen if n.lower() == dep.lower() or dep in n]
+                # In flow order, not set order: this runs in workflow code.
+                close = [
+                    t.name for t in spec.steps if t.name.lower() == dep.lower() or dep in t.name
+                ]
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problems.append(
                     f"step {s.name!r} depends on {dep!r}, which is not a step of this "
@@ -160,7 +312,11 @@ def check_flow(spec: FlowSpec) -> list[str]:
                 problems.append(f"step {s.name!r} depends on itself; remove it from its deps")
         if len(set(s.deps)) != len(s.deps):
             problems.append(f"step {s.name!r} lists a dependency twice: {list(s.deps)}")
-        if s.quorum is not None and s.quorum > len(s.deps):
+        if s.quorum is not None and not s.deps:
+            problems.append(
+                f"step {s.name!r} has quorum={s.quorum} but no dependencies; remove quorum"
+            )
+        elif s.quorum is not None and s.quorum > len(s.deps):
             problems.append(
                 f"step {s.name!r} has quorum={s.quorum} but only {len(s.deps)} dependencies; "
                 f"use a quorum between 1 and {len(s.deps)}"
@@ -177,55 +333,71 @@ def check_flow(spec: FlowSpec) -> list[str]:
 
 
 def find_cycle(spec: FlowSpec) -> list[str] | None:
+    """A cycle of the flow's dependencies, in run order (``a -> b``: a runs before b).
+
+    Iterative, so a chain of any length is checked in linear time without recursion.
+    """
     deps = {s.name: s.deps for s in spec.steps}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for dep in deps.get(node, ()):
-            if state.get(dep) == 1:
-                return [*path[path.index(dep) :], dep]
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
     for s in spec.steps:
-        if s.name not in state:
-            found = visit(s.name)
-            if found:
-                # Show the cycle in dependency order: a -> b means "a runs before b".
-                return list(reversed(found))
+        if s.name in state:
+            continue
+        path: list[str] = [s.name]
+        todo: list[Iterator[str]] = [iter(deps.get(s.name, ()))]
+        state[s.name] = 1
+        while todo:
+            dep = next(todo[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                todo.pop()
+                continue
+            if state.get(dep) == 1:
+                # The path runs from dependents to dependencies: reverse it to run order.
+                return list(reversed([*path[path.index(dep) :], dep]))
+            if dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                todo.append(iter(deps.get(dep, ())))
     return None
 
 
-def parse_flow(data: Any) -> FlowSpec:
-    """Validate JSON data as a flow. Raises ``ValueError`` with every problem listed."""
+def parse_flow(data: Any, *, legacy: bool = False) -> FlowSpec:
+    """Validate JSON data as a flow. Raises ``ValueError`` with every problem listed.
+
+    ``legacy=True`` skips the bounds added in this release (for replaying runs that
+    started before it); the graph checks apply either way.
+    """
     if not isinstance(data, dict):
         raise ValueError(
-            f"a flow must be a JSON object, got {type(data).__name__}; see "
+            f"a flow must be a JSON object, got {_json_type(data)}; see "
             "Flow.to_json() for the schema"
         )
     version = data.get("baton_flow")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ValueError(
             f"unsupported flow schema version {version!r}: this baton-temporal reads "
             f'"baton_flow": {SCHEMA_VERSION}; write the flow with this version\'s '
             "Flow.to_json(), or upgrade the workers"
         )
     try:
-        spec = FlowSpec.model_validate(data)
+        spec = FlowSpec.model_validate(data, context=LEGACY_CONTEXT if legacy else None)
     except ValidationError as err:
-        lines = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'flow'}: {e['msg']}" for e in err.errors()
-        ]
-        raise ValueError("invalid flow: " + "; ".join(lines)) from None
+        lines = pydantic_problems(err)
+        raise ValueError("invalid flow: " + summarise(lines)) from None
     problems = check_flow(spec)
     if problems:
-        raise ValueError("invalid flow: " + "; ".join(problems))
+        raise ValueError("invalid flow: " + summarise(problems))
     return spec
+
+
+def summarise(problems: list[str], limit: int = 10) -> str:
+    """The first ``limit`` problems, and how many more: a failure message stays short
+    enough for Temporal to store however broken the flow is."""
+    shown = [p if len(p) <= 2000 else p[:1997] + "..." for p in problems[:limit]]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more problem(s)" if more else "")
+
+
+def _json_type(data: Any) -> str:
+    names = {list: "list (a JSON array)", str: "str (a JSON string)", type(None): "null"}
+    return names.get(type(data), type(data).__name__)

@@ -368,6 +368,9 @@ class UsageActivities:
             return await resources.store.record(records)
         except LedgerError as err:
             # Retryable on purpose: the records wait in Temporal until the ledger is back.
+            # Not chained: with the driver's causes and their tracebacks the failure is
+            # over the server's activity-failure size limit, which then keeps only
+            # "Failure exceeds size limit." and `baton status` could not say why it waits.
             raise ApplicationError(
                 f"ledger not writable yet: {err}", type="LedgerUnavailable"
-            ) from err
+            ) from None

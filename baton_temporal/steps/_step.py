@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,10 +15,17 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from ..flow._errors import NotADependencyError
+from ..flow._errors import FanInError, NotADependencyError
 from ..flow._json import find_non_json
+from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import StepOptions
-from ..workflow._wire import STEP_RESULT_ERROR, StepInput, StepOutput
+from ..workflow._wire import (
+    FAN_IN_ERROR,
+    STEP_RESULT_ERROR,
+    UNPRINTABLE_ERROR,
+    StepInput,
+    StepOutput,
+)
 from ._job import Job
 
 __all__ = ["Step", "step"]
@@ -151,6 +159,14 @@ def _make_activity(
         except NotADependencyError as err:
             # A flow wiring mistake: every retry would fail the same way.
             raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None
+        except FanInError as err:
+            # The multi-model helpers read the dependencies' results, which are fixed.
+            raise ApplicationError(str(err), type=FAN_IN_ERROR, non_retryable=True) from None
+        except Exception as err:
+            unprintable = _unprintable(err)
+            if unprintable is not None:
+                raise unprintable from None
+            raise  # the user's own error: retried as the step's retry policy says
         finally:
             if keep_alive is not None:
                 keep_alive.cancel()
@@ -160,6 +176,48 @@ def _make_activity(
     run_step_activity.__doc__ = fn.__doc__
     run_step_activity.__name__ = run_step_activity.__qualname__ = f"baton_step_{name}"
     return activity.defn(name=name)(run_step_activity)
+
+
+def _unprintable(err: BaseException) -> ApplicationError | None:
+    """A clear, non-retryable error if ``err`` (or an exception it chains to) cannot be
+    turned into text; else None.
+
+    Temporal's failure converter calls ``str()`` on the exception and its causes; if that
+    raises, the attempt's failure is never reported and the step waits out its heartbeat
+    or start-to-close timeout, then retries into the same wall.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen and len(seen) < 100:
+        seen.add(id(current))
+        try:
+            str(current)
+            "".join(traceback.format_exception_only(type(current), current))
+        except Exception as inner:
+            name = type(current).__name__
+            try:
+                why = f"{type(inner).__name__}: {inner}"
+            except Exception:
+                why = type(inner).__name__
+            return ApplicationError(
+                f"the step raised {name}, whose message cannot be shown (str() raised "
+                f"{why}); fix {name}.__str__ (or raise an exception with a plain message)",
+                type=UNPRINTABLE_ERROR,
+                non_retryable=True,
+            )
+        if isinstance(current, ApplicationError) and current.details:
+            try:
+                activity.payload_converter().to_payloads(current.details)
+            except Exception as inner:
+                return ApplicationError(
+                    f"the step raised ApplicationError({current.message!r}) whose details "
+                    f"cannot be sent ({type(inner).__name__}); pass only JSON values as "
+                    "its details",
+                    type=UNPRINTABLE_ERROR,
+                    non_retryable=True,
+                )
+        current = current.__cause__ or current.__context__
+    return None
 
 
 async def _heartbeat_every(seconds: float) -> None:
@@ -185,7 +243,8 @@ def check_result(step: str, result: Any) -> dict[str, Any]:
     if problem:
         raise ApplicationError(
             f"step {step!r} returned a result that is not JSON: {problem}; return only "
-            "str, int, float, bool, None, lists and dicts with string keys",
+            f"str, int, float, bool, None, lists and dicts with string keys, nested at most "
+            f"{MAX_JSON_DEPTH} deep",
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )

@@ -8,12 +8,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
-from ..flow._options import StepOptions
-from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ..flow._limits import MAX_SUMMARY_CHARS
+from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
+from ._flow_input import (
+    FLOW_FAILURE_EXCEPTION_TYPES,
+    NO_INPUT,
+    FlowInput,
+    fail_run_on,
+    one_input_signature,
+    read_flow_input,
+)
 from ._runtime import execute_step
-from ._wire import FLOW_FAILED_ERROR, INVALID_FLOW_ERROR
+from ._wire import FLOW_FAILED_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
 
@@ -55,7 +64,12 @@ class FlowResult:
 # Outside the sandbox: this is library code kept deterministic by review and replay tests,
 # and the sandbox re-enters its import guard for every payload the worker converts (about
 # a tenth of a worker's CPU at 0 ms models). User-written workflows stay sandboxed.
-@workflow.defn(name=FLOW_WORKFLOW_TYPE, sandboxed=False)
+# Errors of bad data fail the run, never the workflow task (see _flow_input.py).
+@workflow.defn(
+    name=FLOW_WORKFLOW_TYPE,
+    sandboxed=False,
+    failure_exception_types=FLOW_FAILURE_EXCEPTION_TYPES,
+)
 class FlowWorkflow:
     """Runs a flow: each step starts once its dependencies are done; independent steps
     run concurrently; failures cascade to dependents unless they ignore them.
@@ -74,12 +88,23 @@ class FlowWorkflow:
         return self._states
 
     @workflow.run
-    async def run(self, flow: Any) -> FlowResult:
+    async def run(self, flow: RawValue = NO_INPUT, *more: Any) -> FlowResult:
+        # A raw payload, decoded by read_flow_input: input the SDK could not decode would
+        # fail the workflow task for ever instead of the run.
+        flow_input = read_flow_input(flow, more)
         try:
-            spec = parse_flow(flow)
-        except ValueError as err:
-            # A malformed flow fails the run at once: retrying cannot fix its input.
-            raise ApplicationError(str(err), type=INVALID_FLOW_ERROR, non_retryable=True) from None
+            return await self._run(flow_input)
+        except Exception as err:
+            raise fail_run_on(err) from None
+
+    # The SDK decodes a run's inputs by the run method's signature, and hands an input
+    # over raw only to a signature of RawValue parameters alone. So it is shown without
+    # *more; *more still takes extra inputs, which then fail the run with a message
+    # instead of a TypeError.
+    run.__signature__ = one_input_signature(run)  # type: ignore[attr-defined]
+
+    async def _run(self, flow_input: FlowInput) -> FlowResult:
+        spec = flow_input.spec
         info = workflow.info()
         self._states = {
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
@@ -108,7 +133,7 @@ class FlowWorkflow:
                         node.args,
                         name=node.name,
                         results={d: results[d] for d in node.deps if d in results},
-                        options=StepOptions.from_json(node.options),
+                        options=flow_input.options[node.name],
                         debug=spec.debug,
                         workflow_name=spec.workflow_name,
                         # The node's name in the UI. Cheap here: this workflow runs
@@ -186,5 +211,7 @@ def _describe(err: ActivityError) -> str:
 
 
 def _label(name: str, step: str) -> str:
-    """How the Temporal UI names a node's activity: ``parse (parse_doc)``."""
-    return name if name == step else f"{name} ({step})"
+    """How the Temporal UI names a node's activity: ``parse (parse_doc)``, cut to fit the
+    server's summary size limit (a longer one fails the workflow task)."""
+    label = name if name == step else f"{name} ({step})"
+    return label if len(label) <= MAX_SUMMARY_CHARS else label[: MAX_SUMMARY_CHARS - 3] + "..."

@@ -29,4 +29,14 @@ Example::
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["FLOW_ERRORS_FAIL_RUN", "RETRY_MERGES_OVER_DEFAULTS", "STRICT_FLOW_INPUT"]
+
+# After 0.1.0: the flow's input is checked against Temporal's bounds (and decoded by the workflow
+# itself); a bad input fails the run. Before: some passed and failed every workflow task.
+STRICT_FLOW_INPUT = "baton.strict-flow-input"
+# After 0.1.0: a partial JSON retry spec merges over DEFAULT_RETRY (10 attempts), not Temporal's
+# defaults (no attempt limit).
+RETRY_MERGES_OVER_DEFAULTS = "baton.retry-merges-over-defaults"
+# After 0.1.0: an unexpected exception in the flow workflow's own code fails the run
+# (FlowInternalError) instead of failing its workflow task for ever.
+FLOW_ERRORS_FAIL_RUN = "baton.flow-errors-fail-run"

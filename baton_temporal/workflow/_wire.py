@@ -20,6 +20,9 @@ UNKNOWN_STEP_ERROR = "UnknownStep"
 STEP_RESULT_ERROR = "StepResultError"
 FLOW_FAILED_ERROR = "FlowFailed"
 INVALID_FLOW_ERROR = "InvalidFlow"
+FLOW_INTERNAL_ERROR = "FlowInternalError"
+FAN_IN_ERROR = "FanInError"
+UNPRINTABLE_ERROR = "UnprintableError"
 # Where a failed attempt carries usage records it could not write (error or heartbeat details).
 PENDING_USAGE_KEY = "baton_pending_usage"
 
@@ -63,3 +66,9 @@ def pending_from_error(err: BaseException | None) -> list[dict]:
     if isinstance(err, ApplicationError):
         return pending_from(err.details)
     return []
+
+
+def invalid(message: str, *, type: str = INVALID_FLOW_ERROR) -> ApplicationError:
+    """The error that fails a flow's run at once: its input (or the library) is at fault,
+    and no retry of the run or its workflow task could change that."""
+    return ApplicationError(message, type=type, non_retryable=True)
