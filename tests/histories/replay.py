@@ -19,12 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 HERE = Path(__file__).resolve().parent
 
-__all__ = ["Recorded", "corpus", "load", "replay", "replayer"]
+__all__ = ["Recorded", "StepOrderChanged", "corpus", "load", "replay", "replayer"]
 
 
 @dataclass(frozen=True)
@@ -69,26 +77,108 @@ def load(recorded: Recorded) -> WorkflowHistory:
     return WorkflowHistory.from_json(recorded.workflow_id, recorded.path.read_text())
 
 
-def replayer(**kwargs: Any) -> Replayer:
-    """A Replayer set up as a baton worker is: the plugin's workflows, runner, converter."""
+class StepOrderChanged(Exception):
+    """The replayed code scheduled its activities for other steps than the recorded run.
+
+    Temporal's own check compares each scheduled activity's type and id, not its input:
+    two fan-out steps of one step function swapped (or a step given another step's
+    name) replay "cleanly" and hand each step the other's result. This check compares
+    the step names too.
+    """
+
+
+# Steps scheduled by the code under replay, by run id (filled by _StepOrder).
+_SCHEDULED: dict[str, list[tuple[str, str | None]]] = {}
+
+
+def _step_of(arg: Any) -> str | None:
+    return arg.get("step") if isinstance(arg, dict) and isinstance(arg.get("step"), str) else None
+
+
+class _StepOrder(Interceptor):
+    """Records (activity type, step name) of every activity the replayed code schedules."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _Inbound
+
+
+class _Inbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_Outbound(outbound))
+
+
+class _Outbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        arg = input.args[0] if input.args else None
+        _SCHEDULED.setdefault(workflow.info().run_id, []).append((input.activity, _step_of(arg)))
+        return super().start_activity(input)
+
+
+def recorded_steps(history: WorkflowHistory) -> list[tuple[str, str | None]]:
+    """(activity type, step name) of every activity the recorded run scheduled, in order.
+    The step name is None where the input is not plain JSON (encrypted, stored outside)."""
+    out: list[tuple[str, str | None]] = []
+    for event in history.events:
+        if not event.HasField("activity_task_scheduled_event_attributes"):
+            continue
+        attrs = event.activity_task_scheduled_event_attributes
+        step = None
+        payloads = attrs.input.payloads
+        if payloads and payloads[0].metadata.get("encoding") == b"json/plain":
+            step = _step_of(json.loads(payloads[0].data))
+        out.append((attrs.activity_type.name, step))
+    return out
+
+
+def _step_order_change(history: WorkflowHistory) -> StepOrderChanged | None:
+    run_id = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
+    replayed = _SCHEDULED.pop(run_id, [])
+    recorded = recorded_steps(history)
+    for i, (was, now) in enumerate(zip(recorded, replayed, strict=False)):
+        if was[0] != now[0] or (was[1] is not None and was[1] != now[1]):
+            return StepOrderChanged(
+                f"activity {i + 1} was scheduled for {was}, the current code schedules {now}"
+            )
+    if len(recorded) != len(replayed):
+        return StepOrderChanged(
+            f"the recorded run scheduled {len(recorded)} activities, the replay {len(replayed)}"
+        )
+    return None
+
+
+def replayer(workflows: Sequence[type] | None = None, **kwargs: Any) -> Replayer:
+    """A Replayer set up as a baton worker is (the plugin's workflows, runner and
+    converter), plus the step-order check; or, given ``workflows``, one for just those."""
+    if workflows is not None:
+        return Replayer(workflows=workflows, interceptors=[_StepOrder()], **kwargs)
     import baton_temporal as baton
 
-    from . import steps, workflows
+    from . import steps
+    from .workflows import HandwrittenQuality
 
     plugin = baton.BatonPlugin(steps=steps.STEPS, ledger=False)
-    return Replayer(workflows=[workflows.HandwrittenQuality], plugins=[plugin], **kwargs)
+    return Replayer(
+        workflows=[HandwrittenQuality], plugins=[plugin], interceptors=[_StepOrder()], **kwargs
+    )
 
 
 async def replay(
     recorded: Sequence[Recorded], runner: Replayer | None = None
 ) -> dict[str, BaseException]:
-    """Replay ``recorded``; return ``{label: failure}`` for those that did not replay."""
+    """Replay ``recorded``; return ``{label: failure}`` for those that did not replay:
+    Temporal's nondeterminism, or :class:`StepOrderChanged`."""
     runner = runner or replayer()
     failures: dict[str, BaseException] = {}
     for r in recorded:
-        result = await runner.replay_workflow(load(r), raise_on_replay_failure=False)
-        if result.replay_failure is not None:
-            failures[r.label] = result.replay_failure
+        history = load(r)
+        _SCHEDULED.clear()
+        result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+        order_change = _step_order_change(history)
+        failure = result.replay_failure or order_change
+        if failure is not None:
+            failures[r.label] = failure
     return failures
 
 
