@@ -2,6 +2,7 @@
 
     python -m tests.histories.replay            # every history under tests/histories/
     python -m tests.histories.replay 527f01c    # one release's corpus
+    python -m tests.histories.replay --code ../wt-other   # another checkout's workflow code
 
 Prints one line per history and exits non-zero if any fails to replay (nondeterminism:
 the current code issues other commands than the recorded run did). The workflows are
@@ -183,10 +184,18 @@ async def replay(
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--code"]:  # replay against another checkout's baton_temporal
+        from .record import _library_of
+
+        sys.path.insert(0, _library_of(Path(argv[1]).resolve()))
+        argv = argv[2:]
     recorded = corpus(argv)
     if not recorded:
         print(f"no recorded histories under {HERE} for {argv or 'any release'}")
         return 2
+    import baton_temporal
+
+    print(f"workflow code: {Path(baton_temporal.__file__).resolve().parent}")
     failures = asyncio.run(replay(recorded))
     for r in recorded:
         failure = failures.get(r.label)
