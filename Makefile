@@ -29,9 +29,11 @@ bench: $(STAMP)
 PREVIOUS_RELEASE ?= 527f01c
 PREVIOUS_CODE ?= ../old-release
 histories: $(STAMP)
+	@bash tests/ensure-postgres.sh
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m tests.histories.record
 
 histories-previous: $(STAMP)
+	@bash tests/ensure-postgres.sh
 	test -d $(PREVIOUS_CODE) || git worktree add $(PREVIOUS_CODE) $(PREVIOUS_RELEASE)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m tests.histories.record \
 		--code $(PREVIOUS_CODE) --release $(PREVIOUS_RELEASE)
