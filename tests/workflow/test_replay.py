@@ -56,6 +56,11 @@ def test_the_corpus_covers_both_releases_and_every_scenario() -> None:
     assert PREVIOUS_CORE <= by_release.get(PREVIOUS_RELEASE, set()) <= scenarios
     assert by_release.get("current") == scenarios
     assert {r.workflow_type for r in CORPUS} == {"baton.Flow", "histories.HandwrittenQuality"}
+    # A history that no manifest lists would never be replayed.
+    files = {
+        p for p in (ROOT / "tests" / "histories").glob("*/*.json") if p.name != "manifest.json"
+    }
+    assert files == {r.path for r in CORPUS}
 
 
 async def test_every_recorded_history_replays() -> None:
