@@ -31,7 +31,7 @@ from baton_temporal._plugin import PASSTHROUGH_MODULES
 from baton_temporal.workflow import FlowWorkflow
 from tests.histories.replay import corpus, load
 
-from .sandbox_flow import SandboxedFlow
+from .sandbox_flow import LiveSandboxedFlow, SandboxedFlow
 
 
 def _replayers() -> dict[str, Replayer]:
@@ -90,10 +90,77 @@ async def main(rounds: int) -> dict[str, Any]:
     return out
 
 
+async def live(flows: int, in_flight: int, rounds: int) -> dict[str, Any]:
+    """Run the seed fan-out ``flows`` times per round on a real dev server, one worker in
+    this process (provider stand-in at 0 ms), as ``baton.Flow`` and as the sandboxed
+    copy, alternating; process CPU per flow (worker, client and stand-in together: the
+    difference is the sandbox's)."""
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    import baton_temporal as baton
+    from baton_temporal.cli._devserver import DEV_SERVER_ARGS, temporal_cli_path
+    from baton_temporal.examples import seed
+    from baton_temporal.testing import StandIn
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=DEV_SERVER_ARGS,
+    )
+    samples: dict[str, list[float]] = {"unsandboxed": [], "sandboxed": []}
+    types = {"unsandboxed": "baton.Flow", "sandboxed": "bench.SandboxedFlow"}
+    try:
+        with StandIn() as standin:
+            plugin = baton.BatonPlugin(
+                steps=seed.STEPS,
+                workflows=[LiveSandboxedFlow],
+                ledger=False,
+                llm=standin.config(),
+            )
+            queue = "bench-sandbox"
+            async with Worker(env.client, task_queue=queue, plugins=[plugin]):
+                gate = asyncio.Semaphore(in_flight)
+
+                async def one(kind: str, i: int) -> None:
+                    async with gate:
+                        data = seed.quality_flow("one.\n\ntwo.", workflow_id=f"{kind}-{i}")
+                        await env.client.execute_workflow(
+                            types[kind], data.to_dict(), id=data.workflow_id, task_queue=queue
+                        )
+
+                for kind in types:  # warm-up
+                    await asyncio.gather(*(one(kind, -1 - i) for i in range(in_flight)))
+                for r in range(rounds):
+                    for kind in types if r % 2 == 0 else list(reversed(types)):
+                        start = time.process_time()
+                        base = r * flows
+                        await asyncio.gather(*(one(kind, base + i) for i in range(flows)))
+                        samples[kind].append((time.process_time() - start) / flows * 1000)
+    finally:
+        await env.shutdown()
+    per_flow = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "flows_per_round": flows,
+        "in_flight": in_flight,
+        "rounds": rounds,
+        "cpu_ms_per_flow": {k: round(v, 2) for k, v in per_flow.items()},
+        "sandbox_extra_ms_per_flow": round(per_flow["sandboxed"] - per_flow["unsandboxed"], 2),
+        "ratio": round(per_flow["sandboxed"] / per_flow["unsandboxed"], 2),
+    }
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="sandboxed vs unsandboxed replay CPU")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--live", type=int, default=100, help="flows per live round (0: replay only)"
+    )
     args = parser.parse_args()
-    text = json.dumps(asyncio.run(main(args.rounds)), indent=2)
+    out = {"replay": asyncio.run(main(args.rounds))}
+    if args.live:
+        out["live_seed_fan_out"] = asyncio.run(live(args.live, 20, 4))
+    text = json.dumps(out, indent=2)
     print(text)
     (Path(__file__).parent / "results" / "sandbox.json").write_text(text + "\n")
