@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,31 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run
+
+# The replay corpus (tests/histories/, replayed in CI by tests/workflow/test_replay.py).
+# `make histories` re-records this checkout's corpus (tests/histories/current);
+# `make histories-previous` records release 527f01c from a worktree of that commit.
+PREVIOUS_RELEASE ?= 527f01c
+PREVIOUS_CODE ?= ../old-release
+histories: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m tests.histories.record
+
+histories-previous: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	test -d $(PREVIOUS_CODE) || git worktree add $(PREVIOUS_CODE) $(PREVIOUS_RELEASE)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m tests.histories.record \
+		--code $(PREVIOUS_CODE) --release $(PREVIOUS_RELEASE)
+
+replay: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m tests.histories.replay
+
+# Deliverable-1 measurements: sandboxed vs unsandboxed replay CPU; import and --help times.
+bench-sandbox: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.sandbox
+
+bench-imports: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.imports
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

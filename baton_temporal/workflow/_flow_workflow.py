@@ -61,9 +61,10 @@ class FlowResult:
     status: str = COMPLETED
 
 
-# Outside the sandbox: this is library code kept deterministic by review and replay tests,
-# and the sandbox re-enters its import guard for every payload the worker converts (about
-# a tenth of a worker's CPU at 0 ms models). User-written workflows stay sandboxed.
+# Outside the sandbox: library code, kept deterministic by review and by replaying the
+# recorded corpus (tests/histories/) in CI. The sandbox costs ~8.5 ms of worker CPU per
+# flow (benchmarks/sandbox.py): replaying 24 recorded flows 9.4 -> 18.0 ms each, the seed
+# fan-out run live 62.6 -> 71.0 ms. User-written workflows stay sandboxed.
 # Errors of bad data fail the run, never the workflow task (see _flow_input.py).
 @workflow.defn(
     name=FLOW_WORKFLOW_TYPE,

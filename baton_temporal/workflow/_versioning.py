@@ -1,23 +1,29 @@
 """How workflow code changes without breaking runs in flight.
 
-A run that is in flight when workers are upgraded is replayed by the new code: Temporal
-re-runs the workflow from its history and checks that the new code issues the same
-commands (schedule an activity, start a timer, complete the run...) in the same order.
-Code that issues different commands for the same history fails the workflow task and
-wedges the run.
+A run in flight when workers are upgraded is replayed by the new code: Temporal re-runs
+the workflow over its history and checks that the code issues the same commands
+(schedule an activity, start a timer, cancel, complete or fail the run...) in the same
+order. Code that issues other commands fails its workflow task again and again: the run
+wedges.
 
-The rule, for every change to ``baton_temporal.workflow``:
+The rule, for every change to ``baton_temporal.workflow`` and to what it calls
+(``flow/_spec.py`` parses every flow in workflow code):
 
-1. A change that alters the command sequence of any run (a new, removed or reordered
-   activity or timer, a different cancellation, continue-as-new, a changed failure) goes
-   behind ``workflow.patched(PATCH_ID)``, with the old behaviour in the ``else`` branch.
-   Add the id below, with the release that introduced it.
-2. Once no run that started before the patch can still be in flight (the longest flow's
-   retention has passed), replace ``patched`` by ``workflow.deprecate_patch`` in one
-   release and remove the old branch in the next.
-3. A change that does not alter commands (messages, queries, details) needs no patch.
-4. ``tests/histories/`` holds histories recorded from each release; CI replays them all
-   against the current code. A change that breaks one without a patch fails CI.
+1. A change to the command sequence of any run goes behind ``workflow.patched(ID)``,
+   with the old behaviour in the ``else`` branch: a new, removed or reordered activity
+   or timer, a step scheduled under another name, a cancellation, continue-as-new, a
+   different outcome (fails where it completed, or the reverse). Declare ``ID`` below,
+   one line each, with the release that introduced it.
+2. Once no run started before the patch can still be in flight, replace ``patched`` by
+   ``workflow.deprecate_patch`` in one release and remove the old branch in the next.
+3. No patch for what commands do not carry: messages, queries, summaries, logs. A
+   stricter check needs none for inputs the old code could not run either (their runs
+   were wedged, not in progress).
+4. ``tests/histories/<release>/`` holds histories of real runs of each release;
+   ``tests/workflow/test_replay.py`` replays them all in CI, checking Temporal's
+   commands and each activity's step name (Temporal compares activity types, not
+   inputs). A change that breaks one fails CI. ``make histories`` re-records
+   ``current``; when a release ships, keep its corpus under the release's commit.
 
 Example::
 
