@@ -151,7 +151,9 @@ def _root_cause(err: BaseException) -> BaseException:
 
 def _legacy_parse(raw: Any) -> FlowSpec:
     try:
-        data = workflow.payload_converter().from_payload(raw.payload)
+        data = raw
+        if isinstance(raw, RawValue):
+            data = workflow.payload_converter().from_payload(raw.payload)
         return parse_flow(data, legacy=True)
     except ValueError as err:
         raise invalid(str(err)) from None
