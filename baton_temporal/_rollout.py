@@ -83,7 +83,9 @@ def deployment_config(deployment_name: str, build_id: str) -> Any:
 async def promote_if_first(client: Any, deployment_name: str, build_id: str) -> bool:
     """Make this version current if the deployment has no current version yet (a first
     install), so new runs have somewhere to go. Later versions are promoted by the
-    operator (``temporal worker deployment set-current-version``). True if promoted."""
+    operator (``temporal worker deployment set-current-version``). True if promoted, False
+    if the deployment already has a current version; ``LookupError`` while the deployment
+    is not registered yet (no worker of it has polled)."""
     from temporalio.api.workflowservice.v1 import (
         DescribeWorkerDeploymentRequest,
         SetWorkerDeploymentCurrentVersionRequest,
@@ -99,7 +101,8 @@ async def promote_if_first(client: Any, deployment_name: str, build_id: str) -> 
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-        return False  # not registered yet: the caller retries once the worker polls
+        # Not registered until a worker of it has polled: the caller tries again.
+        raise LookupError(f"worker deployment {deployment_name!r} is not registered yet") from None
     routing = reply.worker_deployment_info.routing_config
     if routing.current_deployment_version.build_id or routing.current_version not in (
         "",

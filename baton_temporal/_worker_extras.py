@@ -71,11 +71,7 @@ async def run_extras(settings: Any, client: Any, plugin: Any) -> AsyncIterator[E
         if settings.health_port is not None:
             from .health import HealthServer, WorkerHealth
 
-            def store() -> Any:
-                resources = plugin.resources()
-                return None if resources is None else resources.store
-
-            checks = WorkerHealth(client, settings.task_queue, client.identity, store)
+            checks = WorkerHealth(client, settings.task_queue, client.identity, plugin.resources)
             extras.health = await stack.enter_async_context(
                 HealthServer(settings.health_port, checks.check, draining=lambda: extras.draining)
             )

@@ -40,7 +40,7 @@ class HealthReport:
     """One round of checks."""
 
     temporal: str  # "ok", "not polling yet", or the error
-    ledger: str  # "ok", "down: ...", "not checked yet", "disabled"
+    ledger: str  # "ok", "down ...", "not checked yet", "not started yet", "disabled"
     draining: bool = False
     failed: str | None = None  # the worker stopped with this error
     checked_at: float = field(default_factory=time.time)
@@ -52,7 +52,7 @@ class HealthReport:
 
     @property
     def ready(self) -> bool:
-        ledger_known = self.ledger != "not checked yet"
+        ledger_known = self.ledger not in ("not checked yet", "not started yet")
         return self.live and not self.draining and self.temporal == "ok" and ledger_known
 
 
@@ -60,7 +60,8 @@ class WorkerHealth:
     """The checks behind the endpoint, for one running worker.
 
     ``client``/``task_queue``/``identity`` say where to look for this worker's pollers;
-    ``store`` returns the worker's ledger store (None when it has none).
+    ``resources`` returns the running worker's resources (None until the worker has
+    opened them; their ``store`` is None when the worker keeps no ledger).
     """
 
     def __init__(
@@ -68,14 +69,14 @@ class WorkerHealth:
         client: Any,
         task_queue: str,
         identity: str,
-        store: Callable[[], Any],
+        resources: Callable[[], Any],
         *,
         timeout: float = 5.0,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._identity = identity
-        self._store = store
+        self._resources = resources
         self._timeout = timeout
         self.draining = False
         self.failed: str | None = None
@@ -110,7 +111,10 @@ class WorkerHealth:
     async def _ledger(self) -> str:
         from .metrics import ledger_counters
 
-        store = self._store()
+        resources = self._resources()
+        if resources is None:
+            return "not started yet"
+        store = resources.store
         if store is None:
             return "disabled"
         try:
@@ -205,7 +209,8 @@ class HealthServer:
                 self._report = await self._check()
             except Exception:  # a bug in a check must not take the endpoint down
                 log.exception("health check failed")
-            await asyncio.sleep(self._interval)
+            # Every second until ready, so a starting pod turns ready without delay.
+            await asyncio.sleep(self._interval if self._report.ready else 1.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
