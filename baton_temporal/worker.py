@@ -201,6 +201,10 @@ async def run_worker(
     ``settings.graceful_shutdown`` to finish; Temporal retries any it had to cut off.
     """
     settings = settings or WorkerSettings.from_env()
+    if client is None:  # a missing certificate stops us before anything else starts
+        from ._connection import check_tls_files
+
+        check_tls_files(os.environ)
     all_steps = [*steps, *load_steps(settings.step_modules)]
     plugin = plugin or BatonPlugin(steps=all_steps)
     await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here

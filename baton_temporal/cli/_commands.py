@@ -509,6 +509,12 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         health_port=settings.health_port if args.health_port is None else args.health_port,
         metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
     )
+    from .._connection import TemporalSettingsError, check_tls_files
+
+    try:  # settings that cannot work stop us before anything starts
+        check_tls_files(os.environ)
+    except TemporalSettingsError as err:
+        raise CliError(str(err)) from None
     # Check the ledger first: a worker would refuse to start on an unmigrated PostgreSQL.
     store = LedgerStore.from_url()
     try:
