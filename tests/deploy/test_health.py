@@ -70,6 +70,13 @@ async def test_health_server_answers_from_the_last_check() -> None:
         assert status == 200, body  # a known ledger outage keeps the worker ready
         assert b'"ledger": "down' in body
         assert (await get("/nope"))[0] == 404
+        # A hostile client (a 100 kB request line) is dropped; the next probe is answered.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /" + b"a" * 100_000 + b"\r\n")
+        await writer.drain()
+        assert await reader.read() == b""
+        writer.close()
+        assert (await get("/livez"))[0] == 200
 
 
 def test_default_drain_covers_the_default_step_timeout() -> None:
