@@ -236,43 +236,72 @@ async def test_sigterm_during_a_long_step_lets_it_finish(
 
 
 async def test_ledger_outage_is_known_and_keeps_the_worker_ready(
-    temporal_address: str, ledger_pg: PostgresServer, tmp_path: Path
+    client: Client, temporal_address: str, ledger_pg: PostgresServer, tmp_path: Path
 ) -> None:
     """`baton worker --health-port` with its ledger stopped: still ready (usage waits in
-    Temporal), the body and baton_ledger_up say the ledger is down; back when it is."""
+    Temporal), the body and baton_ledger_up say the ledger is down, a flow run meanwhile
+    shows its calls as pending usage; once the ledger is back they are written and
+    nothing is pending."""
     url = ledger_pg.create_database(f"deploy_{uuid.uuid4().hex[:8]}")
     await migrate(tmp_path, url)
-    env = worker_env(tmp_path, temporal_address, url)
-    port = env.pop("BATON_HEALTH_PORT")
-    env["BATON_STEPS"] = ""
-    cmd = image_command(
-        ["baton", "worker", "--steps", "workers.examples.seed", "--health-port", port]
-    )
-    env_with_port = {**env, "BATON_HEALTH_PORT": port}  # for the URLs only
-    metrics_url = f"http://127.0.0.1:{env['BATON_METRICS_PORT']}/metrics"
-    async with started(cmd, env, tmp_path) as worker:
-        await until("the worker to be ready", lambda: ready(env_with_port), 60)
-        ledger_pg.stop()
-        try:
+    async with StandIn() as standin:
+        env = worker_env(tmp_path, temporal_address, url, **standin.env())
+        port = env.pop("BATON_HEALTH_PORT")
+        env["BATON_STEPS"] = ""
+        cmd = image_command(
+            ["baton", "worker", "--steps", "workers.examples.seed", "--health-port", port]
+        )
+        env_with_port = {**env, "BATON_HEALTH_PORT": port}  # for the URLs only
+        metrics_url = f"http://127.0.0.1:{env['BATON_METRICS_PORT']}/metrics"
 
-            async def ledger_down() -> dict[str, Any] | None:
-                body = await ready(env_with_port)
-                return body if body and body["ledger"].startswith("down") else None
-
-            body = await until("readiness to report the ledger down", ledger_down, 30)
-            assert body["temporal"] == "ok" and body["counters"]["ledger_up"] == 0, body
+        async def metric(name: str) -> float | None:
             _, text = await http(metrics_url)
-            assert re.search(r"^baton_ledger_up\{.*\} 0$", str(text), re.M), text
-        finally:
-            ledger_pg.start()
+            found = re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", str(text), re.M)
+            return sum(float(v) for v in found) if found else None
 
-        async def ledger_back() -> dict[str, Any] | None:
-            body = await ready(env_with_port)
-            return body if body and body["ledger"] == "ok" else None
+        async with started(cmd, env, tmp_path) as worker:
+            await until("the worker to be ready", lambda: ready(env_with_port), 60)
+            ledger_pg.stop()
+            try:
 
-        await until("the ledger to be back", ledger_back, 30)
-        worker.proc.send_signal(signal.SIGTERM)
-        assert await worker.wait(60) == 0, worker.output
+                async def ledger_down() -> dict[str, Any] | None:
+                    body = await ready(env_with_port)
+                    return body if body and body["ledger"].startswith("down") else None
+
+                body = await until("readiness to report the ledger down", ledger_down, 30)
+                assert body["temporal"] == "ok" and body["counters"]["ledger_up"] == 0, body
+                assert await metric("baton_ledger_up") == 0
+                handle = await seed.analysis_flow("One.\n\nTwo.").start(
+                    client, task_queue=env["BATON_TASK_QUEUE"]
+                )
+
+                async def pending() -> float | None:
+                    # The assess call; the flow then waits for its usage to be written
+                    # (baton.record_usage, retried) before the report step runs.
+                    return await metric("baton_ledger_pending_usage")
+
+                assert await until("the call to be pending usage", pending, 60) == 1
+                assert await metric("baton_ledger_usage_deferred_total") == 1
+                assert (await metric("baton_ledger_write_failures_total") or 0) >= 1
+            finally:
+                ledger_pg.start()
+
+            async def ledger_back() -> dict[str, Any] | None:
+                body = await ready(env_with_port)
+                return body if body and body["ledger"] == "ok" else None
+
+            await until("the ledger to be back", ledger_back, 30)
+            result = await asyncio.wait_for(handle.result(), 90)
+            assert result.status == "completed", result
+
+            async def none_pending() -> bool:
+                return await metric("baton_ledger_pending_usage") == 0
+
+            await until("the pending usage to be written", none_pending, 30)
+            assert await metric("baton_ledger_writes_total") == 2
+            assert standin.billed_calls() == 2
+            worker.proc.send_signal(signal.SIGTERM)
+            assert await worker.wait(60) == 0, worker.output
 
 
 async def test_temporal_down_turns_readiness_off_not_liveness(
