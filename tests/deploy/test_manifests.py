@@ -765,3 +765,31 @@ def test_worker_gets_its_essential_settings() -> None:
     assert set(compose_env(service("migrate"))) >= {"BATON_LEDGER_URL"}
     for overlay in OVERLAY_NAMES:
         assert essentials <= set(worker_env(overlay)), overlay
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"TEMPORAL_API_KEY": ""},
+        {"TEMPORAL_API_KEY": "k"},
+        {"TEMPORAL_API_KEY": "k", "TEMPORAL_TLS": "false"},
+        {"TEMPORAL_TLS": "true"},
+        {"TEMPORAL_TLS": "false"},
+        {"TEMPORAL_TLS_CLIENT_CERT_DATA": "c", "TEMPORAL_TLS_CLIENT_KEY_DATA": "k"},
+        {"TEMPORAL_TLS_SERVER_CA_CERT_DATA": "ca"},
+        {"TEMPORAL_TLS_CLIENT_CERT_PATH": "CERT", "TEMPORAL_TLS_CLIENT_KEY_PATH": "KEY"},
+    ],
+)
+def test_tls_state_agrees_with_the_sdk(env: dict[str, str], tmp_path: Path) -> None:
+    """What the worker's error message says about TLS is what the SDK will do."""
+    from temporalio.envconfig import ClientConfig
+
+    from baton_temporal._connection import tls_state
+
+    for name, value in list(env.items()):
+        if value in ("CERT", "KEY"):
+            (tmp_path / value).write_text("pem")
+            env[name] = str(tmp_path / value)
+    config = ClientConfig.load_client_connect_config(override_env_vars=env, disable_file=True)
+    assert tls_state(env)[0] is bool(config.get("tls")), (env, config)
