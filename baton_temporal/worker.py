@@ -50,7 +50,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from ._plugin import BatonPlugin
-from ._rollout import DEFAULT_DRAIN
+from ._rollout import DEFAULT_DRAIN, drain_warnings
 from .steps._step import Step
 
 __all__ = ["WorkerSettings", "connect", "load_steps", "run_worker"]
@@ -109,7 +109,7 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{key}={raw!r} is not true or false")
+    raise ValueError(f"{key}={raw!r} is not a switch; set it to true or false")
 
 
 def _number(env: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
@@ -181,12 +181,6 @@ async def connect(**overrides: Any) -> Client:
         ) from err
 
 
-def _drain_warnings(steps: Iterable[Step], drain: timedelta) -> list[str]:
-    from ._rollout import drain_warnings
-
-    return drain_warnings(steps, drain)
-
-
 async def run_worker(
     settings: WorkerSettings | None = None,
     *,
@@ -222,7 +216,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     from ._worker_extras import run_extras, versioning_options
 
-    for warning in _drain_warnings(plugin.steps, settings.graceful_shutdown):
+    for warning in drain_warnings(plugin.steps, settings.graceful_shutdown):
         log.warning("%s", warning)
     worker = Worker(
         client,

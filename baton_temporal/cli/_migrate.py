@@ -57,7 +57,9 @@ async def upgrade_when_reachable(store: Any, wait: timedelta | None) -> None:
             await store.migrate()
             return
         except LedgerUnavailable as err:
-            if not _not_up_yet(err) or time.monotonic() >= deadline:
+            if not _not_up_yet(err):
+                raise  # a wrong password or database: waiting cannot fix it
+            if time.monotonic() >= deadline:
                 if attempt > 1:
                     raise LedgerUnavailable(
                         f"{err} (still failing after {attempt} attempts over "

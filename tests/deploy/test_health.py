@@ -123,7 +123,10 @@ async def test_db_upgrade_waits_for_the_database(tmp_path: Path) -> None:
     server = PostgresServer(port=free_port())
     try:
         proc = await asyncio.create_subprocess_exec(
-            str(BIN / "baton"), "db", "upgrade", "--url", server.url, "--wait", "60s",
+            # The `postgres` database: like the image's POSTGRES_DB, it exists as soon as
+            # the server accepts TCP connections (PostgresServer creates `baton` after).
+            str(BIN / "baton"), "db", "upgrade", "--url", server.url_for("postgres"),
+            "--wait", "60s",
             cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         await asyncio.sleep(2)
