@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip install --quiet -e ".[dev,test]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash tests/ensure-postgres.sh
+	@bash tests/ensure-tini.sh
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

@@ -13,8 +13,16 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
                                 ``module:attribute`` lists of steps to register
 ``BATON_TASK_QUEUE``            task queue (default ``baton``)
 ``BATON_GRACEFUL_SHUTDOWN_S``   on SIGTERM, how long running steps may take to finish
-                                (default 300)
+                                (default 630: the default step timeout, 600, plus 30;
+                                keep it above your longest step timeout)
 ``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100)
+``BATON_HEALTH_PORT``           serve ``/livez`` and ``/readyz`` on this port (off if unset)
+``BATON_METRICS_PORT``          serve Prometheus metrics (the SDK's and the ledger's) here
+``BATON_BUILD_ID``              worker versioning: this worker's build id (the image sets
+                                it); unset, the worker is unversioned
+``BATON_DEPLOYMENT_NAME``       worker versioning: the deployment (default: the task queue)
+``BATON_PROMOTE_FIRST_VERSION`` ``true``: make this version current if the deployment has
+                                none yet (a first install)
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================
@@ -42,6 +50,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from ._plugin import BatonPlugin
+from ._rollout import DEFAULT_DRAIN, drain_warnings
 from .steps._step import Step
 
 __all__ = ["WorkerSettings", "connect", "load_steps", "run_worker"]
@@ -55,8 +64,13 @@ class WorkerSettings:
 
     step_modules: tuple[str, ...] = ()
     task_queue: str = "baton"
-    graceful_shutdown: timedelta = timedelta(seconds=300)
+    graceful_shutdown: timedelta = DEFAULT_DRAIN
     max_concurrent_steps: int = 100
+    health_port: int | None = None
+    metrics_port: int | None = None
+    build_id: str | None = None
+    deployment_name: str | None = None
+    promote_first_version: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -67,10 +81,35 @@ class WorkerSettings:
             step_modules=modules,
             task_queue=env.get("BATON_TASK_QUEUE", "baton"),
             graceful_shutdown=timedelta(
-                seconds=_number(env, "BATON_GRACEFUL_SHUTDOWN_S", 300, float)
+                seconds=_number(
+                    env, "BATON_GRACEFUL_SHUTDOWN_S", DEFAULT_DRAIN.total_seconds(), float
+                )
             ),
             max_concurrent_steps=_number(env, "BATON_MAX_CONCURRENT_STEPS", 100, int),
+            health_port=_port(env, "BATON_HEALTH_PORT"),
+            metrics_port=_port(env, "BATON_METRICS_PORT"),
+            build_id=env.get("BATON_BUILD_ID", "").strip() or None,
+            deployment_name=env.get("BATON_DEPLOYMENT_NAME", "").strip() or None,
+            promote_first_version=_flag(env, "BATON_PROMOTE_FIRST_VERSION"),
         )
+
+
+def _port(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{key}={raw!r} is not a port number; set it to e.g. 8081")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{key}={raw!r} is not a switch; set it to true or false")
 
 
 def _number(env: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
@@ -123,6 +162,9 @@ async def connect(**overrides: Any) -> Client:
 
         client = await baton.worker.connect()
     """
+    from ._connection import check_tls_files, explain_connect_failure
+
+    check_tls_files(os.environ)  # a missing certificate: the fix, not a FileNotFoundError
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", "localhost:7233")
     if os.environ.get("BATON_CODEC_KEYS") and "data_converter" not in overrides:
@@ -135,9 +177,7 @@ async def connect(**overrides: Any) -> Client:
         return await Client.connect(**config)
     except RuntimeError as err:
         raise ConnectionError(
-            f"cannot reach Temporal at {config['target_host']} ({err}); start a server "
-            "(`baton dev` runs one locally) or set TEMPORAL_ADDRESS to your cluster's "
-            "frontend (host:port)"
+            explain_connect_failure(config["target_host"], err, os.environ)
         ) from err
 
 
@@ -155,29 +195,45 @@ async def run_worker(
     ``settings.graceful_shutdown`` to finish; Temporal retries any it had to cut off.
     """
     settings = settings or WorkerSettings.from_env()
+    if client is None:  # a missing certificate stops us before anything else starts
+        from ._connection import check_tls_files
+
+        check_tls_files(os.environ)
     all_steps = [*steps, *load_steps(settings.step_modules)]
     plugin = plugin or BatonPlugin(steps=all_steps)
     await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here
-    client = client or await connect()
+    if client is None:
+        if settings.metrics_port is not None:  # before the client: it picks the runtime
+            from .metrics import enable_prometheus
+
+            enable_prometheus(settings.metrics_port)
+        client = await connect()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Not possible outside the main thread (or on Windows): then only `stop` stops it.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    from ._worker_extras import run_extras, versioning_options
+
+    for warning in drain_warnings(plugin.steps, settings.graceful_shutdown):
+        log.warning("%s", warning)
     worker = Worker(
         client,
         task_queue=settings.task_queue,
         plugins=[plugin],
         graceful_shutdown_timeout=settings.graceful_shutdown,
         max_concurrent_activities=settings.max_concurrent_steps,
+        **versioning_options(settings),
     )
     log.info(
         "baton worker on task queue %r with steps %s",
         settings.task_queue,
         sorted(s.name for s in plugin.steps),
     )
-    async with worker:
+    # The health endpoint outlives the drain: ready turns 503, live stays 200.
+    async with run_extras(settings, client, plugin) as extras, worker:
         await stop.wait()
+        extras.draining = True
         log.info("shutting down: letting running steps finish")
     log.info("worker stopped")

