@@ -22,7 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["LLMUsage", "UsageError", "parse_llm_usage"]
+__all__ = ["MAX_USAGE_ENTRIES", "LLMUsage", "UsageError", "parse_llm_usage"]
+
+# One step attempt reporting more calls than this is a bug (a loop appending the same
+# entry, usage of a whole batch job): each entry becomes a ledger row and rides in
+# Temporal payloads, so thousands would time out the write and retry it for ever.
+MAX_USAGE_ENTRIES = 1000
 
 
 class UsageError(ValueError):
@@ -71,9 +76,16 @@ class LLMUsage(BaseModel):
 def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
     """Validate a step's ``llm_usage`` value: one mapping or a list of them.
 
-    Raises :class:`UsageError` naming the step and the offending field.
+    Raises :class:`UsageError` naming the step and the offending field, or when there
+    are more than :data:`MAX_USAGE_ENTRIES` entries.
     """
     items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_USAGE_ENTRIES:
+        raise UsageError(
+            f"step {step!r} returned {len(items):,} llm_usage entries; at most "
+            f"{MAX_USAGE_ENTRIES:,} calls can be reported by one step attempt. Report each "
+            "call once, or split the work into several steps (fan_out)"
+        )
     out: list[LLMUsage] = []
     for i, item in enumerate(items):
         if isinstance(item, LLMUsage):

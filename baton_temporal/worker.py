@@ -14,7 +14,13 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_TASK_QUEUE``            task queue (default ``baton``)
 ``BATON_GRACEFUL_SHUTDOWN_S``   on SIGTERM, how long running steps may take to finish
                                 (default 300)
-``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100)
+``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100); also the
+                                size of the worker's own thread pool for plain-function
+                                (sync) steps, one thread per slot
+``BATON_ALLOWED_TASK_QUEUES``   comma-separated task queues flows may route steps to
+                                (``options.task_queue``); unset: any. Set it where
+                                workers run flow files written by others
+``BATON_MAX_RETRY_AFTER_S``     longest provider ``retry-after`` obeyed (default 600)
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================
@@ -42,6 +48,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from ._plugin import BatonPlugin
+from ._routing import allowed_task_queues_from
 from .steps._step import Step
 
 __all__ = ["WorkerSettings", "connect", "load_steps", "run_worker"]
@@ -57,6 +64,7 @@ class WorkerSettings:
     task_queue: str = "baton"
     graceful_shutdown: timedelta = timedelta(seconds=300)
     max_concurrent_steps: int = 100
+    allowed_task_queues: frozenset[str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +78,7 @@ class WorkerSettings:
                 seconds=_number(env, "BATON_GRACEFUL_SHUTDOWN_S", 300, float)
             ),
             max_concurrent_steps=_number(env, "BATON_MAX_CONCURRENT_STEPS", 100, int),
+            allowed_task_queues=allowed_task_queues_from(environ=env),
         )
 
 
@@ -156,7 +165,10 @@ async def run_worker(
     """
     settings = settings or WorkerSettings.from_env()
     all_steps = [*steps, *load_steps(settings.step_modules)]
-    plugin = plugin or BatonPlugin(steps=all_steps)
+    allowed = settings.allowed_task_queues
+    plugin = plugin or BatonPlugin(
+        steps=all_steps, allowed_task_queues=sorted(allowed) if allowed else None
+    )
     await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here
     client = client or await connect()
     stop = stop or asyncio.Event()
@@ -173,9 +185,12 @@ async def run_worker(
         max_concurrent_activities=settings.max_concurrent_steps,
     )
     log.info(
-        "baton worker on task queue %r with steps %s",
+        "baton worker on task queue %r with steps %s%s",
         settings.task_queue,
         sorted(s.name for s in plugin.steps),
+        f"; flows may route steps only to {sorted(plugin.allowed_task_queues)}"
+        if plugin.allowed_task_queues is not None
+        else "",
     )
     async with worker:
         await stop.wait()

@@ -42,7 +42,7 @@ SCHEMA_VERSION: Literal[1] = 1
 # The name under which the generic flow workflow is registered; `temporal workflow start
 # --type baton.Flow` starts a flow from the command line.
 FLOW_WORKFLOW_TYPE = "baton.Flow"
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}\Z")  # \Z: "a\n" is not "a"
 
 
 class _Frozen(BaseModel):
