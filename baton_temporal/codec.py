@@ -396,6 +396,7 @@ class CodecServer:
         self.max_connections = max_connections
         self.connections = 0
         self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def port(self) -> int:
@@ -416,6 +417,10 @@ class CodecServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Open connections end now, not when their idle timeout would.
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
 
     async def __aenter__(self) -> CodecServer:
@@ -428,6 +433,9 @@ class CodecServer:
         import h11
 
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             if self.connections > self.max_connections:
                 await _write_raw(writer, _json_error(503, "too many connections; retry later"))
@@ -441,10 +449,12 @@ class CodecServer:
                     conn.start_next_cycle()
                 except h11.LocalProtocolError:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the peer went away, or the server is closing
         finally:
             self.connections -= 1
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -483,7 +493,7 @@ class CodecServer:
                 try:
                     data = await asyncio.wait_for(reader.read(65536), max(wait, 0.0))
                 except TimeoutError:
-                    if conn.their_state is not h11.IDLE or request is not None:
+                    if deadline is not None:  # a request had begun: say why it ends
                         await _write_raw(writer, _json_error(408, "request not received in time"))
                     return False
                 if deadline is None and data:
@@ -494,6 +504,15 @@ class CodecServer:
                 return False
             if isinstance(event, h11.Request):
                 request = event
+                # h11 bounds only a header block still incomplete; one that arrived in
+                # a single read is measured here.
+                size = len(event.method) + len(event.target) + sum(
+                    len(k) + len(v) + 4 for k, v in event.headers
+                )
+                if size > self.max_header_bytes:
+                    message = f"request headers over {self.max_header_bytes} bytes"
+                    await _write_raw(writer, _json_error(431, message))
+                    return False
                 length = _header(event.headers, b"content-length")
                 if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
                     too_large = True
@@ -761,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             print(secrets.token_urlsafe(32))
             return 0
+        codec = EncryptionCodec()  # the keys first: without them nothing else matters
         token = os.environ.get(args.token_env, "").strip() or None
         if token is None and not args.no_token:
             print(
@@ -779,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(
                 host=args.host,
                 port=args.port,
+                codec=codec,
                 origins=origins,
                 token=token,
                 insecure_no_token=args.no_token,
