@@ -53,21 +53,28 @@ def read_small_file(path: str | os.PathLike[str], *, limit: int, what: str) -> s
     over ``limit``, reading at most ``limit + 1`` bytes either way; ``OSError`` as
     ``open`` raises it; ``UnicodeDecodeError`` for text that is not UTF-8.
     """
-    # O_NONBLOCK: opening a FIFO with no writer would otherwise wait for ever.
+    # Looked at before opening: opening a socket fails, a directory opens but cannot be
+    # read, a FIFO with no writer would block.
+    _refuse_if_special(os.stat(path), path, what)
+    # O_NONBLOCK: should the path turn into a FIFO meanwhile, open must not wait for ever.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileRefused(
-                f"{path} is {_kind(info.st_mode)}, not a regular file; give the path of a "
-                f"{what} (a .json or .yaml file)"
-            )
+        _refuse_if_special(info, path, what)
         if info.st_size > limit:
             raise FileRefused(_too_big(path, info.st_size, limit, what))
         data = file.read(limit + 1)  # the file may have grown since fstat
     if len(data) > limit:
         raise FileRefused(_too_big(path, len(data), limit, what))
     return data.decode("utf-8")
+
+
+def _refuse_if_special(info: os.stat_result, path: object, what: str) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRefused(
+            f"{path} is {_kind(info.st_mode)}, not a regular file; give the path of a "
+            f"{what} (a .json or .yaml file)"
+        )
 
 
 def _too_big(path: object, size: int, limit: int, what: str) -> str:

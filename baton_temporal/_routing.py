@@ -142,5 +142,7 @@ class _Outbound(WorkflowOutboundInterceptor):
 
 def _step_name(input: StartActivityInput) -> str:
     # A baton step's StepInput carries the node's name; plain activities have only a type.
+    # (run_step sends it as a plain dict: the StepInput's fields)
     first = input.args[0] if input.args else None
-    return str(getattr(first, "step", None) or input.activity)
+    name = first.get("step") if isinstance(first, dict) else getattr(first, "step", None)
+    return str(name or input.activity)

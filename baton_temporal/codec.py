@@ -506,8 +506,10 @@ class CodecServer:
                 request = event
                 # h11 bounds only a header block still incomplete; one that arrived in
                 # a single read is measured here.
-                size = len(event.method) + len(event.target) + sum(
-                    len(k) + len(v) + 4 for k, v in event.headers
+                size = (
+                    len(event.method)
+                    + len(event.target)
+                    + sum(len(k) + len(v) + 4 for k, v in event.headers)
                 )
                 if size > self.max_header_bytes:
                     message = f"request headers over {self.max_header_bytes} bytes"

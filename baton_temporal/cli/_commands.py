@@ -251,7 +251,10 @@ async def cmd_start(args: argparse.Namespace) -> int:
 
     flow = load_flow_file(args.file)
     task_queue = args.task_queue or os.environ.get("BATON_TASK_QUEUE") or "baton"
-    allowed = allowed_task_queues_from(args.allow_task_queue)
+    try:
+        allowed = allowed_task_queues_from(args.allow_task_queue)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     if allowed is not None and task_queue not in allowed:
         raise CliError(
             f"task queue {task_queue!r} is not allowed here (allowed: "

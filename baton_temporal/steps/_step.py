@@ -155,7 +155,13 @@ def _make_activity(
                 # context, so activity.info() and heartbeats work in the thread.
                 threads = current_sync_threads()
                 if threads is not None:
-                    result = await threads.run(fn, job, step=input.step)
+                    limit = info.start_to_close_timeout
+                    result = await threads.run(
+                        fn,
+                        job,
+                        step=input.step,
+                        timeout=limit.total_seconds() if limit else None,
+                    )
                 else:
                     result = await asyncio.to_thread(fn, job)
         except NotADependencyError as err:

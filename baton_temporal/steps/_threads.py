@@ -56,34 +56,51 @@ class SyncStepThreads:
         with self._lock:
             return len(self._overrunning)
 
-    async def run(self, fn: Callable[[Any], Any], job: Any, *, step: str) -> Any:
+    async def run(
+        self, fn: Callable[[Any], Any], job: Any, *, step: str, timeout: float | None = None
+    ) -> Any:
         """Run ``fn(job)`` in a pool thread (with this task's context: activity.info()
-        and heartbeats work there) and wait for it; on cancellation, report the thread
-        that keeps running."""
+        and heartbeats work there) and wait for it. A thread still running when the
+        attempt is cancelled, or ``timeout`` seconds after it started (the attempt's
+        start-to-close timeout, which the worker may learn of late), is reported."""
         context = contextvars.copy_context()
         future = self._pool.submit(context.run, fn, job)
+        watchdog = None
+        if timeout:
+            loop = asyncio.get_running_loop()
+            watchdog = loop.call_later(
+                timeout, self._report_overrun, future, step, job, f"its {timeout:g} s timeout"
+            )
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if not future.done() and not future.cancel():
-                self._report_overrun(future, step, job)
+                self._report_overrun(future, step, job, "its attempt was cancelled")
             raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
-    def _report_overrun(self, future: Future[Any], step: str, job: Any) -> None:
-        ended = time.monotonic()
+    def _report_overrun(self, future: Future[Any], step: str, job: Any, why: str) -> None:
+        if future.done():
+            return
         with self._lock:
+            if future in self._overrunning:
+                return  # reported already (timeout first, then the cancellation)
             self._overrunning.add(future)
             count = len(self._overrunning)
+        ended = time.monotonic()
         where = (
             f"workflow {getattr(job, 'workflow_id', '?')}, attempt {getattr(job, 'attempt', '?')}"
         )
         log.warning(
-            "sync step %r (%s) is still running after its attempt ended (timed out or "
-            "cancelled): Python cannot stop a thread, so it keeps one of the %d sync-step "
-            "threads until it returns (%d held so far); make the function return sooner, or "
-            "make it async and await something that can be cancelled",
+            "sync step %r (%s) is still running after %s: Python cannot stop a thread, so "
+            "it keeps one of the %d sync-step threads until it returns (%d held so far); "
+            "make the function return sooner, or make it async and await something that can "
+            "be cancelled",
             step,
             where,
+            why,
             self.max_threads,
             count,
         )

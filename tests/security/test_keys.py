@@ -161,7 +161,10 @@ async def test_header_errors_of_the_real_sdks_are_final_and_unquoted(
     key = MALFORMED[kind]
     mapped_count = 0
     clients = [
-        ("openai", openai.AsyncOpenAI(api_key=key, base_url=standin.openai_base_url, max_retries=0)),
+        (
+            "openai",
+            openai.AsyncOpenAI(api_key=key, base_url=standin.openai_base_url, max_retries=0),
+        ),
         ("anthropic", anthropic.AsyncAnthropic(api_key=key, base_url=standin.url, max_retries=0)),
     ]
     for provider, client in clients:
@@ -281,7 +284,9 @@ async def test_a_malformed_key_at_worker_start_fails_calls_at_once_unquoted(
         history = await client.get_workflow_handle(flow.workflow_id).fetch_history()
     message = str(info.value.cause)
     assert "InvalidLLMConfig" in message and "OPENAI_API_KEY" in message
-    assert "attempt 1" in message or history.to_json().count("activityTaskStartedEventAttributes") == 1
+    assert (
+        "attempt 1" in message or history.to_json().count("activityTaskStartedEventAttributes") == 1
+    )
     assert standin.requests == []
     for where, text in {"history": history.to_json(), "log": caplog.text, "error": message}.items():
         assert not leaks(text, key), where
