@@ -451,6 +451,8 @@ class CodecServer:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return  # the peer went away, or the server is closing
+        except h11.ProtocolError:
+            return  # an exchange h11 cannot frame: the connection just ends
         finally:
             self.connections -= 1
             if task is not None:
@@ -530,6 +532,7 @@ class CodecServer:
                 continue
             if isinstance(event, h11.EndOfMessage):
                 break
+            return False  # anything else (h11.PAUSED...) ends the connection, never spins
         assert request is not None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         if too_large:
@@ -544,8 +547,10 @@ class CodecServer:
             )
         head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         head.append((b"content-length", str(len(response.body)).encode()))
-        out = conn.send(h11.Response(status_code=response.status, headers=head))
-        out += conn.send(h11.Data(data=response.body)) if response.body else b""
+        reason = _REASONS.get(response.status, "").encode()
+        out = conn.send(h11.Response(status_code=response.status, headers=head, reason=reason))
+        if response.body and request.method != b"HEAD":  # a HEAD answer has no body
+            out += conn.send(h11.Data(data=response.body))
         out += conn.send(h11.EndOfMessage())
         writer.write(out)
         await writer.drain()

@@ -28,6 +28,7 @@ __all__ = ["MAX_USAGE_ENTRIES", "LLMUsage", "UsageError", "parse_llm_usage"]
 # entry, usage of a whole batch job): each entry becomes a ledger row and rides in
 # Temporal payloads, so thousands would time out the write and retry it for ever.
 MAX_USAGE_ENTRIES = 1000
+_MAX_PROBLEMS_SHOWN = 5
 
 
 class UsageError(ValueError):
@@ -100,9 +101,14 @@ def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
         try:
             out.append(LLMUsage.model_validate(item))
         except ValidationError as err:
+            errors = err.errors()
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                for e in errors[:_MAX_PROBLEMS_SHOWN]
             )
+            if len(errors) > _MAX_PROBLEMS_SHOWN:
+                # A mapping with thousands of stray keys must not make a 200 KB message.
+                problems += f"; and {len(errors) - _MAX_PROBLEMS_SHOWN:,} more"
             raise UsageError(
                 f"step {step!r} returned an invalid llm_usage[{i}]: {problems}. "
                 "Token counts must be non-negative integers, 'model' is required, and "

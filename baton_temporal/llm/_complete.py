@@ -296,7 +296,7 @@ def _extract_openai(data: dict[str, Any]) -> tuple[str, str | None]:
 def _redacted(value: Any, secrets: list[str]) -> Any:
     """A deep copy of a JSON value with any secret scrubbed from its strings."""
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redact(value, secrets, partial=False)  # bodies: exact (quoted) forms only
     if isinstance(value, Mapping):
         return {str(k): _redacted(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -62,6 +62,8 @@ DEFAULT_MAX_RETRY_AFTER_S = 600.0
 # Redaction also hides any run of this many characters of a key (a key cut short by a
 # clipped message, or split around a character that was escaped).
 _PARTIAL_KEY_CHARS = 12
+# Error messages and log lines are short; the run search is a Python loop over the text.
+_PARTIAL_SCAN_MAX_CHARS = 16 * 1024
 
 _RETRYABLE_4XX = frozenset({408, 409, 429})
 _MAX_PROVIDER_MESSAGE = 1000
@@ -133,14 +135,15 @@ def max_retry_after(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
+def redact(text: str, secrets: Iterable[str], *, partial: bool = True) -> str:
     """``text`` with every secret replaced by ``***``.
 
     Also hidden: the forms an error message may quote a key in (Python ``repr`` of the
     string or of its bytes, with ``\\n`` and ``\\x00`` escapes; JSON; URL-encoded) and any
     run of 12 or more characters of one of them (a key cut short, or split around a
-    character). Secrets shorter than 4 are kept, since replacing a 1-3 character string
-    everywhere would garble the text.
+    character) in texts up to 16 KiB; ``partial=False`` skips that run search, whose cost
+    grows with the text (request and response bodies). Secrets shorter than 4 are kept,
+    since replacing a 1-3 character string everywhere would garble the text.
 
     Example::
 
@@ -155,6 +158,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         return text
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "***")
+    if not partial or len(text) > _PARTIAL_SCAN_MAX_CHARS:
+        return text
     return _hide_partial(text, forms)
 
 

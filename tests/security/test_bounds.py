@@ -502,6 +502,19 @@ async def _deep_list(job: baton.Job) -> dict:
     return {"v": value}
 
 
+@baton.step
+async def _self_containing(job: baton.Job) -> dict:
+    value: dict = {"name": "loop"}
+    value["self"] = value
+    return value
+
+
+@baton.step
+async def _usage_with_stray_keys(job: baton.Job) -> dict:
+    entry = {"model": "gpt-4o", **{f"k{i}": 1 for i in range(job.args["n"])}}
+    return {"llm_usage": entry}
+
+
 @pytest.mark.parametrize(
     ("step", "args", "error_type", "expected"),
     [
@@ -513,8 +526,15 @@ async def _deep_list(job: baton.Job) -> dict:
         ),
         (_deep_result, {"depth": 5000}, "StepResultError", "nested more than 200 levels deep"),
         (_deep_list, {"depth": 100_000}, "StepResultError", "nested more than 200 levels deep"),
+        (_self_containing, {}, "StepResultError", "nested more than 200 levels deep"),
+        (
+            _usage_with_stray_keys,
+            {"n": 5000},
+            "InvalidLLMUsage",
+            "k4: Extra inputs are not permitted; and 4,995 more",
+        ),
     ],
-    ids=["5000-usages", "deep-dict", "deep-list"],
+    ids=["5000-usages", "deep-dict", "deep-list", "self-containing", "5000-stray-keys"],
 )
 async def test_unbounded_usage_and_results_fail_at_once(
     client: Client, task_queue: str, baton_worker, tmp_path: Path, step, args, error_type, expected
@@ -526,6 +546,7 @@ async def test_unbounded_usage_and_results_fail_at_once(
         states = await client.get_workflow_handle(flow.workflow_id).query("baton.steps")
     text = str(info.value.cause)
     assert error_type in text and expected in text
+    assert len(text) < 5000  # a clear message, not a dump
     assert (
         states["s"].attempt == 1 if hasattr(states["s"], "attempt") else states["s"]["attempt"] == 1
     )

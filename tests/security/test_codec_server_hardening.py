@@ -301,3 +301,23 @@ async def test_connections_over_the_limit_are_turned_away() -> None:
         assert status_of(reply) == 503 and "too many connections" in body_of(reply)["error"]
         for _, writer in held:
             writer.close()
+
+
+async def test_pipelining_duplicate_headers_and_head_requests() -> None:
+    """Each request of a kept-alive connection is checked on its own; ambiguous framing is
+    refused; a HEAD request gets no body (and does not kill the connection handler)."""
+    async with CodecServer(codec(), token=TOKEN, request_timeout_s=2) as server:
+        keep = post(body=sealed_body()).replace(b"Connection: close", b"Connection: keep-alive")
+        reply = await exchange(server.port, keep + post(body=sealed_body(), host="evil.example"))
+        assert reply.count(b"HTTP/1.1 200 OK") == 1 and reply.count(b"HTTP/1.1 421") == 1
+        for extra in ("Host: evil.example\r\n", "Content-Length: 5\r\n"):
+            reply = await exchange(server.port, post(body=sealed_body(), extra=extra))
+            assert status_of(reply) == 400 and not opened(reply), extra
+        # Content-Length and chunked together: read as chunked, never as two requests.
+        reply = await exchange(
+            server.port, post(body=sealed_body(), extra="Transfer-Encoding: chunked\r\n")
+        )
+        assert status_of(reply) in (400, 408) and not opened(reply)
+        head = f"HEAD /decode HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        reply = await exchange(server.port, head.encode(), read_timeout=3)
+        assert status_of(reply) == 405 and reply.endswith(b"\r\n\r\n")
