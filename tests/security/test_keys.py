@@ -290,3 +290,17 @@ async def test_a_malformed_key_at_worker_start_fails_calls_at_once_unquoted(
     assert standin.requests == []
     for where, text in {"history": history.to_json(), "log": caplog.text, "error": message}.items():
         assert not leaks(text, key), where
+
+
+async def test_complete_without_a_config_turns_a_malformed_env_key_into_a_final_error(
+    monkeypatch,
+) -> None:
+    """``complete()`` called in a plain activity reads the environment itself: its
+    ``LLMConfigError`` becomes non-retryable (a plain exception would be retried for ever)."""
+    key = MALFORMED["tab"]
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with pytest.raises(ApplicationError) as info:
+        await complete([{"role": "user", "content": "hi"}], model="gpt-4o")
+    assert info.value.type == INVALID_LLM_CONFIG and info.value.non_retryable
+    assert "OPENAI_API_KEY" in info.value.message and "whitespace (U+0009)" in info.value.message
+    assert not leaks(info.value.message, key)
