@@ -373,9 +373,32 @@ def _status_text(handle: Any, description: Any, states: Any, note: str) -> str:
         if errors:
             lines.append("")
             lines += [f"{n}: {' '.join(str(e).split())}" for n, e in errors]
+    retrying = _retrying(description)
+    if retrying:
+        lines += ["", "waiting to retry:"] + [f"  {r}" for r in retrying]
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def _retrying(description: Any) -> list[str]:
+    """Steps between attempts, with why the last one failed and when the next starts:
+    a provider's capped retry-after, a rate limit, an outage, seen while the run waits."""
+    lines = []
+    raw = getattr(description, "raw_description", None)
+    for pending in getattr(raw, "pending_activities", None) or []:
+        if not pending.HasField("last_failure"):
+            continue
+        when = ""
+        if pending.HasField("next_attempt_schedule_time"):
+            at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+            when = f"; next attempt at {at:%H:%M:%S} UTC"
+        message = " ".join(pending.last_failure.message.split())
+        lines.append(
+            f"{pending.activity_type.name} (activity {pending.activity_id}): attempt "
+            f"{pending.attempt - 1} failed: {message}{when}"
+        )
+    return lines
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -391,6 +414,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
                     "workflow_id": handle.id,
                     "status": description.status.name if description.status else None,
                     "steps": states,
+                    "retrying": _retrying(description),
                     "note": note or None,
                 },
                 indent=2,

@@ -325,6 +325,33 @@ async def test_a_capped_retry_after_lets_the_flow_finish(
     assert result.results["a"] == {"text": "fine"} and result.steps["a"].attempt == 2
 
 
+async def test_baton_status_shows_a_step_waiting_on_a_capped_retry_after(
+    client: Client, task_queue: str, baton_worker, standin: StandIn, monkeypatch
+) -> None:
+    monkeypatch.setenv("BATON_MAX_RETRY_AFTER_S", "120")
+    standin.script("gpt-4o", [Fault.status(503, retry_after=86400)])
+    flow = baton.new(workflow_name="capped").add("a", _ask, {"model": "gpt-4o"})
+    env = clean_env(TEMPORAL_ADDRESS=client.service_client.config.target_host)
+    async with baton_worker([_ask], llm=standin.config(), ledger=False):
+        handle = await flow.start(client, task_queue=task_queue)
+        for _ in range(100):  # until the first attempt has failed (at most 10 s)
+            description = await handle.describe()
+            pending = description.raw_description.pending_activities
+            if pending and pending[0].HasField("last_failure"):
+                break
+            await asyncio.sleep(0.1)
+        ran = await run_baton("status", flow.workflow_id, env=env)
+        await handle.terminate("test over")
+    assert ran.code == 0, ran
+    assert "waiting to retry:" in ran.out
+    assert (
+        "_ask (activity 1): attempt 1 failed: openai (model 'gpt-4o') answered HTTP 503" in ran.out
+    )
+    assert "will be retried after 120 s: the provider asked for 86400 s, more than " in ran.out
+    assert "BATON_MAX_RETRY_AFTER_S=120 allows (raise it to wait longer)" in ran.out
+    assert "next attempt at" in ran.out
+
+
 async def test_a_bad_retry_after_cap_stops_the_worker_at_start(tmp_path: Path) -> None:
     env = clean_env(
         BATON_MAX_RETRY_AFTER_S="soon",
