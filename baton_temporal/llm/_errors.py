@@ -65,6 +65,8 @@ _PARTIAL_KEY_CHARS = 12
 # Error messages and log lines are short; the run search is a Python loop over the text.
 _PARTIAL_SCAN_MAX_CHARS = 16 * 1024
 
+# What retry_delay_from_headers reports at most (the cap above then applies).
+_LONGEST_HEADER_DELAY_S = 365 * 86400.0
 _RETRYABLE_4XX = frozenset({408, 409, 429})
 _MAX_PROVIDER_MESSAGE = 1000
 
@@ -103,7 +105,7 @@ def retry_delay_from_headers(
     lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
     ms = _number(lowered.get("retry-after-ms"))
     if ms is not None and ms > 0:
-        return timedelta(milliseconds=ms)
+        return timedelta(seconds=min(ms / 1000, _LONGEST_HEADER_DELAY_S))
     value = lowered.get("retry-after")
     if not value:
         return None
@@ -116,7 +118,8 @@ def retry_delay_from_headers(
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return timedelta(seconds=seconds) if seconds > 0 else None
+    # 1e308 seconds is a valid number but no timedelta: clamp before building one.
+    return timedelta(seconds=min(seconds, _LONGEST_HEADER_DELAY_S)) if seconds > 0 else None
 
 
 def max_retry_after(environ: Mapping[str, str] | None = None) -> float:

@@ -286,8 +286,10 @@ async def test_stats_since_zero_and_the_longest_allowed_duration(tmp_path: Path)
         Fault.status(503, retry_after=86400),
         Fault.status(429, retry_after="Wed, 21 Oct 2099 07:28:00 GMT"),
         Fault.status(529, retry_after_ms=86_400_000),
+        Fault.status(503, retry_after="1e308"),
+        Fault.status(503, retry_after_ms=1e308),
     ],
-    ids=["seconds", "http-date", "retry-after-ms"],
+    ids=["seconds", "http-date", "retry-after-ms", "1e308", "1e308-ms"],
 )
 async def test_a_huge_retry_after_is_capped_and_the_error_says_so(
     standin: StandIn, fault: Fault, monkeypatch
