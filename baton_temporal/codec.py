@@ -25,10 +25,11 @@ The client that starts flows and every worker must use the same converter::
     client = await Client.connect("localhost:7233", plugins=[codec.EncryptionPlugin()])
 
 To read encrypted histories in the Temporal UI or CLI, run the codec server and point
-them at it (UI: *Settings -> Codec Server*, with the token as a pass-through header or
-access token; CLI: ``--codec-endpoint`` and ``--codec-auth``). It requires a bearer
-token (``BATON_CODEC_TOKEN``) unless started with ``--no-token``, which only a loopback
-address accepts::
+them at it (CLI: ``--codec-endpoint`` and ``--codec-auth``; UI: *Settings -> Codec
+Server*). It requires a bearer token (``BATON_CODEC_TOKEN``) unless started with
+``--no-token``, which only a loopback address accepts: a browser's Temporal UI sends no
+token of ours, so for the UI on your own machine run it with ``--no-token`` (the Host and
+Origin checks still keep other web pages out), or behind a proxy that adds the header::
 
     export BATON_CODEC_TOKEN=$(python -m baton_temporal.codec token)
     BATON_CODEC_KEYS=... python -m baton_temporal.codec serve --port 8888
