@@ -554,7 +554,11 @@ class CodecServer:
             out += conn.send(h11.Data(data=response.body))
         out += conn.send(h11.EndOfMessage())
         writer.write(out)
-        await writer.drain()
+        try:
+            # A client that never reads its answer must not hold the connection for ever.
+            await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
+        except TimeoutError:
+            return False
         return not too_large
 
     async def respond(
@@ -686,9 +690,9 @@ async def _write_raw(writer: asyncio.StreamWriter, response: _Response) -> None:
     headers = {**response.headers, "content-length": str(len(response.body))}
     headers["connection"] = "close"
     head += [f"{k}: {v}" for k, v in headers.items()]
-    with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(ConnectionError, TimeoutError):
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        await writer.drain()
+        await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT_S)
 
 
 def _json_error(status: int, message: str) -> _Response:

@@ -321,3 +321,23 @@ async def test_pipelining_duplicate_headers_and_head_requests() -> None:
         head = f"HEAD /decode HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
         reply = await exchange(server.port, head.encode(), read_timeout=3)
         assert status_of(reply) == 405 and reply.endswith(b"\r\n\r\n")
+
+
+async def test_a_client_that_never_reads_its_answer_is_dropped() -> None:
+    """Slow read: a large answer the client never reads fills the socket buffers; the
+    server gives up after the idle timeout instead of waiting for ever."""
+    from google.protobuf import json_format
+    from temporalio.api.common.v1 import Payload, Payloads
+
+    big = Payload(metadata={"encoding": b"binary/plain"}, data=os.urandom(12 * 1024 * 1024))
+    body = json_format.MessageToJson(Payloads(payloads=[big])).encode()
+    async with CodecServer(codec(), token=TOKEN, idle_timeout_s=0.5) as server:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(post("/encode", body).replace(b"Connection: close", b"Connection: keep-alive"))
+        await writer.drain()
+        for _ in range(200):  # the server lets go within seconds (at most 20 s here)
+            if server.connections == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert server.connections == 0
+        writer.close()
