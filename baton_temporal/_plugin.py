@@ -15,15 +15,18 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from ._routing import TaskQueueAllowList, allowed_task_queues_from
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, LedgerUnavailable
-from .llm import LLMConfig
+from .llm import LLMConfig, LLMConfigError
+from .llm._errors import max_retry_after
 from .pricing import Pricer
 from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResources
 from .steps._step import Step
+from .steps._threads import DEFAULT_SYNC_STEP_THREADS, SyncStepThreads
 from .workflow._flow_workflow import FlowWorkflow
 from .workflow._wire import UNKNOWN_STEP_ERROR
 
@@ -65,7 +68,12 @@ class BatonPlugin(SimplePlugin):
     ``debug``: save every LLM request/response (default ``$BATON_DEBUG``; flows can
     switch it on per run with ``baton.new(..., debug=True)``). ``migrate``: create the
     ledger tables if missing (default: only for an SQLite ledger; for PostgreSQL run
-    ``baton db upgrade``).
+    ``baton db upgrade``). ``sync_step_threads``: threads for plain-function (sync)
+    steps, the worker's own pool (default: one per activity slot of the worker,
+    ``max_concurrent_activities``, 100 unless set). ``allowed_task_queues``: the only
+    task queues a flow may send a step to (default ``$BATON_ALLOWED_TASK_QUEUES``,
+    comma-separated; unset: any). A flow naming another fails at once with
+    ``TaskQueueNotAllowed``: set it where workers run flow files written by others.
     """
 
     def __init__(
@@ -78,8 +86,19 @@ class BatonPlugin(SimplePlugin):
         llm: LLMConfig | None = None,
         debug: bool | None = None,
         migrate: bool | None = None,
+        sync_step_threads: int | None = None,
+        allowed_task_queues: Sequence[str] | None = None,
     ) -> None:
         self.steps = _check_steps(steps)
+        if sync_step_threads is not None and (
+            not isinstance(sync_step_threads, int) or sync_step_threads < 1
+        ):
+            raise ValueError(
+                f"sync_step_threads must be a whole number >= 1, got {sync_step_threads!r}"
+            )
+        self._sync_step_threads = sync_step_threads
+        self._worker_slots = 0
+        self.allowed_task_queues = allowed_task_queues_from(allowed_task_queues)
         self._ledger = ledger
         self._pricer = pricer
         self._llm = llm
@@ -94,15 +113,26 @@ class BatonPlugin(SimplePlugin):
             "baton_temporal.BatonPlugin",
             workflows=[FlowWorkflow, *workflows],
             activities=activities,
-            interceptors=[UsageInterceptor(self.resources)],
+            interceptors=[
+                UsageInterceptor(self.resources),
+                TaskQueueAllowList(self.allowed_task_queues),
+            ],
             workflow_runner=_with_passthrough,
             run_context=self._run_context,
         )
 
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config = super().configure_worker(config)
+        # Sync steps get one thread per activity slot of the largest worker using us.
+        slots = config.get("max_concurrent_activities") or DEFAULT_SYNC_STEP_THREADS
+        self._worker_slots = max(self._worker_slots, int(slots))
+        return config
+
     async def preflight(self) -> None:
         """Check the ledger before starting a worker, raising what would stop it from
         recording usage: ``LedgerNotMigrated`` (run ``baton db upgrade``),
-        ``LedgerConfigError`` (a bad URL). An unreachable ledger only logs a warning.
+        ``LedgerConfigError`` (a bad URL), and what would fail every LLM call:
+        ``LLMConfigError`` (a malformed API key). An unreachable ledger only logs a warning.
 
         Example::
 
@@ -110,6 +140,9 @@ class BatonPlugin(SimplePlugin):
             await plugin.preflight()
             async with Worker(client, task_queue="baton", plugins=[plugin]): ...
         """
+        if self._llm is None:
+            LLMConfig.from_env()  # LLMConfigError for a malformed key, without quoting it
+        max_retry_after()  # ValueError for a BATON_MAX_RETRY_AFTER_S that is not seconds
         store = self._make_store()
         if store is None:
             return
@@ -165,8 +198,20 @@ class BatonPlugin(SimplePlugin):
         debug = self._debug
         if debug is None:
             debug = os.environ.get("BATON_DEBUG", "").lower() in ("1", "true", "yes", "on")
+        llm_error = None
+        try:
+            llm_config = self._llm or LLMConfig.from_env()
+        except LLMConfigError as err:
+            # Every LLM call then fails at once with this (non-retryable) message.
+            log.error("LLM configuration problem at worker start: %s", err)
+            llm_config, llm_error = LLMConfig(), str(err)
+        threads = self._sync_step_threads or self._worker_slots or DEFAULT_SYNC_STEP_THREADS
         return WorkerResources(
-            store=store, llm_config=self._llm or LLMConfig.from_env(), debug=debug
+            store=store,
+            llm_config=llm_config,
+            debug=debug,
+            llm_error=llm_error,
+            sync_threads=SyncStepThreads(threads),
         )
 
 

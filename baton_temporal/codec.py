@@ -24,12 +24,17 @@ The client that starts flows and every worker must use the same converter::
     # or, on a client (and so on the workers built from it):
     client = await Client.connect("localhost:7233", plugins=[codec.EncryptionPlugin()])
 
-To read encrypted histories in the Temporal UI or CLI, run the codec server where only
-you can reach it and point them at it (UI: *Settings -> Codec Server*; CLI:
-``--codec-endpoint``)::
+To read encrypted histories in the Temporal UI or CLI, run the codec server and point
+them at it (CLI: ``--codec-endpoint`` and ``--codec-auth``; UI: *Settings -> Codec
+Server*). It requires a bearer token (``BATON_CODEC_TOKEN``) unless started with
+``--no-token``, which only a loopback address accepts: a browser's Temporal UI sends no
+token of ours, so for the UI on your own machine run it with ``--no-token`` (the Host and
+Origin checks still keep other web pages out), or behind a proxy that adds the header::
 
+    export BATON_CODEC_TOKEN=$(python -m baton_temporal.codec token)
     BATON_CODEC_KEYS=... python -m baton_temporal.codec serve --port 8888
-    temporal workflow show -w brief-1 --codec-endpoint http://127.0.0.1:8888
+    temporal workflow show -w brief-1 --codec-endpoint http://127.0.0.1:8888 \
+        --codec-auth "Bearer $BATON_CODEC_TOKEN"
 """
 
 from __future__ import annotations
@@ -65,8 +70,11 @@ __all__ = [
     "ENCODING",
     "KEYS_ENV",
     "KEY_ID_METADATA",
+    "TOKEN_ENV",
     "CodecError",
     "CodecKeyError",
+    "CodecServer",
+    "CodecServerError",
     "EncryptionCodec",
     "EncryptionPlugin",
     "data_converter",
@@ -289,6 +297,31 @@ class EncryptionPlugin(SimplePlugin):
 # JSON form of temporal.api.common.v1.Payloads ({"payloads": [{"metadata": {...},
 # "data": "<base64>"}]}), answered in the same form. The UI calls it from the browser,
 # so it answers CORS preflights for the origins it is told to trust.
+#
+# It hands plaintext to whoever it answers, so by default it: requires a bearer token;
+# answers only requests whose Host names this machine (a web page cannot use DNS
+# rebinding to reach it as "evil.example"); answers CORS only for listed origins, never
+# "*"; bounds header and body sizes; and drops idle or slow connections. HTTP is parsed
+# by h11 (already installed with httpx), not by hand.
+
+TOKEN_ENV = "BATON_CODEC_TOKEN"
+DEFAULT_ORIGINS = ("http://localhost:8233", "http://127.0.0.1:8233")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+MAX_HEADER_BYTES = 16 * 1024
+IDLE_TIMEOUT_S = 30.0  # a kept-alive connection with no request for this long is closed
+REQUEST_TIMEOUT_S = 60.0  # a request must arrive whole within this (slow senders)
+MAX_CONNECTIONS = 64
+MIN_TOKEN_CHARS = 16
+_NO_TOKEN_HINT = (
+    f"set {TOKEN_ENV} to a long random value (make one with `python -m "
+    "baton_temporal.codec token`) and send 'Authorization: Bearer <token>' (Temporal "
+    "CLI: --codec-auth 'Bearer <token>'); for a server only you can reach on this "
+    "machine, pass --no-token"
+)
+
+
+class CodecServerError(ValueError):
+    """The codec server's settings are unsafe or invalid; raised before it listens."""
 
 
 @dataclasses.dataclass
@@ -306,26 +339,65 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
+    421: "Misdirected Request",
     422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
 class CodecServer:
-    """The HTTP side of :func:`serve`, usable in-process (tests start it on port 0)."""
+    """The HTTP side of :func:`serve`, usable in-process (tests start it on port 0).
+
+    ``token``: the bearer token every request must carry; ``insecure_no_token=True``
+    instead, to run without one (only when listening on loopback). ``origins``: browser
+    origins answered with CORS (``"*"`` is refused). ``hosts``: host names a request's
+    ``Host`` header may carry (default: ``localhost``, ``127.0.0.1``, ``::1`` and the
+    address it listens on).
+
+    Example::
+
+        async with CodecServer(EncryptionCodec(), token=os.environ["BATON_CODEC_TOKEN"]):
+            ...
+    """
 
     def __init__(
         self,
         codec: EncryptionCodec,
         *,
-        origins: Sequence[str] = ("http://localhost:8233", "http://127.0.0.1:8233"),
         token: str | None = None,
+        insecure_no_token: bool = False,
+        origins: Sequence[str] = DEFAULT_ORIGINS,
+        hosts: Sequence[str] | None = None,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.codec = codec
-        self.origins = list(origins)
+        if token is None and not insecure_no_token:
+            raise CodecServerError(
+                "the codec server decrypts for whoever calls it, so it needs a bearer token; "
+                + _NO_TOKEN_HINT
+            )
+        if token is not None:
+            _check_token(token)
         self.token = token
+        self.origins = [_check_origin(o) for o in origins]
+        self.hosts = {_host_name(h) for h in (hosts or LOOPBACK_HOSTS)}
+        self._default_hosts = hosts is None
+        self.max_request_bytes = max_request_bytes
+        self.max_header_bytes = max_header_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.max_connections = max_connections
+        self.connections = 0
         self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def port(self) -> int:
@@ -333,12 +405,23 @@ class CodecServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> CodecServer:
+        if self.token is None and _host_name(host) not in LOOPBACK_HOSTS:
+            raise CodecServerError(
+                f"--no-token is for local use, but the server would listen on {host}, "
+                f"where others can reach it; {_NO_TOKEN_HINT.split('; for')[0]}"
+            )
+        if self._default_hosts and host not in ("0.0.0.0", "::", ""):
+            self.hosts.add(_host_name(host))
         self._server = await asyncio.start_server(self._handle, host, port)
         return self
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Open connections end now, not when their idle timeout would.
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
 
     async def __aenter__(self) -> CodecServer:
@@ -348,30 +431,157 @@ class CodecServer:
         await self.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
+            if self.connections > self.max_connections:
+                await _write_raw(writer, _json_error(503, "too many connections; retry later"))
+                return
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_bytes)
             while True:
-                request = await _read_request(reader)
-                if request is None:
+                outcome = await self._one_request(conn, reader, writer)
+                if not outcome or conn.our_state is h11.MUST_CLOSE:
                     return
-                method, path, headers, body = request
-                response = await self.respond(method, path, headers, body)
-                keep = headers.get("connection", "").lower() != "close"
-                await _write_response(writer, response, keep_alive=keep)
-                if not keep:
+                try:
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:
                     return
-        except _BadRequest as err:
-            with contextlib.suppress(ConnectionError):
-                await _write_response(writer, _json_error(err.status, str(err)), keep_alive=False)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the peer went away, or the server is closing
+        except h11.ProtocolError:
+            return  # an exchange h11 cannot frame: the connection just ends
         finally:
+            self.connections -= 1
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _one_request(
+        self, conn: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Read and answer one request; False when the connection is to be closed."""
+        import h11
+
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # set once the request's first bytes arrive
+        request: Any = None
+        body = bytearray()
+        too_large = False
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as err:
+                status = err.error_status_hint if err.error_status_hint in _REASONS else 400
+                if status == 431:
+                    message = f"request headers over {self.max_header_bytes} bytes"
+                else:
+                    message = f"malformed HTTP request: {err}"
+                await _write_raw(writer, _json_error(status, message))
+                return False
+            if event is h11.NEED_DATA:
+                now = loop.time()
+                if deadline is None and conn.their_state is not h11.IDLE:
+                    deadline = now + self.request_timeout_s
+                wait = (
+                    self.idle_timeout_s
+                    if deadline is None
+                    else min(self.idle_timeout_s, deadline - now)
+                )
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), max(wait, 0.0))
+                except TimeoutError:
+                    if deadline is not None:  # a request had begun: say why it ends
+                        await _write_raw(writer, _json_error(408, "request not received in time"))
+                    return False
+                if deadline is None and data:
+                    deadline = loop.time() + self.request_timeout_s
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                return False
+            if isinstance(event, h11.Request):
+                request = event
+                # h11 bounds only a header block still incomplete; one that arrived in
+                # a single read is measured here.
+                size = (
+                    len(event.method)
+                    + len(event.target)
+                    + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                )
+                if size > self.max_header_bytes:
+                    message = f"request headers over {self.max_header_bytes} bytes"
+                    await _write_raw(writer, _json_error(431, message))
+                    return False
+                length = _header(event.headers, b"content-length")
+                if length is not None and length.isdigit() and int(length) > self.max_request_bytes:
+                    too_large = True
+                    break
+                if conn.they_are_waiting_for_100_continue:
+                    writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+                continue
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.max_request_bytes:
+                    too_large = True
+                    break
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                break
+            return False  # anything else (h11.PAUSED...) ends the connection, never spins
+        assert request is not None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        if too_large:
+            response = _json_error(413, f"request body over {self.max_request_bytes} bytes")
+            response.headers["connection"] = "close"
+        else:
+            response = await self.respond(
+                request.method.decode("latin-1").upper(),
+                request.target.decode("latin-1"),
+                headers,
+                bytes(body),
+            )
+        head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        head.append((b"content-length", str(len(response.body)).encode()))
+        reason = _REASONS.get(response.status, "").encode()
+        out = conn.send(h11.Response(status_code=response.status, headers=head, reason=reason))
+        if response.body and request.method != b"HEAD":  # a HEAD answer has no body
+            out += conn.send(h11.Data(data=response.body))
+        out += conn.send(h11.EndOfMessage())
+        writer.write(out)
+        try:
+            # A client that never reads its answer must not hold the connection for ever.
+            await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
+        except TimeoutError:
+            return False
+        return not too_large
 
     async def respond(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> _Response:
         """The answer to one request (separate from the socket for testing)."""
-        cors = self._cors(headers.get("origin"))
+        host = headers.get("host")
+        if not host or _host_name(host) not in self.hosts:
+            # DNS rebinding: a page at evil.example whose name now points here sends
+            # "Host: evil.example"; only names of this machine are answered.
+            return _json_error(
+                421,
+                f"this codec server does not answer for host {host!r}; call it as one of "
+                f"{sorted(self.hosts)}, or start it with --allow-host NAME",
+            )
+        origin = headers.get("origin")
+        if origin and origin not in self.origins:
+            return _json_error(
+                403,
+                f"origin {origin!r} is not allowed; start the server with --origin {origin} "
+                "if that is your Temporal UI",
+            )
+        cors = self._cors(origin)
         if method == "OPTIONS":
             return _Response(204, headers=cors)
         route = path.split("?", 1)[0].rstrip("/")
@@ -383,29 +593,37 @@ class CodecServer:
             )
         if method != "POST":
             return _with(_json_error(405, f"{action} takes POST"), cors)
-        if self.token is not None:
-            given = headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
-                return _with(_json_error(401, "missing or wrong bearer token"), cors)
+        if self.token is not None and not self._authorized(headers.get("authorization", "")):
+            response = _json_error(
+                401, "missing or wrong bearer token; send 'Authorization: Bearer <token>'"
+            )
+            response.headers["www-authenticate"] = 'Bearer realm="baton codec"'
+            return _with(response, cors)
         try:
             payloads = json_format.Parse(body or b"{}", Payloads()).payloads
-        except (json_format.ParseError, ValueError, UnicodeDecodeError) as err:
+        except (json_format.ParseError, ValueError, UnicodeDecodeError, RecursionError) as err:
             return _with(_json_error(400, f'body is not {{"payloads": [...]}} JSON: {err}'), cors)
         try:
             if action == "encode":
                 out = await self.codec.encode(payloads)
             else:
                 out = await self.codec.decode(payloads)
-        except CodecError as err:
+        except (CodecError, ValueError) as err:
             return _with(_json_error(422, str(err)), cors)
         data = json_format.MessageToJson(Payloads(payloads=out), indent=None).encode()
         return _Response(200, data, {"content-type": "application/json", **cors})
 
+    def _authorized(self, given: str) -> bool:
+        assert self.token is not None
+        scheme, _, value = given.strip().partition(" ")
+        # Bytes: compare_digest refuses non-ASCII str, and a header may hold any byte.
+        expected = self.token.encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode("latin-1", "replace"), expected
+        )
+
     def _cors(self, origin: str | None) -> dict[str, str]:
-        if not origin:
-            return {}
-        if "*" not in self.origins and origin not in self.origins:
+        if not origin or origin not in self.origins:
             return {}
         return {
             "access-control-allow-origin": origin,
@@ -417,52 +635,64 @@ class CodecServer:
         }
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+def _check_token(token: str) -> None:
+    # Never echo the token.
+    if not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS:
+        raise CodecServerError(
+            f"the codec server's bearer token must be at least {MIN_TOKEN_CHARS} characters "
+            f"(a guessable token is no protection); {_NO_TOKEN_HINT.split('; for')[0]}"
+        )
+    if any(not ("!" <= c <= "~") for c in token):
+        raise CodecServerError(
+            "the codec server's bearer token must be printable ASCII without spaces or line "
+            "breaks (it travels in an HTTP header); the token is not shown here"
+        )
 
 
-async def _read_request(
-    reader: asyncio.StreamReader,
-) -> tuple[str, str, dict[str, str], bytes] | None:
-    line = await reader.readline()
-    if not line:
-        return None
-    try:
-        method, target, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    except ValueError:
-        raise _BadRequest(400, "malformed request line") from None
-    headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        if len(headers) > 100:
-            raise _BadRequest(400, "too many headers")
-        name, _, value = raw.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        raise _BadRequest(400, "send a content-length, not a chunked body")
-    try:
-        length = int(headers.get("content-length", "0") or 0)
-    except ValueError:
-        raise _BadRequest(400, "bad content-length") from None
-    if length < 0 or length > MAX_REQUEST_BYTES:
-        raise _BadRequest(413, f"body over {MAX_REQUEST_BYTES} bytes")
-    body = await reader.readexactly(length) if length else b""
-    return method.upper(), target, headers, body
+def _check_origin(origin: str) -> str:
+    if origin.strip() == "*":
+        raise CodecServerError(
+            "--origin '*' would let every web page read decrypted payloads with your "
+            "browser's credentials; list your Temporal UI's origin instead, e.g. "
+            "--origin http://localhost:8233"
+        )
+    scheme, sep, rest = origin.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise CodecServerError(
+            f"--origin {origin!r} is not an origin; write scheme://host[:port] without a "
+            "path, e.g. http://localhost:8233"
+        )
+    return origin
 
 
-async def _write_response(
-    writer: asyncio.StreamWriter, response: _Response, *, keep_alive: bool
-) -> None:
+def _host_name(host: str) -> str:
+    """``Host`` header (or listen address) -> lower-case host name without the port."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return name
+    return host
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+async def _write_raw(writer: asyncio.StreamWriter, response: _Response) -> None:
+    """An error answer outside an HTTP exchange h11 can still frame (the request was
+    unreadable), always closing the connection."""
     head = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Error')}"]
-    headers = {"content-length": str(len(response.body)), **response.headers}
-    headers["connection"] = "keep-alive" if keep_alive else "close"
+    headers = {**response.headers, "content-length": str(len(response.body))}
+    headers["connection"] = "close"
     head += [f"{k}: {v}" for k, v in headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-    await writer.drain()
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT_S)
 
 
 def _json_error(status: int, message: str) -> _Response:
@@ -480,25 +710,35 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8888,
     codec: EncryptionCodec | None = None,
-    origins: Sequence[str] = ("http://localhost:8233", "http://127.0.0.1:8233"),
+    origins: Sequence[str] = DEFAULT_ORIGINS,
     token: str | None = None,
+    insecure_no_token: bool = False,
+    hosts: Sequence[str] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the codec server until SIGINT/SIGTERM (or ``stop`` is set).
 
-    It decrypts for anyone who can reach it: keep it on localhost (the default) or
-    behind your own authentication, and/or require ``token`` as a bearer token.
+    It decrypts for whoever it answers: it requires ``token`` as a bearer token unless
+    ``insecure_no_token`` (loopback only), and answers only ``hosts`` and ``origins``.
     """
-    server = CodecServer(codec or EncryptionCodec(), origins=origins, token=token)
+    server = CodecServer(
+        codec or EncryptionCodec(),
+        origins=origins,
+        token=token,
+        insecure_no_token=insecure_no_token,
+        hosts=hosts,
+    )
     await server.start(host, port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    auth = "bearer token required" if token is not None else "NO TOKEN (local use only)"
     print(
         f"baton codec server on http://{host}:{server.port} (keys {server.codec.key_ids}, "
-        f"sealing with {server.codec.key_id!r}); CORS origins {server.origins}",
+        f"sealing with {server.codec.key_id!r}); {auth}; hosts {sorted(server.hosts)}; "
+        f"CORS origins {server.origins}",
         flush=True,
     )
     try:
@@ -520,29 +760,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--origin",
         action="append",
         help="a browser origin allowed to call it (repeat; default the local Temporal UI, "
-        "http://localhost:8233); '*' allows any",
+        "http://localhost:8233 and http://127.0.0.1:8233); '*' is refused",
+    )
+    srv.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="a host name requests may be addressed to (repeat; default localhost, "
+        "127.0.0.1, ::1 and --host)",
     )
     srv.add_argument(
         "--token-env",
         metavar="VAR",
-        help="require 'Authorization: Bearer <value of $VAR>' on every request",
+        default=TOKEN_ENV,
+        help=f"the variable holding the bearer token every request must carry "
+        f"(default {TOKEN_ENV})",
+    )
+    srv.add_argument(
+        "--no-token",
+        action="store_true",
+        help="run without a token: only on a loopback --host, for a machine only you use",
     )
     gen = sub.add_parser("keygen", help="print a new key as id:base64key")
     gen.add_argument("--id", default=None, help="the key id (default: a random one)")
+    sub.add_parser("token", help=f"print a new random bearer token for {TOKEN_ENV}")
     args = parser.parse_args(argv)
     try:
         if args.command == "keygen":
             print(f"{args.id or secrets.token_hex(4)}:{generate_key()}")
             return 0
-        token = None
-        if args.token_env:
-            token = os.environ.get(args.token_env, "").strip()
-            if not token:
-                print(f"codec server: ${args.token_env} is empty", file=sys.stderr)
-                return 2
-        origins = args.origin or ["http://localhost:8233", "http://127.0.0.1:8233"]
-        asyncio.run(serve(host=args.host, port=args.port, origins=origins, token=token))
-    except CodecKeyError as err:
+        if args.command == "token":
+            print(secrets.token_urlsafe(32))
+            return 0
+        codec = EncryptionCodec()  # the keys first: without them nothing else matters
+        token = os.environ.get(args.token_env, "").strip() or None
+        if token is None and not args.no_token:
+            print(
+                f"codec server: no bearer token: ${args.token_env} is not set. {_NO_TOKEN_HINT}",
+                file=sys.stderr,
+            )
+            return 2
+        if token is not None and args.no_token:
+            print(
+                f"codec server: --no-token given but ${args.token_env} is set; drop one",
+                file=sys.stderr,
+            )
+            return 2
+        origins = args.origin or list(DEFAULT_ORIGINS)
+        asyncio.run(
+            serve(
+                host=args.host,
+                port=args.port,
+                codec=codec,
+                origins=origins,
+                token=token,
+                insecure_no_token=args.no_token,
+                hosts=args.allow_host,
+            )
+        )
+    except (CodecKeyError, CodecServerError) as err:
         print(f"codec server: {err}", file=sys.stderr)
         return 2
     except OSError as err:

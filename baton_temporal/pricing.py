@@ -38,6 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from ._files import MAX_PRICES_FILE_BYTES, load_yaml, read_small_file
 from .usage import LLMUsage
 
 __all__ = [
@@ -269,17 +270,19 @@ class TablePricer:
         """
         file = Path(path)
         try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as err:
+            # Bounded, and only a regular file: BATON_PRICES_FILE=/dev/zero must not read
+            # until memory runs out.
+            text = read_small_file(file, limit=MAX_PRICES_FILE_BYTES, what="price table")
+        except (OSError, UnicodeDecodeError) as err:
             raise PricingError(f"cannot read price table {file}: {err}") from None
         try:
             if file.suffix.lower() == ".json":
                 # parse_float=Decimal: "0.15" stays exactly 0.15
                 data = json.loads(text, parse_float=Decimal)
             else:
-                import yaml
-
-                data = yaml.safe_load(text)
+                data = load_yaml(text)  # aliases bounded: a few bytes cannot grow to GBs
+        except RecursionError:
+            raise PricingError(f"price table {file} is nested too deeply to read") from None
         except Exception as err:
             raise PricingError(f"price table {file} is not valid JSON/YAML: {err}") from None
         if not isinstance(data, Mapping):

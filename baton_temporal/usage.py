@@ -22,7 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["LLMUsage", "UsageError", "parse_llm_usage"]
+__all__ = ["MAX_USAGE_ENTRIES", "LLMUsage", "UsageError", "parse_llm_usage"]
+
+# One step attempt reporting more calls than this is a bug (a loop appending the same
+# entry, usage of a whole batch job): each entry becomes a ledger row and rides in
+# Temporal payloads, so thousands would time out the write and retry it for ever.
+MAX_USAGE_ENTRIES = 1000
+_MAX_PROBLEMS_SHOWN = 5
 
 
 class UsageError(ValueError):
@@ -71,9 +77,16 @@ class LLMUsage(BaseModel):
 def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
     """Validate a step's ``llm_usage`` value: one mapping or a list of them.
 
-    Raises :class:`UsageError` naming the step and the offending field.
+    Raises :class:`UsageError` naming the step and the offending field, or when there
+    are more than :data:`MAX_USAGE_ENTRIES` entries.
     """
     items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_USAGE_ENTRIES:
+        raise UsageError(
+            f"step {step!r} returned {len(items):,} llm_usage entries; at most "
+            f"{MAX_USAGE_ENTRIES:,} calls can be reported by one step attempt. Report each "
+            "call once, or split the work into several steps (fan_out)"
+        )
     out: list[LLMUsage] = []
     for i, item in enumerate(items):
         if isinstance(item, LLMUsage):
@@ -88,9 +101,14 @@ def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
         try:
             out.append(LLMUsage.model_validate(item))
         except ValidationError as err:
+            errors = err.errors()
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in err.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                for e in errors[:_MAX_PROBLEMS_SHOWN]
             )
+            if len(errors) > _MAX_PROBLEMS_SHOWN:
+                # A mapping with thousands of stray keys must not make a 200 KB message.
+                problems += f"; and {len(errors) - _MAX_PROBLEMS_SHOWN:,} more"
             raise UsageError(
                 f"step {step!r} returned an invalid llm_usage[{i}]: {problems}. "
                 "Token counts must be non-negative integers, 'model' is required, and "

@@ -15,7 +15,9 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_GRACEFUL_SHUTDOWN_S``   on SIGTERM, how long running steps may take to finish
                                 (default 630: the default step timeout, 600, plus 30;
                                 keep it above your longest step timeout)
-``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100)
+``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100); also the
+                                size of the worker's own thread pool for plain-function
+                                (sync) steps, one thread per slot
 ``BATON_HEALTH_PORT``           serve ``/livez`` and ``/readyz`` on this port (off if unset)
 ``BATON_METRICS_PORT``          serve Prometheus metrics (the SDK's and the ledger's) here
 ``BATON_BUILD_ID``              worker versioning: this worker's build id (the image sets
@@ -23,6 +25,10 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_DEPLOYMENT_NAME``       worker versioning: the deployment (default: the task queue)
 ``BATON_PROMOTE_FIRST_VERSION`` ``true``: make this version current if the deployment has
                                 none yet (a first install)
+``BATON_ALLOWED_TASK_QUEUES``   comma-separated task queues flows may route steps to
+                                (``options.task_queue``); unset: any. Set it where
+                                workers run flow files written by others
+``BATON_MAX_RETRY_AFTER_S``     longest provider ``retry-after`` obeyed (default 600)
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================
@@ -51,6 +57,7 @@ from temporalio.worker import Worker
 
 from ._plugin import BatonPlugin
 from ._rollout import DEFAULT_DRAIN, drain_warnings
+from ._routing import allowed_task_queues_from
 from .steps._step import Step
 
 __all__ = ["WorkerSettings", "connect", "load_steps", "run_worker"]
@@ -71,6 +78,7 @@ class WorkerSettings:
     build_id: str | None = None
     deployment_name: str | None = None
     promote_first_version: bool = False
+    allowed_task_queues: frozenset[str] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -91,6 +99,7 @@ class WorkerSettings:
             build_id=env.get("BATON_BUILD_ID", "").strip() or None,
             deployment_name=env.get("BATON_DEPLOYMENT_NAME", "").strip() or None,
             promote_first_version=_flag(env, "BATON_PROMOTE_FIRST_VERSION"),
+            allowed_task_queues=allowed_task_queues_from(environ=env),
         )
 
 
@@ -200,7 +209,10 @@ async def run_worker(
 
         check_tls_files(os.environ)
     all_steps = [*steps, *load_steps(settings.step_modules)]
-    plugin = plugin or BatonPlugin(steps=all_steps)
+    allowed = settings.allowed_task_queues
+    plugin = plugin or BatonPlugin(
+        steps=all_steps, allowed_task_queues=sorted(allowed) if allowed else None
+    )
     await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here
     if client is None:
         if settings.metrics_port is not None:  # before the client: it picks the runtime
@@ -227,9 +239,12 @@ async def run_worker(
         **versioning_options(settings),
     )
     log.info(
-        "baton worker on task queue %r with steps %s",
+        "baton worker on task queue %r with steps %s%s",
         settings.task_queue,
         sorted(s.name for s in plugin.steps),
+        f"; flows may route steps only to {sorted(plugin.allowed_task_queues)}"
+        if plugin.allowed_task_queues is not None
+        else "",
     )
     # The health endpoint outlives the drain: ready turns 503, live stays 200.
     async with run_extras(settings, client, plugin) as extras, worker:

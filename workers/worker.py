@@ -15,6 +15,7 @@ import os
 import sys
 
 from baton_temporal.ledger import LedgerError
+from baton_temporal.llm import LLMConfigError
 from baton_temporal.worker import WorkerSettings, run_worker
 
 
@@ -32,7 +33,7 @@ def main() -> int:
             )
             return 2
         asyncio.run(run_worker(settings))
-    except (ImportError, ValueError, ConnectionError, LedgerError) as err:
+    except (ImportError, ValueError, ConnectionError, LedgerError, LLMConfigError) as err:
         print(f"baton worker: {err}", file=sys.stderr)
         return 2
     return 0

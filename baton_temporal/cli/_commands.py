@@ -30,14 +30,29 @@ from ._common import (
 __all__ = ["CliError", "main"]
 
 
+# Longer than any ledger has existed; anything above is a typo (and datetime.now() minus
+# 1,000,000 days is before year 1, an OverflowError).
+MAX_DURATION = timedelta(days=36525)
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` -> timedelta."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` -> timedelta, at most 100 years."""
+    # ASCII digits only ([0-9], not \d: "٣d" is not a duration), a dot, one unit.
+    found = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*([smhdw])\s*", text or "")
     if not found:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}; use a number and a unit: 90s, 30m, 12h, 7d, 2w"
         )
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    seconds = (
+        float(found.group(1))
+        * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
+    )
+    if seconds > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"duration {text.strip()!r} is longer than 100 years (36525d); use a shorter one, "
+            "e.g. 90d or 520w"
+        )
     return timedelta(**{unit[found.group(2)]: float(found.group(1))})
 
 
@@ -168,11 +183,15 @@ def load_flow_file(path: str) -> Any:
     """A :class:`baton.Flow` from a JSON or YAML file (by extension; else by content)."""
     import baton_temporal as baton
 
+    from .._files import MAX_FLOW_FILE_BYTES, FileRefused, YamlRefused, load_yaml, read_small_file
+
     file = Path(path)
     try:
-        text = file.read_text("utf-8")
+        text = read_small_file(file, limit=MAX_FLOW_FILE_BYTES, what="flow file")
     except FileNotFoundError:
         raise CliError(f"no flow file {path}; write one with flow.to_json()") from None
+    except FileRefused as err:
+        raise CliError(str(err)) from None
     except (OSError, UnicodeDecodeError) as err:
         raise CliError(f"cannot read the flow file {path}: {short_error(err)}") from None
     is_yaml = file.suffix.lower() in (".yaml", ".yml") or (
@@ -184,7 +203,9 @@ def load_flow_file(path: str) -> Any:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
+        except YamlRefused as err:
+            raise baton.FlowError(f"flow YAML refused: {err}") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -198,6 +219,8 @@ def load_flow_file(path: str) -> Any:
         return baton.Flow.from_json(data)
     except baton.FlowError as err:
         raise CliError(f"{path}: {err}") from None
+    except RecursionError:
+        raise CliError(f"{path}: the flow is nested too deeply to read; flatten its args") from None
 
 
 async def _warn_if_no_worker(client: Any, task_queue: str) -> None:
@@ -226,8 +249,27 @@ async def cmd_start(args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
+    from .._routing import (
+        ALLOWED_TASK_QUEUES_ENV,
+        allowed_task_queues_from,
+        disallowed_task_queues,
+    )
+
     flow = load_flow_file(args.file)
     task_queue = args.task_queue or os.environ.get("BATON_TASK_QUEUE") or "baton"
+    try:
+        allowed = allowed_task_queues_from(args.allow_task_queue)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    if allowed is not None and task_queue not in allowed:
+        raise CliError(
+            f"task queue {task_queue!r} is not allowed here (allowed: "
+            f"{', '.join(sorted(allowed))}); pick one with --task-queue, or add it to "
+            f"{ALLOWED_TASK_QUEUES_ENV}"
+        )
+    problems = disallowed_task_queues(flow, allowed)
+    if problems:
+        raise CliError(f"{args.file}: " + "; ".join(problems))
     client = await connect_temporal()
     workflow_id = args.id or flow.workflow_id
     try:
@@ -337,9 +379,32 @@ def _status_text(handle: Any, description: Any, states: Any, note: str) -> str:
         if errors:
             lines.append("")
             lines += [f"{n}: {' '.join(str(e).split())}" for n, e in errors]
+    retrying = _retrying(description)
+    if retrying:
+        lines += ["", "waiting to retry:"] + [f"  {r}" for r in retrying]
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def _retrying(description: Any) -> list[str]:
+    """Steps between attempts, with why the last one failed and when the next starts:
+    a provider's capped retry-after, a rate limit, an outage, seen while the run waits."""
+    lines = []
+    raw = getattr(description, "raw_description", None)
+    for pending in getattr(raw, "pending_activities", None) or []:
+        if not pending.HasField("last_failure"):
+            continue
+        when = ""
+        if pending.HasField("next_attempt_schedule_time"):
+            at = pending.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+            when = f"; next attempt at {at:%H:%M:%S} UTC"
+        message = " ".join(pending.last_failure.message.split())
+        lines.append(
+            f"{pending.activity_type.name} (activity {pending.activity_id}): attempt "
+            f"{pending.attempt - 1} failed: {message}{when}"
+        )
+    return lines
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -358,6 +423,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
                     "workflow_id": handle.id,
                     "status": description.status.name if description.status else None,
                     "steps": states,
+                    "retrying": _retrying(description),
                     "note": note or None,
                 },
                 indent=2,
@@ -440,6 +506,8 @@ async def cmd_stats(args: argparse.Namespace) -> int:
                 start = args.from_ or datetime(1970, 1, 1, tzinfo=UTC)
                 end = args.to or now
             else:
+                if args.since is not None and args.since <= timedelta(0):
+                    raise CliError("--since 0 covers no time; give an age such as 12h or 7d")
                 start, end = now - (args.since or timedelta(days=7)), now
             if start >= end:
                 raise CliError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
@@ -452,6 +520,15 @@ async def cmd_stats(args: argparse.Namespace) -> int:
     finally:
         await store.close()
     return EXIT_OK
+
+
+# Pruning rows younger than this deletes (nearly) everything: it needs --yes.
+PRUNE_CONFIRM_BELOW = timedelta(days=1)
+
+
+def _age(age: timedelta) -> str:
+    seconds = age.total_seconds()
+    return f"{seconds:g}s" if seconds < 3600 else f"{seconds / 3600:g}h"
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
@@ -467,6 +544,12 @@ async def cmd_db(args: argparse.Namespace) -> int:
             await store.close()
         print(f"ledger {safe_url(store.url)} is up to date")
         return EXIT_OK
+    if args.older_than < PRUNE_CONFIRM_BELOW and not args.yes:
+        raise CliError(
+            f"--older-than {_age(args.older_than)} deletes the usage recorded until "
+            f"{_age(args.older_than)} ago, most likely every row; if that is what you want, "
+            "run again with --yes"
+        )
     store = _open_ledger(args.url, must_exist=True)
     try:
         pruned = await store.prune(args.older_than)
@@ -491,8 +574,18 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from .._routing import allowed_task_queues_from
+    from ..llm import LLMConfig
+    from ..llm._errors import max_retry_after
+
     try:
         settings = WorkerSettings.from_env()
+        if args.allow_task_queue:
+            settings = dataclasses.replace(
+                settings, allowed_task_queues=allowed_task_queues_from(args.allow_task_queue)
+            )
+        LLMConfig.from_env()  # a malformed API key stops the worker here, not every call
+        max_retry_after()
     except ValueError as err:
         raise CliError(str(err)) from None
     modules = tuple(dict.fromkeys([*settings.step_modules, *(args.steps or [])]))
@@ -652,6 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--task-queue", help="task queue (default $BATON_TASK_QUEUE or baton)")
     start.add_argument("--id", help="workflow id (default: the file's workflow_id, or a new one)")
     start.add_argument("--json", action="store_true", help="with --wait: print the result as JSON")
+    start.add_argument(
+        "--allow-task-queue",
+        action="append",
+        metavar="QUEUE",
+        help="refuse flows routing steps elsewhere (repeat; default $BATON_ALLOWED_TASK_QUEUES)",
+    )
 
     status = add("status", "show each step's state of a flow", cmd_status)
     status.add_argument("workflow_id")
@@ -707,6 +806,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus metrics on this port (default $BATON_METRICS_PORT; off)",
     )
+    worker.add_argument(
+        "--allow-task-queue",
+        action="append",
+        metavar="QUEUE",
+        help="fail runs routing steps to other queues (repeat; default $BATON_ALLOWED_TASK_QUEUES)",
+    )
 
     db = add("db", "manage the ledger database", cmd_db)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -724,7 +829,14 @@ def build_parser() -> argparse.ArgumentParser:
     prune = db_sub.add_parser(
         "prune", help="delete usage and debug rows older than a duration", parents=[common]
     )
-    prune.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 30d, 12w")
+    prune.add_argument(
+        "--older-than", type=parse_duration, required=True, help="e.g. 30d, 12w (at most 100y)"
+    )
+    prune.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a prune of rows younger than a day (under 1d deletes nearly everything)",
+    )
     prune.add_argument("--url", help=ledger_url_help)
     return parser
 
@@ -739,9 +851,10 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
 
     from ..flow import FlowError
     from ..ledger import LedgerError, LedgerNotMigrated
+    from ..llm import LLMConfigError
     from ..pricing import PricingError
 
-    if isinstance(err, CliError):
+    if isinstance(err, CliError | LLMConfigError):
         return str(err)
     if isinstance(err, LedgerNotMigrated) and url:
         text = " ".join(str(err).split())

@@ -19,8 +19,9 @@ Example::
 
 from ._clients import DEFAULT_BASE_URLS, LLMClients
 from ._complete import DEFAULT_ANTHROPIC_MAX_TOKENS, LLMResponse, Message, complete
-from ._config import LLMConfig
+from ._config import LLMConfig, LLMConfigError
 from ._errors import (
+    INVALID_LLM_CONFIG,
     INVALID_REQUEST,
     MISSING_API_KEY,
     MISSING_BASE_URL,
@@ -39,6 +40,7 @@ from ._usage import normalize_usage, usage_from_anthropic, usage_from_openai
 __all__ = [
     "DEFAULT_ANTHROPIC_MAX_TOKENS",
     "DEFAULT_BASE_URLS",
+    "INVALID_LLM_CONFIG",
     "INVALID_REQUEST",
     "MISSING_API_KEY",
     "MISSING_BASE_URL",
@@ -49,6 +51,7 @@ __all__ = [
     "UNKNOWN_MODEL",
     "LLMClients",
     "LLMConfig",
+    "LLMConfigError",
     "LLMResponse",
     "Message",
     "Provider",

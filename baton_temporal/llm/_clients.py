@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from temporalio.exceptions import ApplicationError
 
-from ._config import LLMConfig
-from ._errors import MISSING_API_KEY, MISSING_BASE_URL
+from ._config import KEY_ENV, LLMConfig, key_problem
+from ._errors import INVALID_LLM_CONFIG, MISSING_API_KEY, MISSING_BASE_URL
 from ._providers import Provider
 
 if TYPE_CHECKING:
@@ -70,9 +70,20 @@ class LLMClients:
         """The client for ``provider`` under ``config``, built on first use.
 
         Raises a non-retryable ``ApplicationError(type="MissingAPIKey")`` naming the
-        variable to set when the provider needs a key that ``config`` lacks.
+        variable to set when the provider needs a key that ``config`` lacks, and
+        ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header.
         """
         base_url, key, timeout = _endpoint(provider, config)
+        problem = key_problem(key)
+        if problem:
+            # A config built with model_construct/model_copy skipped LLMConfig's own check.
+            env = KEY_ENV.get(f"{provider.replace('-', '_')}_api_key", "the API key")
+            raise ApplicationError(
+                f"the API key in {env} {problem}; API keys are one line of printable ASCII: "
+                "copy the key again (the key is not shown here)",
+                type=INVALID_LLM_CONFIG,
+                non_retryable=True,
+            )
         # The key is part of the cache key only as a digest: nothing here should print it.
         digest = hashlib.sha256(key.encode()).hexdigest()
         cache_key = (provider, base_url, digest, timeout)

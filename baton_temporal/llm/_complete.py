@@ -20,8 +20,9 @@ from temporalio.exceptions import ApplicationError
 
 from ..usage import LLMUsage
 from ._clients import LLMClients
-from ._config import LLMConfig
+from ._config import LLMConfig, LLMConfigError
 from ._errors import (
+    INVALID_LLM_CONFIG,
     INVALID_REQUEST,
     PROVIDER_RETRYABLE,
     malformed_response_error,
@@ -105,7 +106,12 @@ async def complete(
         print(reply.text, reply.usage)
     """
     provider, name = resolve_provider(model)
-    config = config if config is not None else LLMConfig.from_env()
+    if config is None:
+        try:
+            config = LLMConfig.from_env()
+        except LLMConfigError as err:
+            # Inside an activity a plain exception is retried for ever; this cannot heal.
+            raise ApplicationError(str(err), type=INVALID_LLM_CONFIG, non_retryable=True) from None
     body, sdk_options = _build_request(provider, name, messages, params)
     secrets = config.secrets()
     call_id = call_id or uuid.uuid4().hex
@@ -296,7 +302,7 @@ def _extract_openai(data: dict[str, Any]) -> tuple[str, str | None]:
 def _redacted(value: Any, secrets: list[str]) -> Any:
     """A deep copy of a JSON value with any secret scrubbed from its strings."""
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redact(value, secrets, partial=False)  # bodies: exact (quoted) forms only
     if isinstance(value, Mapping):
         return {str(k): _redacted(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -4,10 +4,55 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["LLMConfig"]
+__all__ = ["LLMConfig", "LLMConfigError", "key_problem"]
+
+# The variable each key field is read from, to name it in errors.
+KEY_ENV = {
+    "anthropic_api_key": "ANTHROPIC_API_KEY",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_compatible_api_key": "BATON_OPENAI_COMPATIBLE_API_KEY",
+}
+
+
+class LLMConfigError(Exception):
+    """The LLM configuration cannot work (a malformed API key). Never quotes the key.
+
+    Deliberately not a ``ValueError``: pydantic would wrap one in a ``ValidationError``
+    whose text repeats the input, key included.
+    """
+
+
+def key_problem(key: str) -> str | None:
+    """What makes ``key`` unusable in an HTTP header, described without quoting it.
+
+    API keys are one line of printable ASCII; a key pasted with a line break, a space,
+    a NUL or a zero-width character would otherwise reach the HTTP client, whose error
+    quotes the whole header.
+
+    Example::
+
+        key_problem("sk-abc\\ndef")   # 'contains a line break (U+000A) at character 7 of 10'
+    """
+    for i, char in enumerate(key):
+        if "!" <= char <= "~":
+            continue
+        code = ord(char)
+        if char in "\r\n":
+            what = "a line break"
+        elif char == "\0":
+            what = "a NUL byte"
+        elif char.isspace():
+            what = "whitespace"
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            what = "a control character"
+        else:
+            what = "a non-ASCII character"
+        return f"contains {what} (U+{code:04X}) at character {i + 1} of {len(key)}"
+    return None
 
 
 class LLMConfig(BaseModel):
@@ -35,6 +80,25 @@ class LLMConfig(BaseModel):
     # this one makes a hung connection fail (and retry) well before that.
     timeout_s: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_are_one_printable_line(cls, data: Any) -> Any:
+        # Checked on the raw input, before pydantic could quote it in an error.
+        if isinstance(data, dict):
+            for field, env in KEY_ENV.items():
+                value = data.get(field)
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                if isinstance(value, str) and value:
+                    problem = key_problem(value)
+                    if problem:
+                        raise LLMConfigError(
+                            f"the API key in {env} ({field}) {problem}; API keys are one line "
+                            "of printable ASCII: copy the key again without line breaks, "
+                            "spaces or invisible characters (the key is not shown here)"
+                        )
+        return data
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> LLMConfig:
         """Read the standard variables (from ``os.environ`` unless ``environ`` is given).
@@ -42,7 +106,8 @@ class LLMConfig(BaseModel):
         ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY``,
         ``OPENAI_BASE_URL``, ``BATON_OPENAI_COMPATIBLE_BASE_URL``,
         ``BATON_OPENAI_COMPATIBLE_API_KEY``; ``BATON_LLM_TIMEOUT_S`` sets ``timeout_s``.
-        Empty values count as unset. ``overrides`` win over the environment.
+        Empty values count as unset; surrounding whitespace is dropped. ``overrides``
+        win over the environment. Raises :class:`LLMConfigError` for a malformed key.
         """
         env = os.environ if environ is None else environ
 

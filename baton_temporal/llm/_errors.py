@@ -9,7 +9,10 @@ after the delay the provider asked for when it asked for one.
 from __future__ import annotations
 
 import email.utils
+import json
+import os
 import sys
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +21,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
+    "INVALID_LLM_CONFIG",
     "INVALID_REQUEST",
+    "MAX_RETRY_AFTER_ENV",
     "MISSING_API_KEY",
     "MISSING_BASE_URL",
     "NON_RETRYABLE_ERROR_TYPES",
@@ -27,6 +32,7 @@ __all__ = [
     "UNKNOWN_MODEL",
     "is_retryable_status",
     "map_provider_error",
+    "max_retry_after",
     "redact",
     "retry_delay_from_headers",
 ]
@@ -37,6 +43,7 @@ MISSING_BASE_URL = "MissingBaseURL"
 PROVIDER_REJECTED = "ProviderRejected"
 PROVIDER_RETRYABLE = "ProviderRetryable"
 INVALID_REQUEST = "InvalidLLMRequest"
+INVALID_LLM_CONFIG = "InvalidLLMConfig"
 # The types a workflow should treat as final failures (list them as workflow failure
 # types so that a flow fails instead of waiting on an activity that cannot succeed).
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
@@ -45,8 +52,21 @@ NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     MISSING_BASE_URL,
     PROVIDER_REJECTED,
     INVALID_REQUEST,
+    INVALID_LLM_CONFIG,
 )
 
+# A provider's retry-after is obeyed up to this many seconds (BATON_MAX_RETRY_AFTER_S):
+# a 503 asking for 86400 s must not park a step for a day without anyone deciding so.
+MAX_RETRY_AFTER_ENV = "BATON_MAX_RETRY_AFTER_S"
+DEFAULT_MAX_RETRY_AFTER_S = 600.0
+# Redaction also hides any run of this many characters of a key (a key cut short by a
+# clipped message, or split around a character that was escaped).
+_PARTIAL_KEY_CHARS = 12
+# Error messages and log lines are short; the run search is a Python loop over the text.
+_PARTIAL_SCAN_MAX_CHARS = 16 * 1024
+
+# What retry_delay_from_headers reports at most (the cap above then applies).
+_LONGEST_HEADER_DELAY_S = 365 * 86400.0
 _RETRYABLE_4XX = frozenset({408, 409, 429})
 _MAX_PROVIDER_MESSAGE = 1000
 
@@ -85,7 +105,7 @@ def retry_delay_from_headers(
     lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
     ms = _number(lowered.get("retry-after-ms"))
     if ms is not None and ms > 0:
-        return timedelta(milliseconds=ms)
+        return timedelta(seconds=min(ms / 1000, _LONGEST_HEADER_DELAY_S))
     value = lowered.get("retry-after")
     if not value:
         return None
@@ -98,16 +118,90 @@ def retry_delay_from_headers(
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return timedelta(seconds=seconds) if seconds > 0 else None
+    # 1e308 seconds is a valid number but no timedelta: clamp before building one.
+    return timedelta(seconds=min(seconds, _LONGEST_HEADER_DELAY_S)) if seconds > 0 else None
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (secrets shorter than 4 are kept,
-    since replacing a 1-3 character string everywhere would garble the text)."""
+def max_retry_after(environ: Mapping[str, str] | None = None) -> float:
+    """The longest provider-requested delay obeyed, in seconds (``BATON_MAX_RETRY_AFTER_S``,
+    default 600). A longer ``retry-after`` is cut to this, and the error says so."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_RETRY_AFTER_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_RETRY_AFTER_S
+    value = _number(raw)
+    if value is None or value <= 0:
+        raise ValueError(
+            f"{MAX_RETRY_AFTER_ENV}={raw!r} is not a positive number of seconds; set it to "
+            f"e.g. {DEFAULT_MAX_RETRY_AFTER_S:g}, or unset it for the default"
+        )
+    return value
+
+
+def redact(text: str, secrets: Iterable[str], *, partial: bool = True) -> str:
+    """``text`` with every secret replaced by ``***``.
+
+    Also hidden: the forms an error message may quote a key in (Python ``repr`` of the
+    string or of its bytes, with ``\\n`` and ``\\x00`` escapes; JSON; URL-encoded) and any
+    run of 12 or more characters of one of them (a key cut short, or split around a
+    character) in texts up to 16 KiB; ``partial=False`` skips that run search, whose cost
+    grows with the text (request and response bodies). Secrets shorter than 4 are kept,
+    since replacing a 1-3 character string everywhere would garble the text.
+
+    Example::
+
+        redact("Illegal header value b'Bearer sk-abc\\ndef123456789'", ["sk-abc\\ndef123456789"])
+        # "Illegal header value b'Bearer ***'"
+    """
+    forms: set[str] = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+            forms.update(_quoted_forms(secret))
+    if not forms:
+        return text
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    if not partial or len(text) > _PARTIAL_SCAN_MAX_CHARS:
+        return text
+    return _hide_partial(text, forms)
+
+
+def _quoted_forms(secret: str) -> set[str]:
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    forms.add(urllib.parse.quote(secret, safe=""))
+    forms.add(urllib.parse.quote_plus(secret, safe=""))
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms.add(repr(raw)[2:-1])
+    forms.add(raw.decode("latin-1"))
+    return {f for f in forms if f}
+
+
+def _hide_partial(text: str, forms: set[str]) -> str:
+    """Replace every run of text made of windows of ``_PARTIAL_KEY_CHARS`` characters that
+    also occur in a secret (in any of its forms)."""
+    size = _PARTIAL_KEY_CHARS
+    grams = {f[i : i + size] for f in forms if len(f) >= size for i in range(len(f) - size + 1)}
+    if not grams or len(text) < size:
+        return text
+    hidden = bytearray(len(text))
+    found = False
+    for i in range(len(text) - size + 1):
+        if text[i : i + size] in grams:
+            hidden[i : i + size] = b"\x01" * size
+            found = True
+    if not found:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def map_provider_error(
@@ -124,6 +218,8 @@ def map_provider_error(
     kinds = _sdk_error_classes()
     secrets = list(secrets)
     who = f"{provider} (model {model!r})"
+    if isinstance(exc, UnicodeEncodeError):
+        return _header_error(who, provider, model, exc)
     if isinstance(exc, kinds["timeout"]):
         within = f" within {timeout_s:g} s" if timeout_s else ""
         return _retryable(
@@ -134,6 +230,8 @@ def map_provider_error(
         )
     if isinstance(exc, kinds["connection"]):
         cause = exc.__cause__ or exc.__context__
+        if cause is not None and _is_header_error(cause):
+            return _header_error(who, provider, model, cause)
         why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
         if cause is not None and not str(cause):
             why = f"{type(cause).__name__}: the connection was closed or reset"
@@ -157,6 +255,14 @@ def map_provider_error(
         if is_retryable_status(status):
             delay = retry_delay_from_headers(response.headers)
             after = f" after {delay.total_seconds():g} s" if delay else ""
+            cap = max_retry_after()
+            if delay is not None and delay.total_seconds() > cap:
+                details["retry_after_s"] = delay.total_seconds()
+                after = (
+                    f" after {cap:g} s: the provider asked for {delay.total_seconds():g} s, "
+                    f"more than {MAX_RETRY_AFTER_ENV}={cap:g} allows (raise it to wait longer)"
+                )
+                delay = timedelta(seconds=cap)
             return ApplicationError(
                 redact(f"{who} answered {label}: {message} ({_retry_note(after)})", secrets),
                 details,
@@ -212,6 +318,27 @@ def _retryable(message: str, provider: str, model: str, secrets: list[str]) -> A
         {"provider": provider, "model": model, "status_code": None},
         type=PROVIDER_RETRYABLE,
     )
+
+
+def _header_error(who: str, provider: str, model: str, cause: BaseException) -> ApplicationError:
+    # The request could not even be written: a malformed key or header. Retrying sends
+    # the same bytes, so this fails for good; the header (the key) is not quoted.
+    return ApplicationError(
+        f"{who}: the HTTP client refused to send the request because a header is malformed "
+        f"({type(cause).__name__}); check {_KEY_ENV.get(provider, 'the API key')} and any "
+        "extra headers for line breaks, spaces or non-ASCII characters",
+        {"provider": provider, "model": model, "status_code": None},
+        type=INVALID_LLM_CONFIG,
+        non_retryable=True,
+    )
+
+
+def _is_header_error(cause: BaseException) -> bool:
+    # httpx/h11 raise LocalProtocolError("Illegal header value ..."); a non-ASCII header
+    # fails to encode before anything is sent.
+    if isinstance(cause, UnicodeEncodeError):
+        return True
+    return type(cause).__name__ == "LocalProtocolError" and "header" in str(cause).lower()
 
 
 def _sdk_error_classes() -> dict[str, tuple[type[BaseException], ...]]:

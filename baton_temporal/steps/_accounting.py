@@ -37,11 +37,12 @@ from temporalio.worker import (
 )
 
 from ..ledger import LedgerError, LedgerNotMigrated, LedgerStore, UsageRecord
-from ..llm import LLMClients, LLMConfig, LLMResponse, Message, complete
+from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
 from ..metrics import ledger_counters
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
 from ._job import Job
+from ._threads import SyncStepThreads
 
 __all__ = ["call_llm"]
 
@@ -59,8 +60,14 @@ class WorkerResources:
     llm_config: LLMConfig
     clients: LLMClients = field(default_factory=LLMClients)
     debug: bool = False
+    # Set when the worker's LLM configuration was refused at start (a malformed key).
+    llm_error: str | None = None
+    # The worker's own pool for sync steps (see steps/_threads.py).
+    sync_threads: SyncStepThreads | None = None
 
     async def aclose(self) -> None:
+        if self.sync_threads is not None:
+            self.sync_threads.shutdown()
         await self.clients.aclose()
         if self.store is not None:
             await self.store.close()
@@ -77,6 +84,13 @@ class _Attempt:
 _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "baton_attempt", default=None
 )
+
+
+def current_sync_threads() -> SyncStepThreads | None:
+    """The running worker's sync-step pool (None outside a worker with BatonPlugin)."""
+    attempt = _attempt.get()
+    resources = attempt.resources if attempt else None
+    return resources.sync_threads if resources is not None else None
 
 
 async def call_llm(
@@ -113,6 +127,8 @@ async def call_llm(
         )
     attempt = _attempt.get()
     resources = attempt.resources if attempt else None
+    if resources is not None and resources.llm_error:
+        raise ApplicationError(resources.llm_error, type=INVALID_LLM_CONFIG, non_retryable=True)
     call_id = f"{job.step}/{job.attempt}/{len(attempt.usages) if attempt else 0}"
     response = await complete(
         messages,

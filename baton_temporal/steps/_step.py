@@ -26,6 +26,7 @@ from ..workflow._wire import (
     StepInput,
     StepOutput,
 )
+from ._accounting import current_sync_threads
 from ._job import Job
 
 __all__ = ["Step", "step"]
@@ -35,6 +36,9 @@ StepFunction = Callable[[Job], Awaitable[dict[str, Any]]] | Callable[[Job], dict
 # Temporal rejects payloads over 2 MB; a result that large fails every retry the same way,
 # so it is refused at once with a message instead of being retried.
 MAX_RESULT_BYTES = 2 * 1024 * 1024 - 16 * 1024
+# Lists and dicts nested deeper than this are refused: JSON encoders (and the checks
+# below) recurse, and past Python's recursion limit every attempt would fail the same way.
+MAX_RESULT_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,20 @@ def _make_activity(
             if is_async:
                 result = await fn(job)
             else:
-                # to_thread copies the context, so activity.info() and heartbeats work there.
-                result = await asyncio.to_thread(fn, job)
+                # The worker's own pool (sized from its activity slots), so that steps
+                # overrunning their timeout cannot starve other sync steps; both copy the
+                # context, so activity.info() and heartbeats work in the thread.
+                threads = current_sync_threads()
+                if threads is not None:
+                    limit = info.start_to_close_timeout
+                    result = await threads.run(
+                        fn,
+                        job,
+                        step=input.step,
+                        timeout=limit.total_seconds() if limit else None,
+                    )
+                else:
+                    result = await asyncio.to_thread(fn, job)
         except NotADependencyError as err:
             # A flow wiring mistake: every retry would fail the same way.
             raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None
@@ -228,6 +244,29 @@ async def _heartbeat_every(seconds: float) -> None:
         activity.heartbeat()
 
 
+def nesting_depth(value: Any, stop_after: int) -> int:
+    """How deeply lists/dicts nest in ``value`` (1 for a flat dict), counted without
+    recursion; stops counting once past ``stop_after``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    # A container met again no deeper than before holds nothing new; a container that
+    # holds itself keeps getting deeper, and so is refused as too deep.
+    seen: dict[int, int] = {}
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list | tuple):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_after:
+            return deepest
+        if seen.get(id(item), 0) >= depth:
+            continue
+        seen[id(item)] = depth
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def check_result(step: str, result: Any) -> dict[str, Any]:
     """Refuse, non-retryably, a result that no retry could make acceptable."""
     if result is None:
@@ -236,6 +275,15 @@ def check_result(step: str, result: Any) -> dict[str, Any]:
         raise ApplicationError(
             f"step {step!r} returned {type(result).__name__}; a step must return a dict "
             "(JSON object) such as {'value': ...}",
+            type=STEP_RESULT_ERROR,
+            non_retryable=True,
+        )
+    depth = nesting_depth(result, MAX_RESULT_DEPTH)
+    if depth > MAX_RESULT_DEPTH:
+        raise ApplicationError(
+            f"step {step!r} returned a result nested more than {MAX_RESULT_DEPTH} levels "
+            "deep (lists and dicts inside each other); flatten it, or store it elsewhere "
+            "and return a reference to it",
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )

@@ -85,7 +85,13 @@ async def test_worker_program(temporal_address: str, task_queue: str, tmp_path: 
     flow_file.write_text(seed.analysis_flow("Some text.\n\nMore text.").to_json())
     async with StandIn() as standin:
         env = clean_env(TEMPORAL_ADDRESS=temporal_address, **standin.env())
-        worker_args = ("worker", "--steps", "baton_temporal.examples.seed", "--task-queue", task_queue)
+        worker_args = (
+            "worker",
+            "--steps",
+            "baton_temporal.examples.seed",
+            "--task-queue",
+            task_queue,
+        )
         async with _running(*worker_args, env=env, cwd=tmp_path) as worker:
             ran = await run_baton(
                 "start", str(flow_file), "--task-queue", task_queue, "--wait", "--json",

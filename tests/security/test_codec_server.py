@@ -34,6 +34,8 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 KEY = base64.b64decode(generate_key())
 UI = "http://localhost:8233"
+TOKEN = "test-token-" + "x" * 16
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def b64(raw: bytes) -> str:
@@ -69,26 +71,26 @@ async def call(*args: Any, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
 
 
 async def test_encode_and_decode_over_http() -> None:
-    async with CodecServer(EncryptionCodec([("k1", KEY)])) as server:
+    async with CodecServer(EncryptionCodec([("k1", KEY)]), token=TOKEN) as server:
         base = f"http://127.0.0.1:{server.port}"
         original = {"payloads": [wire("a prompt"), wire("its answer")]}
         status, headers, sealed = await call(
-            f"{base}/encode", original, headers={"X-Namespace": "default"}
+            f"{base}/encode", original, headers={"X-Namespace": "default", **AUTH}
         )
         assert status == 200 and headers["content-type"] == "application/json"
         assert len(sealed["payloads"]) == 2
         for p in sealed["payloads"]:
             assert base64.b64decode(p["metadata"]["encoding"]) == b"binary/encrypted"
             assert b"prompt" not in base64.b64decode(p["data"])
-        status, _, opened = await call(f"{base}/decode", sealed)
+        status, _, opened = await call(f"{base}/decode", sealed, headers=AUTH)
         assert status == 200 and opened == original
         # An endpoint path prefix (as configured in the UI) works too.
-        status, _, again = await call(f"{base}/codec/decode", sealed)
+        status, _, again = await call(f"{base}/codec/decode", sealed, headers=AUTH)
         assert status == 200 and again == original
 
 
 async def test_cors_preflight_for_the_ui_and_no_cors_for_strangers() -> None:
-    async with CodecServer(EncryptionCodec([("k1", KEY)]), origins=[UI]) as server:
+    async with CodecServer(EncryptionCodec([("k1", KEY)]), origins=[UI], token=TOKEN) as server:
         base = f"http://127.0.0.1:{server.port}"
         preflight = {
             "Origin": UI,
@@ -101,7 +103,9 @@ async def test_cors_preflight_for_the_ui_and_no_cors_for_strangers() -> None:
         assert "POST" in headers["access-control-allow-methods"]
         assert "x-namespace" in headers["access-control-allow-headers"]
         assert headers["access-control-allow-credentials"] == "true"
-        status, headers, _ = await call(f"{base}/decode", {"payloads": []}, headers={"Origin": UI})
+        status, headers, _ = await call(
+            f"{base}/decode", {"payloads": []}, headers={"Origin": UI, **AUTH}
+        )
         assert status == 200 and headers["access-control-allow-origin"] == UI
         status, headers, _ = await call(
             f"{base}/decode",
@@ -113,7 +117,7 @@ async def test_cors_preflight_for_the_ui_and_no_cors_for_strangers() -> None:
 
 async def test_bearer_token_and_bad_requests() -> None:
     codec = EncryptionCodec([("k1", KEY)])
-    async with CodecServer(codec, token="s3cret-token") as server:
+    async with CodecServer(codec, token="s3cret-token-0123456789") as server:
         base = f"http://127.0.0.1:{server.port}"
         sealed = {"payloads": [json.loads(_proto_json(codec, "x"))]}
         status, _, body = await call(f"{base}/decode", sealed)
@@ -122,7 +126,7 @@ async def test_bearer_token_and_bad_requests() -> None:
             f"{base}/decode", sealed, headers={"Authorization": "Bearer wrong"}
         )
         assert status == 401
-        auth = {"Authorization": "Bearer s3cret-token"}
+        auth = {"Authorization": "Bearer s3cret-token-0123456789"}
         status, _, body = await call(f"{base}/decode", sealed, headers=auth)
         assert status == 200 and body == {"payloads": [wire("x")]}
         status, _, body = await call(f"{base}/decode", b"{not json", headers=auth)
@@ -132,7 +136,7 @@ async def test_bearer_token_and_bad_requests() -> None:
         status, _, body = await call(f"{base}/metrics", {"payloads": []}, headers=auth)
         assert status == 404 and "codec server" in body["error"]
     other = EncryptionCodec([("k2", base64.b64decode(generate_key()))])
-    async with CodecServer(other) as server:
+    async with CodecServer(other, insecure_no_token=True) as server:
         status, _, body = await call(f"http://127.0.0.1:{server.port}/decode", sealed)
         assert status == 422 and "'k1'" in body["error"]
 
@@ -166,7 +170,7 @@ async def test_codec_server_program_and_the_temporal_cli_show_decrypted_history(
     server = subprocess.Popen(
         [sys.executable, "-m", "baton_temporal.codec", "serve", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "BATON_CODEC_KEYS": keys},
+        env={**os.environ, "BATON_CODEC_KEYS": keys, "BATON_CODEC_TOKEN": TOKEN},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -176,18 +180,21 @@ async def test_codec_server_program_and_the_temporal_cli_show_decrypted_history(
         banner = await asyncio.wait_for(asyncio.to_thread(server.stdout.readline), 20)
         assert f"127.0.0.1:{port}" in banner and "k1" in banner and b64(KEY) not in banner
 
-        async def show(*extra: str) -> str:
+        async def show(*extra: str, ok: bool = True) -> str:
             done = await asyncio.to_thread(
                 subprocess.run,
                 [temporal_cli_path(), "workflow", "show", "--address", address,
                  "--workflow-id", flow.workflow_id, "--detailed", *extra],
                 capture_output=True, text=True, timeout=30, check=False,
             )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            return done.stdout
+            assert (done.returncode == 0) == ok, done.stderr
+            return done.stdout + done.stderr
 
         assert secret not in await show()
-        assert secret in await show("--codec-endpoint", f"http://127.0.0.1:{port}")
+        endpoint = f"http://127.0.0.1:{port}"
+        assert secret in await show("--codec-endpoint", endpoint, "--codec-auth", f"Bearer {TOKEN}")
+        # Without the token the codec server refuses (401): the CLI fails, nothing in clear.
+        assert secret not in await show("--codec-endpoint", endpoint, ok=False)
         server.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.wait, 10) == 0
     finally:
