@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.common import RawValue
+from temporalio.converter import DataConverter, StorageDriver
 from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkflowRunner
@@ -21,6 +22,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, LedgerUnavailable
 from .llm import LLMConfig
+from .payloads import (
+    PayloadStoreInterceptor,
+    external_storage,
+    with_payload_store,
+    with_storage,
+)
 from .pricing import Pricer
 from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResources
 from .steps._step import Step
@@ -65,7 +72,11 @@ class BatonPlugin(SimplePlugin):
     ``debug``: save every LLM request/response (default ``$BATON_DEBUG``; flows can
     switch it on per run with ``baton.new(..., debug=True)``). ``migrate``: create the
     ledger tables if missing (default: only for an SQLite ledger; for PostgreSQL run
-    ``baton db upgrade``).
+    ``baton db upgrade``). ``payload_store``: where payloads of ``payload_threshold``
+    bytes or more are kept instead of Temporal history (default ``$BATON_PAYLOAD_STORE``,
+    see :mod:`baton_temporal.payloads`; ``False`` for none). Pass the plugin to the client
+    too (``Client.connect(..., plugins=[BatonPlugin()])``) so that it reads them back;
+    ``Flow.start`` and the ``baton`` CLI do that for you.
     """
 
     def __init__(
@@ -78,8 +89,12 @@ class BatonPlugin(SimplePlugin):
         llm: LLMConfig | None = None,
         debug: bool | None = None,
         migrate: bool | None = None,
+        payload_store: StorageDriver | str | bool | None = None,
+        payload_threshold: int | None = None,
     ) -> None:
         self.steps = _check_steps(steps)
+        # Resolved now: a bad store setting stops the worker at start-up, not a run later.
+        self.payload_storage = external_storage(payload_store, threshold=payload_threshold)
         self._ledger = ledger
         self._pricer = pricer
         self._llm = llm
@@ -94,10 +109,26 @@ class BatonPlugin(SimplePlugin):
             "baton_temporal.BatonPlugin",
             workflows=[FlowWorkflow, *workflows],
             activities=activities,
-            interceptors=[UsageInterceptor(self.resources)],
+            interceptors=[
+                UsageInterceptor(self.resources),
+                *([PayloadStoreInterceptor()] if self.payload_storage else []),
+            ],
             workflow_runner=_with_passthrough,
             run_context=self._run_context,
+            data_converter=self._converter,
         )
+
+    def _converter(self, existing: DataConverter | None) -> DataConverter:
+        # After the codec in temporalio's pipeline: the store only ever sees ciphertext.
+        return with_storage(existing or DataConverter.default, self.payload_storage)
+
+    def configure_worker(self, config: Any) -> Any:
+        config = super().configure_worker(config)
+        # A worker takes its data converter from its client: give it the payload store
+        # when the client was connected without this plugin.
+        if "client" in config and self.payload_storage is not None:
+            config["client"] = with_payload_store(config["client"], self.payload_storage)
+        return config
 
     async def preflight(self) -> None:
         """Check the ledger before starting a worker, raising what would stop it from

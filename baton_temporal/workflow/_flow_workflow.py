@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -12,7 +12,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from ..flow._options import StepOptions
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ._continue import Carry, history_full, split_input
 from ._runtime import execute_step
+from ._versioning import BIG_FLOWS
+from ._window import DEFAULT_WINDOW, Window, json_size
 from ._wire import FLOW_FAILED_ERROR, INVALID_FLOW_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
@@ -75,8 +78,10 @@ class FlowWorkflow:
 
     @workflow.run
     async def run(self, flow: Any) -> FlowResult:
+        # A run continued as new gets the flow back with the states so far (_continue.py).
+        carry = split_input(flow)
         try:
-            spec = parse_flow(flow)
+            spec = parse_flow(carry.flow)
         except ValueError as err:
             # A malformed flow fails the run at once: retrying cannot fix its input.
             raise ApplicationError(str(err), type=INVALID_FLOW_ERROR, non_retryable=True) from None
@@ -87,11 +92,35 @@ class FlowWorkflow:
         results: dict[str, dict[str, Any]] = {}
         done: dict[str, asyncio.Event] = {s.name: asyncio.Event() for s in spec.steps}
         limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+        # Big flows (window.py, _continue.py): a default concurrency window, a byte budget
+        # per workflow task, continue-as-new before history fills up.
+        window: Window | None = None
+        if workflow.patched(BIG_FLOWS):
+            window = Window(
+                min(spec.max_concurrency or DEFAULT_WINDOW, DEFAULT_WINDOW), budgeted=True
+            )
+            limit = None
+            for name, carried in carry.states.items():
+                if name in self._states:
+                    self._states[name] = StepState(**carried)
+            results.update(carry.results)
+        sizes: dict[str, int] = {}
+
+        def input_cost(node: StepSpec) -> int:
+            for d in node.deps:
+                if d in results and d not in sizes:
+                    sizes[d] = json_size(results[d])
+            return Window.input_cost(
+                json_size(node.args), (sizes[d] for d in node.deps if d in results)
+            )
 
         async def run_node(node: StepSpec) -> None:
+            state = self._states[node.name]
+            if state.state in (COMPLETED, FAILED, CANCELLED):  # done in an earlier run
+                done[node.name].set()
+                return
             for dep in node.deps:
                 await done[dep].wait()
-            state = self._states[node.name]
             blocked = self._blocking_deps(node)
             if blocked:
                 state.state = CANCELLED
@@ -99,7 +128,8 @@ class FlowWorkflow:
                 state.ended_at = workflow.now().isoformat()
                 done[node.name].set()
                 return
-            async with limit or contextlib.nullcontext():
+            admit = window.admit(input_cost(node)) if window else None
+            async with admit or limit or contextlib.nullcontext():
                 state.state = RUNNING
                 state.started_at = workflow.now().isoformat()
                 try:
@@ -124,9 +154,20 @@ class FlowWorkflow:
                     state.state = COMPLETED
                     state.attempt = output.attempt
                 state.ended_at = workflow.now().isoformat()
+                if window and not window.closed and history_full(spec.max_history_events):
+                    window.close()
             done[node.name].set()
 
-        await asyncio.gather(*(run_node(s) for s in spec.steps))
+        runner = asyncio.gather(*(run_node(s) for s in spec.steps))
+        if window is not None:
+            await workflow.wait_condition(
+                lambda: runner.done() or (window.closed and window.in_flight == 0)
+            )
+            if not runner.done():
+                states = {n: asdict(s) for n, s in self._states.items()}
+                next_run = Carry(carry.flow, states, results, carry.runs + 1)
+                workflow.continue_as_new(next_run.to_input())
+        await runner
         return self._outcome(spec, info.workflow_id, results)
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:

@@ -29,4 +29,8 @@ Example::
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["BIG_FLOWS"]
+
+# After 0.1.0: default concurrency window, per-task byte budget, continue-as-new (_window.py,
+# _continue.py); runs started before it keep an unbounded scheduler and one run.
+BIG_FLOWS = "baton.big-flows"

@@ -1,0 +1,137 @@
+"""Admitting steps into flight: a concurrency window and a per-workflow-task byte budget.
+
+Why both, and why they hold at any width:
+
+* **Pending activities.** Temporal refuses more than 2,000 pending activities per run.
+  The flow workflow admits at most :data:`DEFAULT_WINDOW` steps at once (a flow's
+  ``max_concurrency`` may only lower it), and a step holds its slot for its activity and
+  its record-usage activity alike, so a run never has more than the window pending.
+
+* **Workflow-task completions.** Temporal rejects a completion over 4 MB. Every ready
+  step's activity is scheduled by a command in the same completion, and each command
+  carries the step's input payload (its args and the upstream results it reads). The
+  worker's payload store (``baton_temporal.payloads``) moves any payload of
+  ``BATON_PAYLOAD_THRESHOLD`` bytes or more out of history, which bounds ONE command,
+  but not their number: 40 inputs of 250 KB each are 10 MB in one completion. So the
+  workflow also budgets what it schedules per workflow task: each step is charged its
+  input's JSON size, capped at :data:`MAX_INLINE_PAYLOAD` (a bigger payload goes to the
+  store and costs a claim of a few hundred bytes), plus :data:`COMMAND_OVERHEAD` for the
+  command itself and the codec's envelope. Once :data:`TASK_BYTE_BUDGET` is spent, further
+  steps wait for the next workflow task, which a 1 ms timer forces. The sum of a
+  completion's step inputs is thus at most budget + one capped step < 2.3 MB, whatever the
+  width, leaving room under 4 MB for the other commands (record-usage, timers, markers).
+  The charge is an upper bound as long as the payload store's threshold is at most
+  :data:`MAX_INLINE_PAYLOAD`; ``baton_temporal.payloads`` refuses a higher one.
+
+The charge is computed from data in the run's history only (sizes of args and results),
+so replay makes the same choices. Example::
+
+    window = Window(limit=1000, budgeted=True)
+    async with window.admit(cost=window.input_cost(args_size, [result_sizes[d] ...])):
+        await execute_step(...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+__all__ = [
+    "COMMAND_OVERHEAD",
+    "DEFAULT_WINDOW",
+    "MAX_INLINE_PAYLOAD",
+    "TASK_BYTE_BUDGET",
+    "Window",
+    "json_size",
+]
+
+# Temporal allows 2,000 pending activities per run; half of it leaves room for the
+# record-usage activities of a hand-written workflow's own helpers and for safety.
+DEFAULT_WINDOW = 1000
+# The largest payload a baton worker keeps in history (its payload store's threshold may
+# be lower, never higher): 256 KiB, Temporal's own warning size.
+MAX_INLINE_PAYLOAD = 256 * 1024
+# What one scheduled step costs on top of its input: command fields, headers, the codec's
+# envelope (nonce, tag, key id, metadata), the claim when the input goes to the store.
+COMMAND_OVERHEAD = 2 * 1024
+# Step input bytes per workflow task; Temporal caps a completion at 4 MB.
+TASK_BYTE_BUDGET = 2 * 1024 * 1024
+# How long the budget waits for the next workflow task: just long enough to force one.
+_NEXT_TASK = timedelta(milliseconds=1)
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as Temporal's default JSON converter writes it."""
+    return len(json.dumps(value, separators=(",", ":"), sort_keys=True, default=str))
+
+
+class Window:
+    """Admits steps into flight; see the module docstring for the two bounds.
+
+    ``limit``: steps in flight at once. ``budgeted``: charge step inputs against the
+    per-workflow-task byte budget. :meth:`close` stops admitting (the run is about to
+    continue as new); :attr:`in_flight` counts steps admitted and not yet done.
+    """
+
+    def __init__(self, limit: int, *, budgeted: bool) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._budgeted = budgeted
+        self._open = asyncio.Event()
+        self._open.set()
+        self._task_mark = -1
+        self._spent = 0
+        self._tick: asyncio.Task[None] | None = None
+        self.in_flight = 0
+
+    @staticmethod
+    def input_cost(own_size: int, read_sizes: Iterable[int]) -> int:
+        """What scheduling a step costs: its input's JSON size, capped (see module doc)."""
+        return min(own_size + sum(read_sizes), MAX_INLINE_PAYLOAD) + COMMAND_OVERHEAD
+
+    @property
+    def closed(self) -> bool:
+        return not self._open.is_set()
+
+    def close(self) -> None:
+        """Admit no more steps: the run drains what is in flight, then continues as new."""
+        self._open.clear()
+
+    @asynccontextmanager
+    async def admit(self, cost: int) -> AsyncIterator[None]:
+        """Wait for a slot, the window to be open and room in this task's budget."""
+        async with self._slots:
+            while True:
+                await self._open.wait()
+                if self._charge(cost):
+                    break
+                await self._next_task()
+            self.in_flight += 1
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
+    def _charge(self, cost: int) -> bool:
+        if not self._budgeted:
+            return True
+        # The history length identifies the workflow task: it is the same for every
+        # activation of one task (local activities), and grows with the next one.
+        mark = workflow.info().get_current_history_length()
+        if mark != self._task_mark:
+            self._task_mark, self._spent = mark, 0
+        if self._spent and self._spent + cost > TASK_BYTE_BUDGET:
+            return False
+        self._spent += cost
+        return True
+
+    async def _next_task(self) -> None:
+        # One timer for all waiters: it ends this task's completion and wakes them next task.
+        if self._tick is None or self._tick.done():
+            self._tick = asyncio.ensure_future(workflow.sleep(_NEXT_TASK))
+        await asyncio.shield(self._tick)
