@@ -466,6 +466,11 @@ async def cmd_db(args: argparse.Namespace) -> int:
         f"deleted {pruned.stats_rows} usage rows and {pruned.debug_rows} debug log rows "
         f"recorded before {cutoff:%Y-%m-%d %H:%M} UTC from {store.url}"
     )
+    # Stored payloads share the ledger's retention (see baton_temporal.payloads).
+    from ..payloads import prune_payloads
+
+    payloads = await prune_payloads(args.older_than.total_seconds(), args.payload_store)
+    print(f"deleted {payloads} stored payloads last written before then")
     return EXIT_OK
 
 
@@ -670,6 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 30d, 12w")
     prune.add_argument("--url", help=ledger_url_help)
+    prune.add_argument(
+        "--payload-store",
+        help="payload store to prune as well (default $BATON_PAYLOAD_STORE; 'off' for none)",
+    )
     return parser
 
 

@@ -12,10 +12,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from ..flow._options import StepOptions
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
-from ._continue import Carry, history_full, split_input
+from ._continue import Carry, split_input
 from ._runtime import execute_step
+from ._scheduler import Scheduler
 from ._versioning import BIG_FLOWS
-from ._window import DEFAULT_WINDOW, Window, json_size
 from ._wire import FLOW_FAILED_ERROR, INVALID_FLOW_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
@@ -90,37 +90,16 @@ class FlowWorkflow:
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
         }
         results: dict[str, dict[str, Any]] = {}
+        if workflow.patched(BIG_FLOWS):
+            # Any width and length: a window, a per-task budget, continue-as-new.
+            return await self._run_big(spec, carry, info.workflow_id)
         done: dict[str, asyncio.Event] = {s.name: asyncio.Event() for s in spec.steps}
         limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
-        # Big flows (window.py, _continue.py): a default concurrency window, a byte budget
-        # per workflow task, continue-as-new before history fills up.
-        window: Window | None = None
-        if workflow.patched(BIG_FLOWS):
-            window = Window(
-                min(spec.max_concurrency or DEFAULT_WINDOW, DEFAULT_WINDOW), budgeted=True
-            )
-            limit = None
-            for name, carried in carry.states.items():
-                if name in self._states:
-                    self._states[name] = StepState(**carried)
-            results.update(carry.results)
-        sizes: dict[str, int] = {}
-
-        def input_cost(node: StepSpec) -> int:
-            for d in node.deps:
-                if d in results and d not in sizes:
-                    sizes[d] = json_size(results[d])
-            return Window.input_cost(
-                json_size(node.args), (sizes[d] for d in node.deps if d in results)
-            )
 
         async def run_node(node: StepSpec) -> None:
-            state = self._states[node.name]
-            if state.state in (COMPLETED, FAILED, CANCELLED):  # done in an earlier run
-                done[node.name].set()
-                return
             for dep in node.deps:
                 await done[dep].wait()
+            state = self._states[node.name]
             blocked = self._blocking_deps(node)
             if blocked:
                 state.state = CANCELLED
@@ -128,47 +107,59 @@ class FlowWorkflow:
                 state.ended_at = workflow.now().isoformat()
                 done[node.name].set()
                 return
-            admit = window.admit(input_cost(node)) if window else None
-            async with admit or limit or contextlib.nullcontext():
-                state.state = RUNNING
-                state.started_at = workflow.now().isoformat()
-                try:
-                    output = await execute_step(
-                        node.step,
-                        node.args,
-                        name=node.name,
-                        results={d: results[d] for d in node.deps if d in results},
-                        options=StepOptions.from_json(node.options),
-                        debug=spec.debug,
-                        workflow_name=spec.workflow_name,
-                        # The node's name in the UI. Cheap here: this workflow runs
-                        # outside the sandbox.
-                        summary=_label(node.name, node.step),
-                    )
-                except ActivityError as err:
-                    state.state = FAILED
-                    state.error = _describe(err)
-                    state.attempt = max(state.attempt, 1)
-                else:
-                    results[node.name] = output.result
-                    state.state = COMPLETED
-                    state.attempt = output.attempt
-                state.ended_at = workflow.now().isoformat()
-                if window and not window.closed and history_full(spec.max_history_events):
-                    window.close()
+            async with limit or contextlib.nullcontext():
+                await self._execute_node(spec, node, results)
             done[node.name].set()
 
-        runner = asyncio.gather(*(run_node(s) for s in spec.steps))
-        if window is not None:
-            await workflow.wait_condition(
-                lambda: runner.done() or (window.closed and window.in_flight == 0)
-            )
-            if not runner.done():
-                states = {n: asdict(s) for n, s in self._states.items()}
-                next_run = Carry(carry.flow, states, results, carry.runs + 1)
-                workflow.continue_as_new(next_run.to_input())
-        await runner
+        await asyncio.gather(*(run_node(s) for s in spec.steps))
         return self._outcome(spec, info.workflow_id, results)
+
+    async def _run_big(self, spec: FlowSpec, carry: Carry, workflow_id: str) -> FlowResult:
+        for name, carried in carry.states.items():
+            if name in self._states:
+                self._states[name] = StepState(**carried)
+        results = dict(carry.results)
+
+        async def execute(node: StepSpec) -> None:
+            await self._execute_node(spec, node, results)
+
+        scheduler = Scheduler(
+            spec, self._states, results, execute=execute, blocking=self._blocking_deps
+        )
+        if not await scheduler.run():
+            states = {n: asdict(s) for n, s in self._states.items()}
+            workflow.continue_as_new(Carry(carry.flow, states, results, carry.runs + 1).to_input())
+        return self._outcome(spec, workflow_id, results)
+
+    async def _execute_node(
+        self, spec: FlowSpec, node: StepSpec, results: dict[str, dict[str, Any]]
+    ) -> None:
+        """Run one step whose dependencies allow it; record its state and result."""
+        state = self._states[node.name]
+        state.state = RUNNING
+        state.started_at = workflow.now().isoformat()
+        try:
+            output = await execute_step(
+                node.step,
+                node.args,
+                name=node.name,
+                results={d: results[d] for d in node.deps if d in results},
+                options=StepOptions.from_json(node.options),
+                debug=spec.debug,
+                workflow_name=spec.workflow_name,
+                # The node's name in the UI. Cheap here: this workflow runs
+                # outside the sandbox.
+                summary=_label(node.name, node.step),
+            )
+        except ActivityError as err:
+            state.state = FAILED
+            state.error = _describe(err)
+            state.attempt = max(state.attempt, 1)
+        else:
+            results[node.name] = output.result
+            state.state = COMPLETED
+            state.attempt = output.attempt
+        state.ended_at = workflow.now().isoformat()
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
         """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""

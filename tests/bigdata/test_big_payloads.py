@@ -22,6 +22,7 @@ from baton_temporal.payloads import (
     PAYLOAD_MISSING_ERROR,
     PayloadStoreConfigError,
     external_storage,
+    prune_payloads,
     with_payload_store,
 )
 
@@ -166,8 +167,12 @@ async def test_pruned_payload_fails_the_run_with_the_reason(
 ) -> None:
     flow = baton.new(workflow_name="pruned").add("root", read_docs, {"blob": "x" * MB})
     handle = await flow.start(client, task_queue=task_queue)  # no worker yet
-    for path in stored(store):
-        path.unlink()
+    # What `baton db prune` does to the payload store, run too early.
+    before = len(stored(store))
+    assert before == 1
+    await asyncio.sleep(1.1)  # file times have 1 s resolution on some file systems
+    assert await prune_payloads(1, str(store)) == before
+    assert stored(store) == []
     async with baton_worker(ALL):
         with pytest.raises(WorkflowFailureError) as info:
             await asyncio.wait_for(handle.result(), 30)
