@@ -5,6 +5,11 @@ reads all 9,998 results (a fan-in whose input, ~0.3 MB of JSON, goes to the payl
 store). The flow workflow's defaults apply: a window of 1,000 steps in flight,
 continue-as-new past 10,000 history events.
 
+The workflow worker runs in this process and the step activities in a second process,
+as production should for flows this big: in one process the activities' payload work
+holds the GIL, a 10,000-step activation then exceeds Temporal's 2 s deadlock detector
+on a busy machine, and temporalio's eviction of that run can wedge the worker's slot.
+
 Prints the wall time, each run's history (events, bytes), and the peak of pending
 activities sampled every 0.25 s with ``describe``. Writes the same as JSON to
 ``benchmarks/results/big_flow.json``.
@@ -17,16 +22,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import baton_temporal as baton
 from baton_temporal.cli._devserver import DEV_SERVER_ARGS, temporal_cli_path
-from baton_temporal.payloads import with_payload_store
+from baton_temporal.payloads import external_storage, with_payload_store
+from baton_temporal.workflow import FlowWorkflow
 
 RESULTS = Path(__file__).parent / "results" / "big_flow.json"
 
@@ -79,13 +88,14 @@ async def main(steps: int) -> dict:
         dev_server_extra_args=DEV_SERVER_ARGS,
     )
     with tempfile.TemporaryDirectory() as store:
-        plugin = baton.BatonPlugin(steps=[leaf], ledger=False, payload_store=store)
+        address = env.client.service_client.config.target_host
+        activities = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.big_flow", "--activities-at", address, store]
+        )
         try:
-            # The client reads and writes the same store as the worker.
-            client = with_payload_store(env.client, plugin.payload_storage)
-            async with Worker(
-                client, task_queue="big-flow", plugins=[plugin], max_concurrent_activities=200
-            ):
+            # Client and workflow worker read and write the same store as the steps.
+            client = with_payload_store(env.client, external_storage(store))
+            async with Worker(client, task_queue="big-flow", workflows=[FlowWorkflow]):
                 start = time.perf_counter()
                 handle = await flow.start(client, task_queue="big-flow")
                 peak = 0
@@ -98,6 +108,8 @@ async def main(steps: int) -> dict:
                 wall = time.perf_counter() - start
             runs = await _runs(client, flow.workflow_id)
         finally:
+            activities.terminate()
+            activities.wait(30)
             await env.shutdown()
     completed = sum(1 for s in result.steps.values() if s.state == "completed")
     report = {
@@ -112,10 +124,24 @@ async def main(steps: int) -> dict:
     return report
 
 
+async def activity_worker(address: str, store: str) -> None:
+    """The second process: runs the steps only."""
+    client = with_payload_store(await Client.connect(address), external_storage(store))
+    worker = Worker(
+        client, task_queue="big-flow", activities=[leaf.activity], max_concurrent_activities=200
+    )
+    await worker.run()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--activities-at", help=argparse.SUPPRESS)
+    parser.add_argument("store", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.activities_at:
+        asyncio.run(activity_worker(args.activities_at, args.store))
+        sys.exit(0)
     out = asyncio.run(main(args.steps))
     print(json.dumps(out, indent=2))
     RESULTS.parent.mkdir(exist_ok=True)

@@ -112,7 +112,13 @@ class Scheduler:
             if self._closed or self._in_flight >= self._window.limit:
                 return
             if not self._window.charge(self._input_cost(node)):
-                self._next_task()
+                # This workflow task's budget is spent: the rest start in the next one,
+                # which the next step to finish brings. Only with nothing in flight (local
+                # steps finish inside the task) does a timer force it: a timer per task
+                # made the server drop completions ("workflow task not found") and evict
+                # the run under load.
+                if self._in_flight == 0:
+                    self._next_task()
                 return
             self._ready.popleft()
             self._in_flight += 1

@@ -17,7 +17,8 @@ Why both, and why they hold at any width:
   input's JSON size, capped at :data:`MAX_INLINE_PAYLOAD` (a bigger payload goes to the
   store and costs a claim of a few hundred bytes), plus :data:`COMMAND_OVERHEAD` for the
   command itself and the codec's envelope. Once :data:`TASK_BYTE_BUDGET` is spent, further
-  steps wait for the next workflow task, which a 1 ms timer forces. (So do steps past
+  steps wait for the next workflow task (the next step to finish brings it; a 1 ms timer
+  when none is in flight). (So do steps past
   :data:`TASK_STEP_BUDGET` in one task, which keeps each activation short.) The sum of a
   completion's step inputs is thus at most budget + one capped step < 2.3 MB, whatever the
   width, leaving room under 4 MB for the other commands (record-usage, timers, markers).
