@@ -95,7 +95,14 @@ class Scheduler:
             if self._closed and self._in_flight == 0:
                 return False
             self._wake.clear()
-            await self._wake.wait()
+            try:
+                await self._wake.wait()
+            except asyncio.CancelledError:
+                # The run is cancelled: so are its steps in flight (Temporal is asked to
+                # cancel their activities), in the order they started.
+                for task in list(self._tasks.values()):
+                    task.cancel()
+                raise
 
     def _admit_ready(self) -> None:
         while self._ready:
@@ -127,18 +134,22 @@ class Scheduler:
     async def _run_one(self, node: StepSpec) -> None:
         try:
             await self._execute(node)
-        except BaseException as err:
+        except Exception as err:
             # Not a step failure (those are recorded as states) but an error of the run
             # itself, e.g. a plain activity run as a step: it fails the run, as before.
             if self._error is None:
                 self._error = err
-        finally:
+        except BaseException:
+            # Cancelled, or the run is being evicted from the worker: it is going away,
+            # and workflow calls are no longer allowed.
             self._tasks.pop(node.name, None)
-            self._in_flight -= 1
-            self._finished(node)
-            if not self._closed and history_full(self._spec.max_history_events):
-                self._closed = True
-            self._wake.set()
+            raise
+        self._tasks.pop(node.name, None)
+        self._in_flight -= 1
+        self._finished(node)
+        if not self._closed and history_full(self._spec.max_history_events):
+            self._closed = True
+        self._wake.set()
 
     def _finished(self, node: StepSpec) -> None:
         self._open_steps -= 1

@@ -228,3 +228,24 @@ def test_bad_store_settings_fail_at_once(monkeypatch) -> None:
     assert baton.BatonPlugin(payload_store=False).payload_storage is None
     with pytest.raises(ValueError, match="max_history_events"):
         baton.new(workflow_name="x", max_history_events=5)
+
+
+async def test_cancelling_a_flow_cancels_its_steps_in_flight(
+    client, task_queue, baton_worker, store
+) -> None:
+    from tests.core.steps import timed
+
+    flow = baton.new(workflow_name="cancel").add("slow", timed, {"sleep": 20})
+    async with baton_worker([timed]):
+        handle = await flow.start(client, task_queue=task_queue)
+        for _ in range(100):
+            states = await handle.query("baton.steps")
+            if states["slow"]["state"] == "running":
+                break
+            await asyncio.sleep(0.05)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 15)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    kinds = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in kinds
