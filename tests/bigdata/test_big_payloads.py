@@ -249,3 +249,28 @@ async def test_cancelling_a_flow_cancels_its_steps_in_flight(
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     kinds = [e.event_type async for e in handle.fetch_history_events()]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in kinds
+
+
+async def test_with_encryption_the_store_holds_only_ciphertext(client, task_queue, store) -> None:
+    # temporalio runs the codec before the store: what reaches the store is sealed.
+    import os
+
+    from temporalio.client import Client as TemporalClient
+    from temporalio.worker import Worker
+
+    from baton_temporal import codec
+
+    sealed = codec.data_converter(codec.EncryptionCodec([("k1", os.urandom(32))]))
+    config = client.config()
+    config["data_converter"] = sealed
+    encrypted = TemporalClient(**config)
+    flow = baton.new(workflow_name="sealed").add("root", make_doc, {"size": MB})
+    flow = flow.add("next", read_docs, deps=["root"])
+    plugin = baton.BatonPlugin(steps=ALL)
+    async with Worker(encrypted, task_queue=task_queue, plugins=[plugin]):
+        result = await flow.run(encrypted, task_queue=task_queue)
+    doc = text_of(MB, "root")
+    assert result.results["next"]["read"] == {"root": digest(doc)}
+    blobs = [p.read_bytes() for p in stored(store)]
+    assert blobs and all(b"binary/encrypted" in b for b in blobs)
+    assert not any(doc[:64].encode() in b for b in blobs)
