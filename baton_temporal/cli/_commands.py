@@ -692,6 +692,7 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
 
     from ..flow import FlowError
     from ..ledger import LedgerError, LedgerNotMigrated
+    from ..payloads import PayloadStoreConfigError
     from ..pricing import PricingError
 
     if isinstance(err, CliError):
@@ -699,7 +700,7 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
     if isinstance(err, LedgerNotMigrated) and url:
         text = " ".join(str(err).split())
         return text.replace("`baton db upgrade`", f"`baton db upgrade --url {url}`")
-    if isinstance(err, LedgerError | FlowError | PricingError):
+    if isinstance(err, LedgerError | FlowError | PricingError | PayloadStoreConfigError):
         return " ".join(str(err).split())
     if isinstance(err, WorkflowFailureError):
         return describe_failure("?", err)

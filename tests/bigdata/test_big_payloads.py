@@ -274,3 +274,35 @@ async def test_with_encryption_the_store_holds_only_ciphertext(client, task_queu
     blobs = [p.read_bytes() for p in stored(store)]
     assert blobs and all(b"binary/encrypted" in b for b in blobs)
     assert not any(doc[:64].encode() in b for b in blobs)
+
+
+async def test_cli_start_and_status_read_big_payloads(
+    client, task_queue, baton_worker, store, tmp_path
+) -> None:
+    # The `baton` CLI is another process: it shares the store through the environment.
+    import json
+
+    from tests.cli._util import clean_env, run_baton
+
+    env = clean_env(
+        TEMPORAL_ADDRESS=client.service_client.config.target_host,
+        BATON_PAYLOAD_STORE=str(store),
+    )
+    flow = (
+        baton.new(workflow_name="cli-big")
+        .add("root", make_doc, {"size": MB, "note": "n" * MB})
+        .add("next", read_docs, deps=["root"])
+    )
+    flow_file = tmp_path / "flow.json"
+    flow_file.write_text(flow.to_json())
+    async with baton_worker(ALL):
+        ran = await run_baton(
+            "start", str(flow_file), "--task-queue", task_queue, "--wait", "--json", env=env
+        )
+        assert ran.code == 0, ran
+        result = json.loads(ran.out[ran.out.index("{") :])
+        assert result["status"] == "completed"
+        assert result["results"]["next"]["read"] == {"root": digest(text_of(MB, "root"))}
+        ran = await run_baton("status", flow.workflow_id, env=env)
+    assert ran.code == 0, ran
+    assert "status      COMPLETED" in ran.out
