@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench big-flow clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-sandbox: $(STAMP)
 
 bench-imports: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.imports
+
+# A 10,000-step flow on a fresh dev server: wall time, history per run, peak pending
+# activities (a few minutes on 2 cores); writes benchmarks/results/big_flow.json.
+big-flow: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.big_flow --steps 10000
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.common import RawValue
+from temporalio.converter import DataConverter, StorageDriver
 from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
@@ -23,6 +24,12 @@ from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, LedgerUnavailable
 from .llm import LLMConfig, LLMConfigError
 from .llm._errors import max_retry_after
+from .payloads import (
+    PayloadStoreInterceptor,
+    external_storage,
+    with_payload_store,
+    with_storage,
+)
 from .pricing import Pricer
 from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResources
 from .steps._step import Step
@@ -74,6 +81,11 @@ class BatonPlugin(SimplePlugin):
     task queues a flow may send a step to (default ``$BATON_ALLOWED_TASK_QUEUES``,
     comma-separated; unset: any). A flow naming another fails at once with
     ``TaskQueueNotAllowed``: set it where workers run flow files written by others.
+    ``payload_store``: where payloads of ``payload_threshold``
+    bytes or more are kept instead of Temporal history (default ``$BATON_PAYLOAD_STORE``,
+    see :mod:`baton_temporal.payloads`; ``False`` for none). Pass the plugin to the client
+    too (``Client.connect(..., plugins=[BatonPlugin()])``) so that it reads them back;
+    ``Flow.start`` and the ``baton`` CLI do that for you.
     """
 
     def __init__(
@@ -88,6 +100,8 @@ class BatonPlugin(SimplePlugin):
         migrate: bool | None = None,
         sync_step_threads: int | None = None,
         allowed_task_queues: Sequence[str] | None = None,
+        payload_store: StorageDriver | str | bool | None = None,
+        payload_threshold: int | None = None,
     ) -> None:
         self.steps = _check_steps(steps)
         if sync_step_threads is not None and (
@@ -99,6 +113,8 @@ class BatonPlugin(SimplePlugin):
         self._sync_step_threads = sync_step_threads
         self._worker_slots = 0
         self.allowed_task_queues = allowed_task_queues_from(allowed_task_queues)
+        # Resolved now: a bad store setting stops the worker at start-up, not a run later.
+        self.payload_storage = external_storage(payload_store, threshold=payload_threshold)
         self._ledger = ledger
         self._pricer = pricer
         self._llm = llm
@@ -116,16 +132,26 @@ class BatonPlugin(SimplePlugin):
             interceptors=[
                 UsageInterceptor(self.resources),
                 TaskQueueAllowList(self.allowed_task_queues),
+                *([PayloadStoreInterceptor()] if self.payload_storage else []),
             ],
             workflow_runner=_with_passthrough,
             run_context=self._run_context,
+            data_converter=self._converter,
         )
+
+    def _converter(self, existing: DataConverter | None) -> DataConverter:
+        # After the codec in temporalio's pipeline: the store only ever sees ciphertext.
+        return with_storage(existing or DataConverter.default, self.payload_storage)
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         config = super().configure_worker(config)
         # Sync steps get one thread per activity slot of the largest worker using us.
         slots = config.get("max_concurrent_activities") or DEFAULT_SYNC_STEP_THREADS
         self._worker_slots = max(self._worker_slots, int(slots))
+        # A worker takes its data converter from its client: give it the payload store
+        # when the client was connected without this plugin.
+        if "client" in config and self.payload_storage is not None:
+            config["client"] = with_payload_store(config["client"], self.payload_storage)
         return config
 
     async def preflight(self) -> None:

@@ -52,6 +52,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
@@ -181,6 +182,13 @@ async def connect(**overrides: Any) -> Client:
         from .codec import data_converter
 
         config["data_converter"] = data_converter()
+    if "data_converter" not in overrides:
+        # Big payloads live in the payload store; the CLI reads them back from there.
+        from .payloads import env_storage, with_storage
+
+        config["data_converter"] = with_storage(
+            config.get("data_converter") or DataConverter.default, env_storage()
+        )
     config.update(overrides)
     try:
         return await Client.connect(**config)

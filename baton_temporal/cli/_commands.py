@@ -560,6 +560,11 @@ async def cmd_db(args: argparse.Namespace) -> int:
         f"deleted {pruned.stats_rows} usage rows and {pruned.debug_rows} debug log rows "
         f"recorded before {cutoff:%Y-%m-%d %H:%M} UTC from {store.url}"
     )
+    # Stored payloads share the ledger's retention (see baton_temporal.payloads).
+    from ..payloads import prune_payloads
+
+    payloads = await prune_payloads(args.older_than.total_seconds(), args.payload_store)
+    print(f"deleted {payloads} stored payloads last written before then")
     return EXIT_OK
 
 
@@ -838,6 +843,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm a prune of rows younger than a day (under 1d deletes nearly everything)",
     )
     prune.add_argument("--url", help=ledger_url_help)
+    prune.add_argument(
+        "--payload-store",
+        help="payload store to prune as well (default $BATON_PAYLOAD_STORE; 'off' for none)",
+    )
     return parser
 
 
@@ -852,6 +861,7 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
     from ..flow import FlowError
     from ..ledger import LedgerError, LedgerNotMigrated
     from ..llm import LLMConfigError
+    from ..payloads import PayloadStoreConfigError
     from ..pricing import PricingError
 
     if isinstance(err, CliError | LLMConfigError):
@@ -859,7 +869,7 @@ def _explain(err: BaseException, url: str | None = None) -> str | None:
     if isinstance(err, LedgerNotMigrated) and url:
         text = " ".join(str(err).split())
         return text.replace("`baton db upgrade`", f"`baton db upgrade --url {url}`")
-    if isinstance(err, LedgerError | FlowError | PricingError):
+    if isinstance(err, LedgerError | FlowError | PricingError | PayloadStoreConfigError):
         return " ".join(str(err).split())
     if isinstance(err, WorkflowFailureError):
         return describe_failure("?", err)

@@ -217,9 +217,12 @@ class Flow:
         ``start_options`` go to ``Client.start_workflow`` (``id_reuse_policy``,
         ``execution_timeout``, ``search_attributes``...).
         """
+        from ..payloads import with_payload_store
         from ..workflow import FlowResult
 
         data = self.to_dict()
+        # Big args and the FlowResult may live in the payload store: read them with it.
+        client = with_payload_store(client)
         # By type name, so that result_type gives a typed FlowResult back.
         return await client.start_workflow(
             FLOW_WORKFLOW_TYPE,
@@ -247,12 +250,16 @@ def new(
     workflow_id: str | None = None,
     debug: bool = False,
     max_concurrency: int | None = None,
+    max_history_events: int | None = None,
 ) -> Flow:
     """Begin a flow (Baton's ``Baton.new``).
 
     ``workflow_id`` defaults to a fresh UUID; it becomes the Temporal workflow id.
     ``debug=True`` saves the full request and response of every LLM call.
-    ``max_concurrency`` bounds how many of this run's steps run at once.
+    ``max_concurrency`` bounds how many of this run's steps run at once (at most 1,000,
+    the default: Temporal allows 2,000 pending activities per run).
+    ``max_history_events``: the run continues as new once its history has this many
+    events (default 10,000; 20 to 40,000), carrying every step's state and result over.
 
     Example::
 
@@ -277,11 +284,21 @@ def new(
         bad = id_problem(what, value) if value is not None else None
         if bad:
             raise FlowError(f"baton.new(): {bad}")
+    if max_history_events is not None and (
+        not isinstance(max_history_events, int)
+        or isinstance(max_history_events, bool)
+        or not 20 <= max_history_events <= 40_000
+    ):
+        raise FlowError(
+            f"max_history_events must be a whole number from 20 to 40000, got "
+            f"{max_history_events!r}; leave it None for the default (10,000)"
+        )
     spec = FlowSpec.model_construct(
         workflow_name=workflow_name,
         workflow_id=workflow_id or str(uuid.uuid4()),
         debug=bool(debug),
         max_concurrency=max_concurrency,
+        max_history_events=max_history_events,
     )
     return Flow(spec)
 

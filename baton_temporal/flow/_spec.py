@@ -11,6 +11,7 @@ Schema (version 1)::
       "workflow_id": "brief-42",            # optional; the Temporal workflow id wins
       "debug": false,                       # save full LLM requests/responses
       "max_concurrency": null,              # at most this many steps running at once
+      "max_history_events": null,           # continue as new past this (default 10,000)
       "models": {"parse": "claude-sonnet-4-20250514"},
       "steps": [
         {"name": "fetch", "step": "fetch_sources", "args": {"url": "..."}},
@@ -242,6 +243,7 @@ class FlowSpec(_Frozen):
     workflow_id: str | None = None
     debug: bool = False
     max_concurrency: int | None = Field(default=None, ge=1)
+    max_history_events: int | None = Field(default=None, ge=20, le=40_000)
     models: dict[str, str] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = ()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import traceback
@@ -186,7 +187,10 @@ def _make_activity(
         finally:
             if keep_alive is not None:
                 keep_alive.cancel()
-        return StepOutput(result=check_result(input.step, result), attempt=info.attempt)
+        return StepOutput(
+            result=check_result(input.step, result, limited=not _has_payload_store()),
+            attempt=info.attempt,
+        )
 
     # Not functools.wraps: its __wrapped__ would make Temporal read the user's signature.
     run_step_activity.__doc__ = fn.__doc__
@@ -244,6 +248,17 @@ async def _heartbeat_every(seconds: float) -> None:
         activity.heartbeat()
 
 
+# Set by BatonPlugin's activity interceptor when the worker has a payload store
+# (baton_temporal.payloads): then a result of any size is normal data.
+PAYLOAD_STORE_ON: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "baton_payload_store_on", default=False
+)
+
+
+def _has_payload_store() -> bool:
+    return PAYLOAD_STORE_ON.get()
+
+
 def nesting_depth(value: Any, stop_after: int) -> int:
     """How deeply lists/dicts nest in ``value`` (1 for a flat dict), counted without
     recursion; stops counting once past ``stop_after``."""
@@ -267,8 +282,11 @@ def nesting_depth(value: Any, stop_after: int) -> int:
     return deepest
 
 
-def check_result(step: str, result: Any) -> dict[str, Any]:
-    """Refuse, non-retryably, a result that no retry could make acceptable."""
+def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, Any]:
+    """Refuse, non-retryably, a result that no retry could make acceptable.
+
+    ``limited``: also refuse results over 2 MB (no payload store on this worker).
+    """
     if result is None:
         return {}
     if not isinstance(result, dict):
@@ -296,12 +314,13 @@ def check_result(step: str, result: Any) -> dict[str, Any]:
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )
-    size = len(json.dumps(result, separators=(",", ":")))
+    size = len(json.dumps(result, separators=(",", ":"))) if limited else 0
     if size > MAX_RESULT_BYTES:
         raise ApplicationError(
             f"step {step!r} returned {size:,} bytes of JSON; Temporal refuses payloads "
-            "over 2 MB. Store large data elsewhere (a file, an object store, a database) "
-            "and return a reference to it",
+            "over 2 MB. Turn on baton's payload store (unset BATON_PAYLOAD_STORE=off, or "
+            "pass BatonPlugin(payload_store=...)), or store large data elsewhere and "
+            "return a reference to it",
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -33,6 +33,7 @@ from ..flow._errors import FlowError
 from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import DEFAULT_RETRY, LEGACY_RETRY_BASE, StepOptions
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ._continue import Carry, split_input
 from ._versioning import FLOW_ERRORS_FAIL_RUN, RETRY_MERGES_OVER_DEFAULTS, STRICT_FLOW_INPUT
 from ._wire import FLOW_INTERNAL_ERROR, invalid
 
@@ -91,6 +92,8 @@ class FlowInput:
 
     spec: FlowSpec
     options: dict[str, StepOptions]
+    carry: Carry = field(default_factory=lambda: Carry(flow=None))
+    """What an earlier run of this flow handed over at continue-as-new (_continue.py)."""
 
 
 def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
@@ -101,8 +104,9 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
                 f"{FLOW_WORKFLOW_TYPE} takes one input, the flow JSON, but was given "
                 f"{1 + len(more)}; {_START_HINT}"
             )
-        data = _decode(raw)
-        spec = parse_flow(data)
+        # A run continued as new gets the flow back with the states so far.
+        carry = split_input(_decode(raw))
+        spec = parse_flow(carry.flow)
     except ValueError as err:
         if workflow.patched(STRICT_FLOW_INPUT):
             raise invalid(str(err)) from None
@@ -110,7 +114,7 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
         spec = _legacy_parse(raw)
         return FlowInput(spec, _options(spec, legacy=True))
     try:
-        return FlowInput(spec, _options(spec, legacy=False))
+        return FlowInput(spec, _options(spec, legacy=False), carry)
     except ValueError as err:
         raise invalid(str(err)) from None
 

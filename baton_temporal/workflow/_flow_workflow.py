@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from temporalio import workflow
@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
+from ._continue import Carry
 from ._flow_input import (
     FLOW_FAILURE_EXCEPTION_TYPES,
     NO_INPUT,
@@ -22,6 +23,8 @@ from ._flow_input import (
     read_flow_input,
 )
 from ._runtime import execute_step
+from ._scheduler import Scheduler
+from ._versioning import BIG_FLOWS
 from ._wire import FLOW_FAILED_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
@@ -111,6 +114,9 @@ class FlowWorkflow:
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
         }
         results: dict[str, dict[str, Any]] = {}
+        if workflow.patched(BIG_FLOWS):
+            # Any width and length: a window, a per-task budget, continue-as-new.
+            return await self._run_big(flow_input, info.workflow_id)
         done: dict[str, asyncio.Event] = {s.name: asyncio.Event() for s in spec.steps}
         limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
 
@@ -126,34 +132,60 @@ class FlowWorkflow:
                 done[node.name].set()
                 return
             async with limit or contextlib.nullcontext():
-                state.state = RUNNING
-                state.started_at = workflow.now().isoformat()
-                try:
-                    output = await execute_step(
-                        node.step,
-                        node.args,
-                        name=node.name,
-                        results={d: results[d] for d in node.deps if d in results},
-                        options=flow_input.options[node.name],
-                        debug=spec.debug,
-                        workflow_name=spec.workflow_name,
-                        # The node's name in the UI. Cheap here: this workflow runs
-                        # outside the sandbox.
-                        summary=_label(node.name, node.step),
-                    )
-                except ActivityError as err:
-                    state.state = FAILED
-                    state.error = _describe(err)
-                    state.attempt = max(state.attempt, 1)
-                else:
-                    results[node.name] = output.result
-                    state.state = COMPLETED
-                    state.attempt = output.attempt
-                state.ended_at = workflow.now().isoformat()
+                await self._execute_node(flow_input, node, results)
             done[node.name].set()
 
         await asyncio.gather(*(run_node(s) for s in spec.steps))
         return self._outcome(spec, info.workflow_id, results)
+
+    async def _run_big(self, flow_input: FlowInput, workflow_id: str) -> FlowResult:
+        spec, carry = flow_input.spec, flow_input.carry
+        for name, carried in carry.states.items():
+            if name in self._states:
+                self._states[name] = StepState(**carried)
+        results = dict(carry.results)
+
+        async def execute(node: StepSpec) -> None:
+            await self._execute_node(flow_input, node, results)
+
+        scheduler = Scheduler(
+            spec, self._states, results, execute=execute, blocking=self._blocking_deps
+        )
+        if not await scheduler.run():
+            states = {n: asdict(s) for n, s in self._states.items()}
+            workflow.continue_as_new(Carry(carry.flow, states, results, carry.runs + 1).to_input())
+        return self._outcome(spec, workflow_id, results)
+
+    async def _execute_node(
+        self, flow_input: FlowInput, node: StepSpec, results: dict[str, dict[str, Any]]
+    ) -> None:
+        """Run one step whose dependencies allow it; record its state and result."""
+        spec = flow_input.spec
+        state = self._states[node.name]
+        state.state = RUNNING
+        state.started_at = workflow.now().isoformat()
+        try:
+            output = await execute_step(
+                node.step,
+                node.args,
+                name=node.name,
+                results={d: results[d] for d in node.deps if d in results},
+                options=flow_input.options[node.name],
+                debug=spec.debug,
+                workflow_name=spec.workflow_name,
+                # The node's name in the UI. Cheap here: this workflow runs
+                # outside the sandbox.
+                summary=_label(node.name, node.step),
+            )
+        except ActivityError as err:
+            state.state = FAILED
+            state.error = _describe(err)
+            state.attempt = max(state.attempt, 1)
+        else:
+            results[node.name] = output.result
+            state.state = COMPLETED
+            state.attempt = output.attempt
+        state.ended_at = workflow.now().isoformat()
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
         """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""

@@ -35,7 +35,12 @@ Example::
 
 from __future__ import annotations
 
-__all__ = ["FLOW_ERRORS_FAIL_RUN", "RETRY_MERGES_OVER_DEFAULTS", "STRICT_FLOW_INPUT"]
+__all__ = [
+    "BIG_FLOWS",
+    "FLOW_ERRORS_FAIL_RUN",
+    "RETRY_MERGES_OVER_DEFAULTS",
+    "STRICT_FLOW_INPUT",
+]
 
 # After 0.1.0: the flow's input is checked against Temporal's bounds (and decoded by the workflow
 # itself); a bad input fails the run. Before: some passed and failed every workflow task.
@@ -46,3 +51,7 @@ RETRY_MERGES_OVER_DEFAULTS = "baton.retry-merges-over-defaults"
 # After 0.1.0: an unexpected exception in the flow workflow's own code fails the run
 # (FlowInternalError) instead of failing its workflow task for ever.
 FLOW_ERRORS_FAIL_RUN = "baton.flow-errors-fail-run"
+
+# After 0.1.0: default concurrency window, per-task byte budget, continue-as-new (_window.py,
+# _continue.py); runs started before it keep an unbounded scheduler and one run.
+BIG_FLOWS = "baton.big-flows"
