@@ -37,9 +37,6 @@ StepFunction = Callable[[Job], Awaitable[dict[str, Any]]] | Callable[[Job], dict
 # Temporal rejects payloads over 2 MB; a result that large fails every retry the same way,
 # so it is refused at once with a message instead of being retried.
 MAX_RESULT_BYTES = 2 * 1024 * 1024 - 16 * 1024
-# Lists and dicts nested deeper than this are refused: JSON encoders (and the checks
-# below) recurse, and past Python's recursion limit every attempt would fail the same way.
-MAX_RESULT_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -259,29 +256,6 @@ def _has_payload_store() -> bool:
     return PAYLOAD_STORE_ON.get()
 
 
-def nesting_depth(value: Any, stop_after: int) -> int:
-    """How deeply lists/dicts nest in ``value`` (1 for a flat dict), counted without
-    recursion; stops counting once past ``stop_after``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    # A container met again no deeper than before holds nothing new; a container that
-    # holds itself keeps getting deeper, and so is refused as too deep.
-    seen: dict[int, int] = {}
-    while stack:
-        item, depth = stack.pop()
-        if not isinstance(item, dict | list | tuple):
-            continue
-        deepest = max(deepest, depth)
-        if deepest > stop_after:
-            return deepest
-        if seen.get(id(item), 0) >= depth:
-            continue
-        seen[id(item)] = depth
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, Any]:
     """Refuse, non-retryably, a result that no retry could make acceptable.
 
@@ -296,15 +270,7 @@ def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, A
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )
-    depth = nesting_depth(result, MAX_RESULT_DEPTH)
-    if depth > MAX_RESULT_DEPTH:
-        raise ApplicationError(
-            f"step {step!r} returned a result nested more than {MAX_RESULT_DEPTH} levels "
-            "deep (lists and dicts inside each other); flatten it, or store it elsewhere "
-            "and return a reference to it",
-            type=STEP_RESULT_ERROR,
-            non_retryable=True,
-        )
+    # find_non_json walks without recursion and refuses cycles and deep nesting too.
     problem = find_non_json(result)
     if problem:
         raise ApplicationError(

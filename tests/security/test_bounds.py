@@ -549,9 +549,9 @@ async def _usage_with_stray_keys(job: baton.Job) -> dict:
             "InvalidLLMUsage",
             "returned 5,000 llm_usage entries; at most 1,000",
         ),
-        (_deep_result, {"depth": 5000}, "StepResultError", "nested more than 200 levels deep"),
-        (_deep_list, {"depth": 100_000}, "StepResultError", "nested more than 200 levels deep"),
-        (_self_containing, {}, "StepResultError", "nested more than 200 levels deep"),
+        (_deep_result, {"depth": 5000}, "StepResultError", "nests deeper than 100 levels; flatten"),
+        (_deep_list, {"depth": 100_000}, "StepResultError", "nests deeper than 100 levels; flatten"),
+        (_self_containing, {}, "StepResultError", "contains itself"),
         (
             _usage_with_stray_keys,
             {"n": 5000},
@@ -586,7 +586,7 @@ async def test_usage_and_depth_at_the_limits_are_accepted(
     flow = (
         baton.new(workflow_name="bounds")
         .add("usages", _many_usages, {"n": 1000})
-        .add("deep", _deep_result, {"depth": 199})
+        .add("deep", _deep_result, {"depth": 99})
     )
     async with baton_worker([_many_usages, _deep_result], ledger=f"sqlite:///{tmp_path / 'l.db'}"):
         result = await flow.run(client, task_queue=task_queue)
