@@ -309,8 +309,9 @@ async def test_postgres_fast_insert_stores_what_sqlalchemy_would(
 async def test_costs_are_exact_decimals(
     unmigrated_store: LedgerStore, make_record: RecordFactory
 ) -> None:
-    # 19 significant digits: a float (SQLite REAL) would round this; the ledger must not.
-    price = Decimal("123456789.0123456789")
+    # 16 significant digits in the sum: a float (SQLite REAL) would round it; the ledger
+    # must not. (The price is near the bound of 100,000 USD per million tokens.)
+    price = Decimal("99999.1234567891")
     pricer = TablePricer({"big": {"input": price, "output": 0}})
     async with LedgerStore.from_url(unmigrated_store.engine.url, pricer=pricer) as store:
         await store.migrate()
@@ -321,7 +322,7 @@ async def test_costs_are_exact_decimals(
         totals = await store.workflow_totals("wf-1")
         [row] = await store.steps_for_workflow("wf-1")
     # The one-token call costs price/1e6, rounded half-up to 10 places.
-    one_token = Decimal("123.4567890123")
+    one_token = Decimal("0.0999991235")
     assert totals.cost_usd == 2 * price + one_token
     assert row.cost_usd == totals.cost_usd
 
