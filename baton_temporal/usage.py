@@ -27,9 +27,18 @@ Example::
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 __all__ = ["MAX_TOKENS", "MAX_TOOL_REQUESTS", "LLMUsage", "UsageError", "parse_llm_usage"]
 
@@ -66,6 +75,12 @@ class LLMUsage(BaseModel):
     # Identifies the call within its step attempt, so that recording the same call twice
     # (a re-delivered record, or explicit `llm_usage` plus auto-capture) stores one row.
     call_id: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @field_serializer("requested_at")
+    def _iso(self, value: datetime | None) -> str | None:
+        # Text even in model_dump(): a step may return `reply.usage.model_dump()` in its
+        # llm_usage, and step results must be plain JSON.
+        return None if value is None else value.isoformat()
 
     @model_validator(mode="after")
     def _parts_fit_the_whole(self) -> LLMUsage:

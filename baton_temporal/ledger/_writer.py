@@ -237,6 +237,7 @@ class LedgerWriter(StoreCore):
         run_id: str,
         activity_id: str | None = None,
         before_attempt: int | None = None,
+        call_key: str | None = None,
     ) -> int:
         """Turn the orphaned intents of a run (optionally of one activity's attempts
         before ``before_attempt``) into ``lost_reply`` rows; return how many.
@@ -250,6 +251,8 @@ class LedgerWriter(StoreCore):
             where.append(_T.c.activity_id == activity_id)
         if before_attempt is not None:
             where.append(_T.c.attempt < before_attempt)
+        if call_key is not None:
+            where.append(_T.c.call_key == call_key)
         stmt = (
             update(_T)
             .where(*where)
