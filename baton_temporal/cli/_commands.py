@@ -448,6 +448,10 @@ async def cmd_stats(args: argparse.Namespace) -> int:
 async def cmd_db(args: argparse.Namespace) -> int:
     from ..ledger import safe_url
 
+    if args.db_command in ("reconcile", "reprice"):
+        from . import _ledger_admin
+
+        return await _ledger_admin.run(args)
     if args.db_command == "upgrade":
         store = _open_ledger(args.url, must_exist=False)
         try:
@@ -670,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 30d, 12w")
     prune.add_argument("--url", help=ledger_url_help)
+    from . import _ledger_admin
+
+    _ledger_admin.add_parsers(db_sub, common, ledger_url_help)
     return parser
 
 
