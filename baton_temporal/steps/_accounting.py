@@ -181,9 +181,14 @@ async def call_llm(
             elif intent is not None:
                 await _settle(attempt, _lost(attempt, intent))
         raise
+    except asyncio.CancelledError:
+        # Cancelled with the request out: the reply may be billed and is lost.
+        if attempt is not None and intent is not None:
+            await _settle(attempt, _lost(attempt, intent))
+        raise
     except BaseException:
-        # No billed reply (an error status, a reset, a timeout, the attempt cancelled):
-        # the intent goes, so that it is never counted as a lost reply.
+        # No billed reply (an error status, a reset, a timeout): the intent goes, so
+        # that it is never counted as a lost reply.
         if attempt is not None and intent is not None:
             await _settle(attempt, _cancel(attempt, intent))
         raise
