@@ -59,9 +59,6 @@ log = logging.getLogger("baton_temporal.usage")
 
 INVALID_USAGE_ERROR = "InvalidLLMUsage"
 LEDGER_WRITE_TIMEOUT_S = 5.0
-# An intent is on the path of every request: when the ledger does not answer this fast,
-# the call goes ahead without one (its usage is still recorded at the end of the attempt).
-INTENT_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -214,7 +211,7 @@ def _prompt_chars(messages: Sequence[Message]) -> int:
 async def _begin_call(
     attempt: _Attempt, call: _Call, model: str, messages: Sequence[Message]
 ) -> CallIntent | None:
-    """Write the call's intent; None if there is no ledger or it could not be written."""
+    """Write the call's intent; None if there is no ledger (or it is down)."""
     store = attempt.store
     if store is None:
         return None
@@ -235,9 +232,10 @@ async def _begin_call(
     except ValueError as err:  # a context the ledger cannot key (no workflow, say)
         log.debug("no intent for call %s: %s", call.call_id, err)
         return None
-    if await _settle(attempt, store.begin_call(intent), INTENT_TIMEOUT_S):
-        return intent
-    return None
+    # Kept even if the write timed out: it may still land, and must then be completed,
+    # removed or marked lost like any other.
+    await _settle(attempt, store.begin_call(intent))
+    return intent
 
 
 async def _complete_call(attempt: _Attempt, call: _Call) -> None:
@@ -280,12 +278,17 @@ async def _settle(attempt: _Attempt, write: Any, timeout: float = LEDGER_WRITE_T
     ok = True
     try:
         task.result()
-    except (LedgerError, TimeoutError, OSError) as err:
+    except TimeoutError:
+        # Slow, not down (a loaded machine): the write may still land; the next one is
+        # tried as usual, and the attempt's end writes whatever is missing.
+        ok = False
+        log.warning("a ledger write in front of an LLM call took over %.0f s", timeout)
+    except (LedgerError, OSError) as err:
         ok = False
         attempt.ledger_down = True
         log.warning(
-            "ledger write in front of an LLM call failed (%s); this attempt's "
-            "usage is written when it ends instead",
+            "ledger write in front of an LLM call failed (%s); this attempt's usage is "
+            "written when it ends instead",
             err,
         )
     if cancelled:
