@@ -40,8 +40,9 @@ log = logging.getLogger("baton_temporal.ledger")
 
 # PostgreSQL SQLSTATEs that mean "cannot reach or use the server right now": class 08
 # (connection exceptions), 57P01-57P03 (shutting down, cannot connect now), 53300 (too
-# many connections), 40001/40P01 (serialization failure, deadlock: retry succeeds).
-_PG_TRANSIENT = ("57P01", "57P02", "57P03", "53300", "40001", "40P01")
+# many connections), 40001/40P01 (serialization failure, deadlock), 55P03/57014 (a lock
+# not granted in time, a statement timeout): a retry can succeed.
+_PG_TRANSIENT = ("57P01", "57P02", "57P03", "53300", "40001", "40P01", "55P03", "57014")
 # SQLite's "come back later" answers (another process holds the file).
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open database")
 # Driver errors without a SQLSTATE that are the statement's fault, not the connection's.
