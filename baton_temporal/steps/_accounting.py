@@ -157,10 +157,12 @@ async def call_llm(
     resources = attempt.resources if attempt else None
     call = attempt.reserve(job.step, job.attempt) if attempt is not None else None
     call_id = call.call_id if call is not None else f"{job.step}/{job.attempt}/0"
-    intent = None
-    if attempt is not None and call is not None:
-        intent = await _begin_call(attempt, call, chosen, messages)
+    intent = _intent_of(attempt, call, chosen, messages) if attempt and call else None
+    sent = False
     try:
+        if attempt is not None and intent is not None:
+            await _begin_call(attempt, intent)
+        sent = True
         response = await complete(
             messages,
             model=chosen,
@@ -179,9 +181,10 @@ async def call_llm(
                 await _settle(attempt, _lost(attempt, intent))
         raise
     except asyncio.CancelledError:
-        # Cancelled with the request out: the reply may be billed and is lost.
+        # Cancelled with the request out: the reply may be billed and is lost. Cancelled
+        # while writing the intent: no request left.
         if attempt is not None and intent is not None:
-            await _settle(attempt, _lost(attempt, intent))
+            await _settle(attempt, _lost(attempt, intent) if sent else _cancel(attempt, intent))
         raise
     except BaseException:
         # No billed reply (an error status, a reset, a timeout): the intent goes, so
@@ -208,16 +211,15 @@ def _prompt_chars(messages: Sequence[Message]) -> int:
     return total
 
 
-async def _begin_call(
+def _intent_of(
     attempt: _Attempt, call: _Call, model: str, messages: Sequence[Message]
 ) -> CallIntent | None:
-    """Write the call's intent; None if there is no ledger (or it is down)."""
-    store = attempt.store
-    if store is None:
+    """The call's intent; None if there is no ledger (or it is down)."""
+    if attempt.store is None:
         return None
     ctx = attempt.context
     try:
-        intent = CallIntent(
+        return CallIntent(
             workflow_id=ctx["workflow_id"],
             run_id=ctx["run_id"],
             workflow_name=ctx["workflow_name"],
@@ -232,10 +234,14 @@ async def _begin_call(
     except ValueError as err:  # a context the ledger cannot key (no workflow, say)
         log.debug("no intent for call %s: %s", call.call_id, err)
         return None
-    # Kept even if the write timed out: it may still land, and must then be completed,
-    # removed or marked lost like any other.
-    await _settle(attempt, store.begin_call(intent))
-    return intent
+
+
+async def _begin_call(attempt: _Attempt, intent: CallIntent) -> None:
+    """Write the call's intent before its request leaves. A write that timed out may
+    still land; the intent is then completed, removed or marked lost like any other."""
+    store = attempt.store
+    if store is not None:
+        await _settle(attempt, store.begin_call(intent))
 
 
 async def _complete_call(attempt: _Attempt, call: _Call) -> None:

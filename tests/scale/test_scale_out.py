@@ -155,9 +155,13 @@ async def test_three_workers_fifty_flows_one_killed(
     assert len({r.call_key for r in rows}) == len(rows)
     per_step = collections.Counter((r.workflow_id, r.step) for r in complete)
     assert len(per_step) == FLOWS * 5
-    # Every request that left is in the ledger exactly once: with its usage, or (its
-    # worker killed first) as a lost reply reconciled by the step's next attempt. The
-    # stand-in bills no request whose client vanished; a real provider would.
+    # Every billed call is in the ledger exactly once: with its usage, or (its worker
+    # killed first) as a lost reply reconciled by the step's next attempt. The other lost
+    # replies are calls of the killed worker that got no reply: cut off in flight (the
+    # stand-in bills no request whose client vanished; a real provider would), or killed
+    # after the intent, before the request left. At most one per step it was running.
     assert not pending
     assert len(complete) <= billed
-    assert billed <= len(complete) + len(lost) <= billed + cut_off
+    unbilled = len(complete) + len(lost) - billed
+    print(f"lost replies not billed by the stand-in: {unbilled} ({cut_off} cut off in flight)")
+    assert 0 <= unbilled <= running[str(victim.pid)]
