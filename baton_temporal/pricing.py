@@ -1,7 +1,12 @@
 """What an LLM call cost: pluggable pricers that turn an :class:`LLMUsage` into USD.
 
 A pricer answers ``cost(usage) -> PriceQuote | None``. ``None`` means "this model is not
-priced here": the ledger stores NULL and shows "unpriced", never a guessed number.
+priced here": the ledger stores NULL and shows "unpriced", never a guessed number. A quote
+whose ``cost_usd`` is None says the same with a reason (``note``), e.g. the look-alike
+model a name only shares a prefix with; the ledger stores the note beside the NULL.
+
+Prices are those of the call's own day: ``usage.requested_at`` (the ledger fills it in
+with the record's time for usage that lacks it).
 
 * :class:`GenAIPricesPricer` (the default) asks the maintained ``genai-prices`` database.
 * :class:`TablePricer` holds your own per-model prices (USD per million tokens), e.g. a
@@ -31,7 +36,9 @@ import importlib
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +49,9 @@ from ._files import MAX_PRICES_FILE_BYTES, load_yaml, read_small_file
 from .usage import LLMUsage
 
 __all__ = [
+    "MAX_CALL_COST_USD",
+    "MAX_PRICE_PER_MTOK",
+    "PREFIX_MATCH_ENV",
     "PRICER_ENV",
     "PRICES_FILE_ENV",
     "ChainPricer",
@@ -58,6 +68,14 @@ log = logging.getLogger(__name__)
 
 PRICES_FILE_ENV = "BATON_PRICES_FILE"
 PRICER_ENV = "BATON_PRICER"
+PREFIX_MATCH_ENV = "BATON_PRICE_PREFIX_MATCH"
+
+# Bounds on what a price or a quote can be. The dearest models cost ~$600 per million
+# tokens; a price a hundred times that is a typo (a price per token entered per million,
+# a misplaced point). A call is at most MAX_TOKENS (1e8) tokens, and the ledger's sums
+# must stay exact: SQLite keeps costs as integer 1e-10 USD in 63 bits (~$9e8 in all).
+MAX_PRICE_PER_MTOK = Decimal(100_000)
+MAX_CALL_COST_USD = Decimal(100_000)
 
 _MILLION = Decimal(1_000_000)
 
@@ -71,11 +89,14 @@ class PriceQuote(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    cost_usd: Decimal
-    # The id of the price entry that matched, e.g. "anthropic/claude-sonnet-4-0".
+    # None: the pricer declines to price the call and says why in ``note``.
+    cost_usd: Decimal | None
+    # The id of the price entry that matched, e.g. "anthropic/claude-sonnet-4-0" (for an
+    # unpriced quote: the candidate it was not priced as).
     price_model: str
     # Which price data: lets a later audit tell costs from old and new price lists apart.
     price_version: str
+    note: str | None = None
 
 
 @runtime_checkable
@@ -98,11 +119,19 @@ class Pricer(Protocol):
 class GenAIPricesPricer:
     """Prices from the ``genai-prices`` package (the default pricer).
 
-    ``LLMUsage`` maps onto ``genai_prices.Usage`` one to one: both count ``input_tokens``
-    as the whole prompt with cache reads/writes included (genai-prices bills the cache
-    parts at their own rates and the rest at the input rate), and reasoning tokens as a
-    part of ``output_tokens`` (``output_reasoning_tokens``). The provider hint is
-    ``usage.provider``; a model or provider genai-prices does not know gives ``None``.
+    Every dimension genai-prices prices and :class:`LLMUsage` carries goes in: cache
+    reads, 5-minute and 1-hour cache writes, audio in and out, reasoning tokens, web
+    search requests; ``service_tier`` / ``speed`` select the provider's price variant
+    (OpenAI priority or flex, Anthropic fast mode, batch). The price is that of
+    ``usage.requested_at`` (now, when unset). So the cost of a reply equals what
+    genai-prices computes from the raw reply itself.
+
+    Model names are strict by default: a model is priced only when genai-prices knows the
+    name as a model id, an alias, or a dated form of one (``-20250514``, ``-2024-08-06``,
+    ``@20250514``, ``-latest``). A name that merely starts like a known model
+    (``claude-sonnet-4-5-mystery``) gives an unpriced quote whose ``note`` names the
+    candidate. ``prefix_match=True`` (or ``BATON_PRICE_PREFIX_MATCH=1``) accepts such
+    matches, as genai-prices itself does.
 
     Example::
 
@@ -111,40 +140,131 @@ class GenAIPricesPricer:
                                           output_tokens=80))
     """
 
+    def __init__(self, *, prefix_match: bool = False) -> None:
+        self.prefix_match = prefix_match
+
     def cost(self, usage: LLMUsage) -> PriceQuote | None:
         # Imported here: the price data is large, and many processes never price anything.
         import genai_prices
 
-        gp_usage = genai_prices.Usage(
-            input_tokens=usage.input_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            output_tokens=usage.output_tokens,
-            output_reasoning_tokens=usage.reasoning_tokens,
-        )
         try:
-            calc = genai_prices.calc_price(gp_usage, usage.model, provider_id=usage.provider)
+            calc = genai_prices.calc_price(
+                genai_usage(usage),
+                usage.model,
+                provider_id=_GENAI_PROVIDER.get(usage.provider or "", usage.provider),
+                genai_request_timestamp=usage.requested_at or datetime.now(UTC),
+                price_context=price_context(usage),
+            )
         except LookupError:
-            # Unknown model or provider: unpriced, never the price of a look-alike.
+            # Unknown model or provider: unpriced.
             return None
         version = f"genai-prices {genai_prices.__version__}"
         if calc.auto_update_timestamp is not None:
             version += f" (prices fetched {calc.auto_update_timestamp.isoformat()})"
-        return PriceQuote(
-            cost_usd=calc.total_price,
-            price_model=f"{calc.provider.id}/{calc.model.id}",
-            price_version=version,
-        )
+        matched = f"{calc.provider.id}/{calc.model.id}"
+        if not self.prefix_match and not _known_name(usage.model, calc.model):
+            return PriceQuote(
+                cost_usd=None,
+                price_model=matched,
+                price_version=version,
+                note=(
+                    f"prefix-only match: {usage.model!r} is not a name genai-prices knows; "
+                    f"nearest is {matched} (set {PREFIX_MATCH_ENV}=1 to price such names)"
+                ),
+            )
+        return PriceQuote(cost_usd=calc.total_price, price_model=matched, price_version=version)
 
     def __repr__(self) -> str:
-        return "GenAIPricesPricer()"
+        return f"GenAIPricesPricer(prefix_match={self.prefix_match})"
+
+
+# Our provider names -> genai-prices provider ids. A local OpenAI-compatible server is
+# not OpenAI: its models are priced only if genai-prices finds them on its own.
+_GENAI_PROVIDER: dict[str, str | None] = {"openai-compatible": None, "": None}
+
+# Suffixes that make a dated or alias form of a model id.
+_DATED = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest))+$")
+
+
+def genai_usage(usage: LLMUsage) -> Any:
+    """``usage`` as a ``genai_prices.Usage``: one key per billed dimension.
+
+    Example::
+
+        genai_usage(LLMUsage(model="m", input_tokens=9, cache_write_tokens=4,
+                             cache_write_1h_tokens=4)).cache_write_1h_tokens   # 4
+    """
+    import genai_prices
+
+    values = {
+        "input_tokens": usage.input_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "output_tokens": usage.output_tokens,
+        "output_reasoning_tokens": usage.reasoning_tokens,
+    }
+    if usage.cache_write_1h_tokens:
+        values["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
+        values["cache_write_5m_tokens"] = usage.cache_write_tokens - usage.cache_write_1h_tokens
+    if usage.input_audio_tokens:
+        values["input_audio_tokens"] = usage.input_audio_tokens
+    if usage.output_audio_tokens:
+        values["output_audio_tokens"] = usage.output_audio_tokens
+    if usage.web_search_requests:
+        values["web_searches"] = usage.web_search_requests
+    return genai_prices.Usage(**values)
+
+
+def price_context(usage: LLMUsage) -> dict[str, str] | None:
+    """The genai-prices price context of a call: service tier, speed, batch processing."""
+    context: dict[str, str] = {}
+    tier = usage.service_tier
+    if tier == "batch":
+        context["processing"] = "batch"
+    elif tier and usage.provider != "anthropic":
+        # Anthropic's "standard"/"priority" have no price variants; OpenAI's do.
+        context["service_tier"] = tier
+    if usage.speed and usage.speed != "standard":
+        context["speed"] = usage.speed
+    return context or None
+
+
+def _known_name(model_ref: str, model: Any) -> bool:
+    """Whether genai-prices knows ``model_ref`` as ``model`` by name, not by prefix only."""
+    ref = model_ref.lower().split("/")[-1]
+    names = {model.id.lower(), *_stems(model.match)}
+    if ref in names or _DATED.sub("", ref) in names:
+        return True
+    return _regex_match(model.match, ref)
+
+
+def _stems(clause: Any) -> set[str]:
+    """The names a match clause spells out: equals values and starts_with stems."""
+    out: set[str] = set()
+    for attr in ("equals", "starts_with"):
+        value = getattr(clause, attr, None)
+        if isinstance(value, str):
+            out.add(value.lower().rstrip("-@"))
+    for attr in ("or_", "and_"):
+        for sub in getattr(clause, attr, None) or ():
+            out |= _stems(sub)
+    return out
+
+
+def _regex_match(clause: Any, ref: str) -> bool:
+    regex = getattr(clause, "regex", None)
+    if isinstance(regex, str):
+        return re.fullmatch(regex, ref) is not None
+    return any(_regex_match(sub, ref) for sub in getattr(clause, "or_", None) or ())
 
 
 class ModelPrice(BaseModel):
-    """USD per million tokens of one model.
+    """USD per million tokens of one model (``web_search``: USD per 1,000 requests).
 
-    ``cache_read`` / ``cache_write`` default to the ``input`` rate (cached tokens are a
-    part of ``input_tokens``); reasoning tokens are billed as output.
+    ``cache_read`` / ``cache_write`` / ``input_audio`` default to the ``input`` rate (they
+    are parts of ``input_tokens``), ``cache_write_1h`` to ``cache_write``,
+    ``output_audio`` to ``output``; reasoning tokens are billed as output; web searches
+    are free unless priced.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -153,21 +273,43 @@ class ModelPrice(BaseModel):
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    input_audio: Decimal | None = None
+    output_audio: Decimal | None = None
+    web_search: Decimal | None = None
 
     def cost(self, usage: LLMUsage) -> Decimal:
         """The cost of ``usage`` at these prices, exact."""
         cache_read = self.input if self.cache_read is None else self.cache_read
         cache_write = self.input if self.cache_write is None else self.cache_write
+        write_1h = cache_write if self.cache_write_1h is None else self.cache_write_1h
+        audio_in = self.input if self.input_audio is None else self.input_audio
+        audio_out = self.output if self.output_audio is None else self.output_audio
+        write_5m = usage.cache_write_tokens - usage.cache_write_1h_tokens
+        text_in = max(usage.uncached_input_tokens - usage.input_audio_tokens, 0)
         total = (
-            usage.uncached_input_tokens * self.input
+            text_in * self.input
+            + usage.input_audio_tokens * audio_in
             + usage.cache_read_tokens * cache_read
-            + usage.cache_write_tokens * cache_write
-            + usage.output_tokens * self.output
+            + write_5m * cache_write
+            + usage.cache_write_1h_tokens * write_1h
+            + (usage.output_tokens - usage.output_audio_tokens) * self.output
+            + usage.output_audio_tokens * audio_out
         )
-        return total / _MILLION
+        searches = usage.web_search_requests * (self.web_search or 0) * 1000
+        return (total + searches) / _MILLION
 
 
-_KINDS = ("input", "output", "cache_read", "cache_write")
+_KINDS = (
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "input_audio",
+    "output_audio",
+    "web_search",
+)
 _REQUIRED_KINDS = ("input", "output")
 
 
@@ -184,6 +326,11 @@ def _price_number(value: Any, where: str) -> Decimal:
         raise PricingError(f"{where}: {value!r} is not a finite number")
     if number < 0:
         raise PricingError(f"{where}: {value!r} is negative; prices must be >= 0")
+    if number > MAX_PRICE_PER_MTOK:
+        raise PricingError(
+            f"{where}: {value!r} is beyond {MAX_PRICE_PER_MTOK} USD per million tokens; "
+            "prices are USD per MILLION tokens (e.g. 3 for $3/Mtok), not per token"
+        )
     return number
 
 
@@ -332,11 +479,14 @@ class ChainPricer:
         self.pricers: tuple[Pricer, ...] = pricers
 
     def cost(self, usage: LLMUsage) -> PriceQuote | None:
+        declined: PriceQuote | None = None
         for pricer in self.pricers:
             quote = pricer.cost(usage)
-            if quote is not None:
+            if quote is not None and quote.cost_usd is not None:
                 return quote
-        return None
+            declined = declined or quote
+        # No price; the first pricer's reason for declining, if any, is kept.
+        return declined
 
     def __repr__(self) -> str:
         return f"ChainPricer({', '.join(map(repr, self.pricers))})"
@@ -369,6 +519,8 @@ def pricer_from_env(environ: Mapping[str, str] | None = None) -> Pricer:
       a pricer instance, or a class / factory called with no arguments).
     * ``BATON_PRICES_FILE=prices.yaml`` (or ``.json``) is asked first, per model; models
       it does not list fall through to the pricer above.
+    * ``BATON_PRICE_PREFIX_MATCH=1`` lets genai-prices price a name that only starts like
+      a model it knows (off by default: such calls are stored unpriced, candidate shown).
 
     Example::
 
@@ -376,7 +528,14 @@ def pricer_from_env(environ: Mapping[str, str] | None = None) -> Pricer:
     """
     env = os.environ if environ is None else environ
     custom = env.get(PRICER_ENV, "").strip()
-    base: Pricer = _load_custom_pricer(custom) if custom else GenAIPricesPricer()
+    prefix = env.get(PREFIX_MATCH_ENV, "").strip().lower()
+    if prefix not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise PricingError(f"{PREFIX_MATCH_ENV}={prefix!r}: expected 1 or 0")
+    base: Pricer = (
+        _load_custom_pricer(custom)
+        if custom
+        else GenAIPricesPricer(prefix_match=prefix in ("1", "true", "yes"))
+    )
     prices_file = env.get(PRICES_FILE_ENV, "").strip()
     if prices_file:
         return ChainPricer(TablePricer.from_file(prices_file), base)

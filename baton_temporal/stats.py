@@ -136,6 +136,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int =
     return "\n".join(out)
 
 
+# Why a lost reply's numbers are not the call's: said wherever they are counted.
+LOST_NOTE = " (worker stopped before the reply was recorded: input estimated, output unknown)"
+
+
 def format_totals(totals: WorkflowTotals) -> str:
     """A two-column table of one workflow's totals.
 
@@ -161,11 +165,14 @@ def format_totals(totals: WorkflowTotals) -> str:
         ("attempts", _n(totals.attempts)),
         ("calls", _n(totals.calls)),
         ("failed-attempt calls", _n(totals.failed_calls)),
+        ("lost replies", _n(totals.lost_replies) + (LOST_NOTE if totals.lost_replies else "")),
+        ("in flight / orphaned", _n(totals.pending_calls)),
         ("input tokens", _n(totals.input_tokens)),
         ("  cache read", _n(totals.cache_read_tokens)),
         ("  cache write", _n(totals.cache_write_tokens)),
         ("output tokens", _n(totals.output_tokens)),
         ("  reasoning", _n(totals.reasoning_tokens)),
+        ("web searches", _n(totals.web_search_requests)),
         ("unpriced calls", _n(totals.unpriced_calls)),
         ("cost (USD)", cost),
     ]
@@ -197,9 +204,13 @@ def format_steps(steps: Sequence[StepStats]) -> str:
     """
     if not steps:
         return "no LLM usage recorded"
+    lost = any(s.lost_replies for s in steps)
     headers = ["step", "model", "calls", "attempts", *_TOKEN_HEADERS, "avg ms", "unpriced", "cost"]
-    rows = [
-        [
+    if lost:
+        headers.insert(3, "lost replies")
+    rows = []
+    for s in steps:
+        row = [
             s.step,
             s.model,
             _n(s.calls),
@@ -209,9 +220,11 @@ def format_steps(steps: Sequence[StepStats]) -> str:
             _n(s.unpriced_calls),
             format_cost(s.cost_usd),
         ]
-        for s in steps
-    ]
-    return _table(headers, rows, left=2)
+        if lost:
+            row.insert(3, _n(s.lost_replies))
+        rows.append(row)
+    table = _table(headers, rows, left=2)
+    return table + ("\nlost replies:" + LOST_NOTE if lost else "")
 
 
 def combine_costs(model: str, rows: Sequence[StepStats | ModelCost]) -> ModelCost:

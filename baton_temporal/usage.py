@@ -6,8 +6,17 @@ Providers count tokens differently; this model is the single place where they ag
   (Anthropic reports them apart, OpenAI includes cached tokens: both normalise to this).
 * ``cache_read_tokens`` / ``cache_write_tokens`` are the parts of ``input_tokens``
   served from / written to the provider's prompt cache.
-* ``reasoning_tokens`` is the part of ``output_tokens`` spent on hidden reasoning;
-  it is never added on top of ``output_tokens``.
+* ``reasoning_tokens`` is the part of ``output_tokens`` spent on hidden reasoning
+  (OpenAI reasoning, Anthropic thinking); it is never added on top of ``output_tokens``.
+* ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written with a 1-hour
+  lifetime (Anthropic bills it above the 5-minute rate); ``input_audio_tokens`` /
+  ``output_audio_tokens`` are the audio parts of the input / output.
+* ``web_search_requests`` counts server-side tool calls the provider bills per use;
+  ``service_tier`` and ``speed`` are what the provider reported (they select prices).
+* ``requested_at`` is when the request left: the call is priced at that day's prices.
+
+Counts are bounded (``MAX_TOKENS`` per field, ``MAX_TOOL_REQUESTS``): a number beyond them
+is a bug or an attack, refused when the usage is validated rather than stored.
 
 Example::
 
@@ -18,17 +27,38 @@ Example::
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
-__all__ = ["MAX_USAGE_ENTRIES", "LLMUsage", "UsageError", "parse_llm_usage"]
+__all__ = [
+    "MAX_TOKENS",
+    "MAX_TOOL_REQUESTS",
+    "MAX_USAGE_ENTRIES",
+    "LLMUsage",
+    "UsageError",
+    "parse_llm_usage",
+]
 
 # One step attempt reporting more calls than this is a bug (a loop appending the same
 # entry, usage of a whole batch job): each entry becomes a ledger row and rides in
 # Temporal payloads, so thousands would time out the write and retry it for ever.
 MAX_USAGE_ENTRIES = 1000
 _MAX_PROBLEMS_SHOWN = 5
+
+# No model reads or writes 100M tokens in one call (the largest contexts are ~2M); a
+# count beyond it would only overflow sums or hide a unit mistake.
+MAX_TOKENS = 100_000_000
+MAX_TOOL_REQUESTS = 100_000
 
 
 class UsageError(ValueError):
@@ -40,17 +70,30 @@ class LLMUsage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(min_length=1)
-    provider: str | None = None
-    input_tokens: int = Field(default=0, ge=0, strict=True)
-    output_tokens: int = Field(default=0, ge=0, strict=True)
-    cache_read_tokens: int = Field(default=0, ge=0, strict=True)
-    cache_write_tokens: int = Field(default=0, ge=0, strict=True)
-    reasoning_tokens: int = Field(default=0, ge=0, strict=True)
-    latency_ms: int | None = Field(default=None, ge=0, strict=True)
+    model: str = Field(min_length=1, max_length=256)
+    provider: str | None = Field(default=None, max_length=64)
+    input_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    output_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    cache_read_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    cache_write_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    reasoning_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    cache_write_1h_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    input_audio_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    output_audio_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS, strict=True)
+    web_search_requests: int = Field(default=0, ge=0, le=MAX_TOOL_REQUESTS, strict=True)
+    service_tier: str | None = Field(default=None, max_length=32)
+    speed: str | None = Field(default=None, max_length=32)
+    requested_at: AwareDatetime | None = None
+    latency_ms: int | None = Field(default=None, ge=0, le=86_400_000, strict=True)
     # Identifies the call within its step attempt, so that recording the same call twice
     # (a re-delivered record, or explicit `llm_usage` plus auto-capture) stores one row.
-    call_id: str | None = None
+    call_id: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @field_serializer("requested_at")
+    def _iso(self, value: datetime | None) -> str | None:
+        # Text even in model_dump(): a step may return `reply.usage.model_dump()` in its
+        # llm_usage, and step results must be plain JSON.
+        return None if value is None else value.isoformat()
 
     @model_validator(mode="after")
     def _parts_fit_the_whole(self) -> LLMUsage:
@@ -60,6 +103,22 @@ class LLMUsage(BaseModel):
                 f"cache_read_tokens + cache_write_tokens ({cached}) exceed input_tokens "
                 f"({self.input_tokens}); input_tokens must be the total prompt size, "
                 "cache tokens included"
+            )
+        if self.cache_write_1h_tokens > self.cache_write_tokens:
+            raise ValueError(
+                f"cache_write_1h_tokens ({self.cache_write_1h_tokens}) exceed "
+                f"cache_write_tokens ({self.cache_write_tokens}); 1-hour writes are a part "
+                "of cache_write_tokens"
+            )
+        if self.input_audio_tokens > self.input_tokens:
+            raise ValueError(
+                f"input_audio_tokens ({self.input_audio_tokens}) exceed input_tokens "
+                f"({self.input_tokens}); audio tokens are a part of input_tokens"
+            )
+        if self.output_audio_tokens > self.output_tokens:
+            raise ValueError(
+                f"output_audio_tokens ({self.output_audio_tokens}) exceed output_tokens "
+                f"({self.output_tokens}); audio tokens are a part of output_tokens"
             )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError(
@@ -111,7 +170,8 @@ def parse_llm_usage(value: Any, *, step: str = "?") -> list[LLMUsage]:
                 problems += f"; and {len(errors) - _MAX_PROBLEMS_SHOWN:,} more"
             raise UsageError(
                 f"step {step!r} returned an invalid llm_usage[{i}]: {problems}. "
-                "Token counts must be non-negative integers, 'model' is required, and "
+                f"Token counts must be integers from 0 to {MAX_TOKENS:,}, 'model' is required, "
+                "and "
                 f"the allowed keys are {sorted(LLMUsage.model_fields)}"
             ) from None
     return out

@@ -534,6 +534,10 @@ def _age(age: timedelta) -> str:
 async def cmd_db(args: argparse.Namespace) -> int:
     from ..ledger import safe_url
 
+    if args.db_command in ("reconcile", "reprice"):
+        from . import _ledger_admin
+
+        return await _ledger_admin.run(args)
     if args.db_command == "upgrade":
         from ._migrate import upgrade_when_reachable
 
@@ -847,6 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--payload-store",
         help="payload store to prune as well (default $BATON_PAYLOAD_STORE; 'off' for none)",
     )
+
+    from . import _ledger_admin
+
+    _ledger_admin.add_parsers(db_sub, common, ledger_url_help)
     return parser
 
 

@@ -6,7 +6,7 @@ Example::
 
     async with LedgerStore.from_url("postgresql://baton@db/baton") as store:
         await store.migrate()                      # once per database (baton db upgrade)
-        await store.record(records)                # idempotent; priced on write
+        await store.record(records)                # idempotent; priced at the call's time
         print(await store.workflow_totals("wf-1"))
 
 See :mod:`baton_temporal.stats` for the query functions and text formatting, and
@@ -15,14 +15,18 @@ See :mod:`baton_temporal.stats` for the query functions and text formatting, and
 
 from ._store import (
     LEDGER_URL_ENV,
+    CallIntent,
     DebugLogEntry,
     LedgerConfigError,
     LedgerError,
     LedgerNotMigrated,
     LedgerStore,
     LedgerUnavailable,
+    LedgerWriteError,
     ModelCost,
     PruneResult,
+    ReconcileResult,
+    RepriceResult,
     StepStats,
     UsageRecord,
     WorkflowTotals,
@@ -32,14 +36,18 @@ from ._store import (
 
 __all__ = [
     "LEDGER_URL_ENV",
+    "CallIntent",
     "DebugLogEntry",
     "LedgerConfigError",
     "LedgerError",
     "LedgerNotMigrated",
     "LedgerStore",
     "LedgerUnavailable",
+    "LedgerWriteError",
     "ModelCost",
     "PruneResult",
+    "ReconcileResult",
+    "RepriceResult",
     "StepStats",
     "UsageRecord",
     "WorkflowTotals",

@@ -26,7 +26,9 @@ Row = dict[str, Any]
 
 
 class PgInsert:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for any number of rows.
+    """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for any number of rows;
+    with ``replace_when``, ``DO UPDATE SET <every column> WHERE <replace_when>`` instead
+    (RETURNING then names the rows inserted or replaced).
 
     Example::
 
@@ -35,7 +37,9 @@ class PgInsert:
         new_keys = {r[0] for r in await cursor.fetchall()}
     """
 
-    def __init__(self, table: Table, dialect: Dialect, *, key: str) -> None:
+    def __init__(
+        self, table: Table, dialect: Dialect, *, key: str, replace_when: str | None = None
+    ) -> None:
         # Every column but the generated primary key, in table order.
         columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
         # Only the ledger's own column types convert values (TypeDecorator.process_bind_param);
@@ -53,7 +57,18 @@ class PgInsert:
         quote = dialect.identifier_preparer
         names = ", ".join(quote.quote(c.name) for c in columns)
         self._head = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES "
-        self._tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        if replace_when is None:
+            self._tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+        else:
+            assignments = ", ".join(
+                f"{quote.quote(c.name)} = EXCLUDED.{quote.quote(c.name)}"
+                for c in columns
+                if c.name != key
+            )
+            self._tail = (
+                f" ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {replace_when}"
+                f" RETURNING {key}"
+            )
         self._one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         self._texts: dict[int, str] = {}
 

@@ -169,11 +169,38 @@ class StepStat(Base):
     cache_read_tokens: Mapped[int] = mapped_column(BigInteger(), nullable=False)
     cache_write_tokens: Mapped[int] = mapped_column(BigInteger(), nullable=False)
     reasoning_tokens: Mapped[int] = mapped_column(BigInteger(), nullable=False)
+    # Added by revision 0002: every dimension the providers bill and genai-prices prices.
+    # Parts of the counts above (1h writes of cache_write_tokens, audio of input/output).
+    cache_write_1h_tokens: Mapped[int] = mapped_column(
+        BigInteger(), nullable=False, server_default="0"
+    )
+    input_audio_tokens: Mapped[int] = mapped_column(
+        BigInteger(), nullable=False, server_default="0"
+    )
+    output_audio_tokens: Mapped[int] = mapped_column(
+        BigInteger(), nullable=False, server_default="0"
+    )
+    web_search_requests: Mapped[int] = mapped_column(
+        BigInteger(), nullable=False, server_default="0"
+    )
+    service_tier: Mapped[str | None] = mapped_column(String(), nullable=True)
+    speed: Mapped[str | None] = mapped_column(String(), nullable=True)
+    # When the request left: the day whose prices apply (NULL on rows from before 0002).
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Size of the prompt in characters, from the intent written before the request: what
+    # a lost reply's input tokens are estimated from.
+    prompt_chars: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
+    # Why a row is unpriced when a pricer had something to say (e.g. the prefix-only
+    # candidate of a look-alike model name).
+    price_note: Mapped[str | None] = mapped_column(String(), nullable=True)
     latency_ms: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
     # NULL when no pricer knew the model: "unpriced", never a guessed number.
     cost_usd: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
     price_model: Mapped[str | None] = mapped_column(String(), nullable=True)
     price_version: Mapped[str | None] = mapped_column(String(), nullable=True)
+    # "pending" (intent: request sent, no reply yet), "ok", "step_failed" (the attempt
+    # raised after the call), "lost_reply" (the worker died waiting: input estimated,
+    # output unknown).
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 

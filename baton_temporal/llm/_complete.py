@@ -11,14 +11,14 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ..usage import LLMUsage
+from ..usage import LLMUsage, UsageError
 from ._clients import LLMClients
 from ._config import LLMConfig, LLMConfigError
 from ._errors import (
@@ -30,9 +30,42 @@ from ._errors import (
     redact,
 )
 from ._providers import Provider, resolve_provider
-from ._usage import usage_from_anthropic, usage_from_openai
+from ._usage import usage_from_reply
 
-__all__ = ["DEFAULT_ANTHROPIC_MAX_TOKENS", "LLMResponse", "Message", "complete"]
+__all__ = [
+    "DEFAULT_ANTHROPIC_MAX_TOKENS",
+    "INVALID_PROVIDER_USAGE",
+    "BilledReplyError",
+    "LLMResponse",
+    "Message",
+    "complete",
+]
+
+INVALID_PROVIDER_USAGE = "InvalidProviderUsage"
+
+
+class BilledReplyError(ApplicationError):
+    """A reply the provider answered with success (so billed) that cannot be used.
+
+    ``usage`` is what the reply reported (read before anything else in the body could
+    fail), or None when its usage block itself could not be believed; the caller records
+    the call either way. Temporal sees an ordinary ``ApplicationError`` of ``type``.
+
+    Example::
+
+        try:
+            reply = await complete(messages, model="gpt-4o")
+        except BilledReplyError as err:
+            ledger_rows.append(err.usage)   # billed though unusable
+            raise
+    """
+
+    def __init__(
+        self, message: str, *, usage: LLMUsage | None, type: str, non_retryable: bool = False
+    ) -> None:
+        super().__init__(message, type=type, non_retryable=non_retryable)
+        self.usage = usage
+
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +151,7 @@ async def complete(
 
     owned = clients is None
     active = clients if clients is not None else LLMClients()
+    requested_at = datetime.now(UTC)
     try:
         # Built (or found) before the clock starts; raises MissingAPIKey without a key.
         create: Any
@@ -156,22 +190,34 @@ async def complete(
             await active.aclose()
 
     data = _parse_json(content, provider, name, secrets)
+    reported = data.get("model")
+    if not isinstance(reported, str) or not reported or len(reported) > 256:
+        reported = name
+    # The usage first: the reply was billed, and whatever else in it is broken must not
+    # keep the call out of the ledger.
+    try:
+        usage = usage_from_reply(
+            data,
+            provider=provider,
+            model=reported,
+            latency_ms=latency_ms,
+            call_id=call_id,
+            requested_at=requested_at,
+        )
+    except UsageError as exc:
+        raise BilledReplyError(
+            redact(str(exc), secrets), usage=None, type=INVALID_PROVIDER_USAGE, non_retryable=True
+        ) from None
     extract = _extract_anthropic if provider == "anthropic" else _extract_openai
     try:
         text, stop_reason = extract(data)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise malformed_response_error(
+        error = malformed_response_error(
             provider, name, f"unexpected shape: {type(exc).__name__} {exc}", secrets
+        )
+        raise BilledReplyError(
+            error.message, usage=usage, type=error.type or PROVIDER_RETRYABLE
         ) from None
-    reported: str = data["model"] if isinstance(data.get("model"), str) and data["model"] else name
-    to_usage = usage_from_anthropic if provider == "anthropic" else usage_from_openai
-    usage = to_usage(
-        data.get("usage"),
-        model=reported,
-        provider=provider,
-        latency_ms=latency_ms,
-        call_id=call_id,
-    )
     return LLMResponse(
         text=text,
         model=reported,
@@ -290,13 +336,22 @@ def _extract_anthropic(data: dict[str, Any]) -> tuple[str, str | None]:
     if not isinstance(blocks, list):
         raise TypeError("content is not a list")
     text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
-    return text, data.get("stop_reason")
+    return text, _stop(data.get("stop_reason"))
 
 
 def _extract_openai(data: dict[str, Any]) -> tuple[str, str | None]:
     choice = data["choices"][0]
     # content is null for a refusal or a pure tool call: an empty text, not an error.
-    return choice["message"].get("content") or "", choice.get("finish_reason")
+    text = choice["message"].get("content") or ""
+    if not isinstance(text, str):
+        raise TypeError(f"message content is a {type(text).__name__}, not a string")
+    return text, _stop(choice.get("finish_reason"))
+
+
+def _stop(reason: Any) -> str | None:
+    if reason is not None and not isinstance(reason, str):
+        raise TypeError(f"the stop reason is a {type(reason).__name__}, not a string")
+    return reason
 
 
 def _redacted(value: Any, secrets: list[str]) -> Any:

@@ -1,24 +1,102 @@
-"""Provider usage blocks -> :class:`~baton_temporal.usage.LLMUsage`; pure functions.
+"""Provider replies -> :class:`~baton_temporal.usage.LLMUsage`; pure functions.
+
+The counting is genai-prices' own: its per-provider extractors (the ones
+``genai_prices.extract_usage`` uses) read the reply, so the ledger prices exactly what
+genai-prices would price from the raw reply: 1-hour cache writes, web searches, audio,
+reasoning/thinking tokens included. Two things are added around it:
+
+* what selects a price but is not a count: OpenAI's ``service_tier`` (top level of the
+  reply), Anthropic's ``usage.service_tier`` and ``usage.speed``;
+* leniency for replies the extractor refuses (a local OpenAI-compatible server that
+  omits ``completion_tokens``, a null or nonsense field): such fields count as 0, parts
+  are clamped to their whole, and the billed call still gets a row.
 
 The one rule that matters: ``LLMUsage.input_tokens`` is the whole prompt. Anthropic
 reports cache reads and writes *beside* ``input_tokens``, so they are added; OpenAI's
-``prompt_tokens`` already contains its cached tokens, so nothing is added. Reasoning
-tokens are part of the output on both sides and are never added on top.
+``prompt_tokens`` already contains its cached tokens. Reasoning tokens are part of the
+output on both sides and are never added on top.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from ..usage import LLMUsage
+from ..usage import MAX_TOKENS, LLMUsage, UsageError
 
-__all__ = ["normalize_usage", "usage_from_anthropic", "usage_from_openai"]
+__all__ = ["normalize_usage", "usage_from_anthropic", "usage_from_openai", "usage_from_reply"]
 
 # Keys only the seed's own (already normalised) llm_usage shape uses.
 _SEED_KEYS = frozenset({"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"})
+# genai-prices usage keys -> LLMUsage fields.
+_FIELDS = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "cache_write_1h_tokens": "cache_write_1h_tokens",
+    "output_reasoning_tokens": "reasoning_tokens",
+    "input_audio_tokens": "input_audio_tokens",
+    "output_audio_tokens": "output_audio_tokens",
+    "web_searches": "web_search_requests",
+}
+
+
+def usage_from_reply(
+    reply: Mapping[str, Any] | BaseModel,
+    *,
+    provider: str,
+    model: str,
+    latency_ms: int | None = None,
+    call_id: str | None = None,
+    requested_at: datetime | None = None,
+) -> LLMUsage:
+    """The usage of a whole provider reply (Anthropic Messages, OpenAI Chat or Responses).
+
+    Raises :class:`~baton_temporal.usage.UsageError` when a count is beyond the ledger's
+    bounds (``MAX_TOKENS``): the call was billed, but the number cannot be true.
+
+    Example::
+
+        usage_from_reply(message.model_dump(), provider="anthropic", model=message.model)
+    """
+    data = _as_dict(reply)
+    block = _sub(data.get("usage"))
+    kind = "anthropic" if provider == "anthropic" else "openai"
+    counts = _extracted(kind, block, model)
+    if counts is None:
+        counts = _lenient(kind, block)
+    _fit_parts(counts)
+    if kind == "anthropic":
+        tier, speed = block.get("service_tier"), block.get("speed")
+    else:
+        tier, speed = data.get("service_tier"), None
+    try:
+        return LLMUsage(
+            model=model,
+            provider=provider,
+            latency_ms=latency_ms,
+            call_id=call_id,
+            requested_at=requested_at,
+            service_tier=tier if isinstance(tier, str) and tier else None,
+            speed=speed if isinstance(speed, str) and speed else None,
+            **counts,
+        )
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'usage'}: {e['msg']}" for e in err.errors()
+        )
+        raise UsageError(
+            f"the {provider} reply for model {model!r} reports usage the ledger cannot "
+            f"store ({problems}); counts above {MAX_TOKENS:,} tokens are refused as untrue"
+        ) from None
 
 
 def usage_from_anthropic(
@@ -38,24 +116,14 @@ def usage_from_anthropic(
                               "cache_creation_input_tokens": 200}, model="claude-x")
         # input_tokens=1220, cache_read_tokens=1000, cache_write_tokens=200, output_tokens=5
     """
-    u = _as_dict(usage)
-    uncached = _count(u.get("input_tokens"))
-    read = _count(u.get("cache_read_input_tokens"))
-    write = _count(u.get("cache_creation_input_tokens"))
-    if write == 0:
-        # Newer responses break writes down by TTL; use the breakdown if the total is absent.
-        breakdown = _as_dict(u.get("cache_creation"))
-        write = sum(_count(v) for v in breakdown.values())
-    return LLMUsage(
+    usage = usage_from_reply(
+        {"usage": _as_dict(usage)},
+        provider="anthropic",
         model=model,
-        provider=provider,
-        input_tokens=uncached + read + write,
-        output_tokens=_count(u.get("output_tokens")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
         latency_ms=latency_ms,
         call_id=call_id,
     )
+    return usage if provider == "anthropic" else usage.model_copy(update={"provider": provider})
 
 
 def usage_from_openai(
@@ -76,31 +144,109 @@ def usage_from_openai(
                           model="o3-mini")
         # input_tokens=1200, cache_read_tokens=1000, output_tokens=300, reasoning_tokens=256
     """
-    u = _as_dict(usage)
-    if "prompt_tokens" in u or "completion_tokens" in u:
-        prompt, completion = u.get("prompt_tokens"), u.get("completion_tokens")
-        in_details = _as_dict(u.get("prompt_tokens_details"))
-        out_details = _as_dict(u.get("completion_tokens_details"))
-    else:  # Responses API: input_tokens / output_tokens with *_details
-        prompt, completion = u.get("input_tokens"), u.get("output_tokens")
-        in_details = _as_dict(u.get("input_tokens_details"))
-        out_details = _as_dict(u.get("output_tokens_details"))
-    input_tokens = _count(prompt)
-    output_tokens = _count(completion)
-    # Clamped rather than rejected: the call was billed, and a row that is slightly off
-    # is better than a usage record lost to a validation error.
-    cached = min(_count(in_details.get("cached_tokens")), input_tokens)
-    reasoning = min(_count(out_details.get("reasoning_tokens")), output_tokens)
-    return LLMUsage(
+    result = usage_from_reply(
+        {"usage": _as_dict(usage)},
+        provider="openai",
         model=model,
-        provider=provider,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cached,
-        reasoning_tokens=reasoning,
         latency_ms=latency_ms,
         call_id=call_id,
     )
+    return result if provider == "openai" else result.model_copy(update={"provider": provider})
+
+
+def _extracted(kind: str, block: dict[str, Any], model: str) -> dict[str, int] | None:
+    """Counts read by genai-prices' extractor for this shape, or None if it refuses it."""
+    extractor = _extractor(kind, _flavor(kind, block))
+    if extractor is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, usage = extractor.extract({"model": model, "usage": block})
+    except (ValueError, TypeError, KeyError):
+        return None
+    counts: dict[str, int] = {}
+    for key, field in _FIELDS.items():
+        value = usage.reported_value(key)
+        counts[field] = _count(value)
+    if kind == "anthropic" and "cache_creation_input_tokens" not in block:
+        # Only the TTL breakdown: it is the write total, and part of the prompt.
+        breakdown = _sub(block.get("cache_creation"))
+        write = sum(_count(v) for v in breakdown.values())
+        counts["cache_write_tokens"] = write
+        counts["input_tokens"] += write
+    return counts
+
+
+def _flavor(kind: str, block: Mapping[str, Any]) -> str:
+    if kind == "anthropic":
+        return "default"
+    chat_keys = {"prompt_tokens", "completion_tokens", "prompt_tokens_details"}
+    return "chat" if chat_keys & block.keys() else "responses"
+
+
+@cache
+def _extractor(kind: str, flavor: str) -> Any:
+    # Imported here: the price data is large, and many processes never read a reply.
+    from genai_prices import data_snapshot
+
+    for provider in data_snapshot.get_snapshot().providers:
+        if provider.id == kind:
+            for extractor in provider.extractors or ():
+                if extractor.api_flavor == flavor:
+                    return extractor
+    return None
+
+
+def _lenient(kind: str, u: dict[str, Any]) -> dict[str, int]:
+    """Counts of a block the extractor refused: missing, null or nonsense fields are 0."""
+    if kind == "anthropic":
+        uncached = _count(u.get("input_tokens"))
+        read = _count(u.get("cache_read_input_tokens"))
+        breakdown = _sub(u.get("cache_creation"))
+        write = _count(u.get("cache_creation_input_tokens")) or sum(
+            _count(v) for v in breakdown.values()
+        )
+        tools = _sub(u.get("server_tool_use"))
+        thinking = _sub(u.get("output_tokens_details"))
+        return {
+            "input_tokens": uncached + read + write,
+            "output_tokens": _count(u.get("output_tokens")),
+            "cache_read_tokens": read,
+            "cache_write_tokens": write,
+            "cache_write_1h_tokens": _count(breakdown.get("ephemeral_1h_input_tokens")),
+            "reasoning_tokens": _count(thinking.get("thinking_tokens")),
+            "web_search_requests": _count(tools.get("web_search_requests")),
+        }
+    if "prompt_tokens" in u or "completion_tokens" in u:
+        prompt, completion = u.get("prompt_tokens"), u.get("completion_tokens")
+        in_details = _sub(u.get("prompt_tokens_details"))
+        out_details = _sub(u.get("completion_tokens_details"))
+    else:  # Responses API: input_tokens / output_tokens with *_details
+        prompt, completion = u.get("input_tokens"), u.get("output_tokens")
+        in_details = _sub(u.get("input_tokens_details"))
+        out_details = _sub(u.get("output_tokens_details"))
+    return {
+        "input_tokens": _count(prompt),
+        "output_tokens": _count(completion),
+        "cache_read_tokens": _count(in_details.get("cached_tokens")),
+        "cache_write_tokens": _count(in_details.get("cache_write_tokens")),
+        "reasoning_tokens": _count(out_details.get("reasoning_tokens")),
+        "input_audio_tokens": _count(in_details.get("audio_tokens")),
+        "output_audio_tokens": _count(out_details.get("audio_tokens")),
+    }
+
+
+def _fit_parts(c: dict[str, int]) -> None:
+    """Clamp parts to their whole: the call was billed, and a row slightly off is better
+    than a usage record lost to a validation error."""
+    inp, out = c.get("input_tokens", 0), c.get("output_tokens", 0)
+    c["cache_read_tokens"] = min(c.get("cache_read_tokens", 0), inp)
+    c["cache_write_tokens"] = min(c.get("cache_write_tokens", 0), inp - c["cache_read_tokens"])
+    c["cache_write_1h_tokens"] = min(c.get("cache_write_1h_tokens", 0), c["cache_write_tokens"])
+    c["input_audio_tokens"] = min(c.get("input_audio_tokens", 0), inp)
+    c["reasoning_tokens"] = min(c.get("reasoning_tokens", 0), out)
+    c["output_audio_tokens"] = min(c.get("output_audio_tokens", 0), out)
 
 
 def normalize_usage(
@@ -130,7 +276,8 @@ def normalize_usage(
     """
     u = _as_dict(usage)
     openai_keys = {"prompt_tokens", "completion_tokens", "input_tokens_details"}
-    if openai_keys & u.keys() or "output_tokens_details" in u:
+    details = _sub(u.get("output_tokens_details"))
+    if openai_keys & u.keys() or "reasoning_tokens" in details or "audio_tokens" in details:
         return usage_from_openai(
             u,
             model=_model(model),
@@ -175,12 +322,20 @@ def _as_dict(value: Any) -> dict[str, Any]:
     )
 
 
+def _sub(value: Any) -> dict[str, Any]:
+    """A nested block: anything but a mapping (null, nonsense) counts as empty."""
+    return _as_dict(value) if isinstance(value, Mapping | BaseModel) else {}
+
+
 def _count(value: Any) -> int:
-    """A token count from a provider field: missing, null or nonsense counts as 0."""
+    """A token count from a provider field: missing, null, negative or nonsense is 0.
+    A huge number is kept, for LLMUsage's bounds to refuse."""
     if isinstance(value, bool) or value is None:
         return 0
+    if isinstance(value, float | Decimal):
+        if not math.isfinite(value) or value != int(value):
+            return 0
+        value = int(value)
     if isinstance(value, int):
         return max(value, 0)
-    if isinstance(value, float) and value.is_integer():
-        return max(int(value), 0)
     return 0

@@ -3,12 +3,15 @@
 
 How a call's usage reaches the ledger, and why nothing is lost or billed twice:
 
-1. ``call_llm`` records the normalised usage of every call in the running attempt's
-   capture (a context variable the interceptor sets per activity attempt), with a
-   ``call_id`` that is stable for that attempt.
+1. ``call_llm`` reserves the call's index in the running attempt (a context variable the
+   interceptor sets per activity attempt) before anything is awaited, so concurrent
+   calls get distinct ``call_id`` s. It writes an *intent* row (call id, model, prompt
+   size) before the request leaves, and completes it with the usage when the reply
+   arrives. A worker killed in between leaves the intent, which the step's next attempt
+   (or ``baton db reconcile``) turns into a ``lost_reply`` row: the call is counted.
 2. When the attempt ends, the interceptor removes ``llm_usage`` from the result, merges
-   it with the captured calls (a call reported both ways counts once), and writes one
-   row per call, idempotently, straight to the ledger.
+   it with the captured calls (an explicit entry is the same call as a captured one only
+   by ``call_id``), and writes the rows not yet written, idempotently.
 3. If the ledger is down, the records travel back to the workflow inside the step's
    output (``StepOutput.pending_usage``), i.e. in Temporal history; the workflow then
    runs ``baton.record_usage``, which Temporal retries until the ledger is back. The
@@ -36,8 +39,16 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from ..ledger import LedgerError, LedgerNotMigrated, LedgerStore, UsageRecord
+from ..ledger import (
+    CallIntent,
+    LedgerError,
+    LedgerNotMigrated,
+    LedgerStore,
+    LedgerWriteError,
+    UsageRecord,
+)
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
+from ..llm._complete import BilledReplyError
 from ..metrics import ledger_counters
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
@@ -74,11 +85,43 @@ class WorkerResources:
 
 
 @dataclass
+class _Call:
+    """One LLM call of an attempt: its reserved id, its usage once the reply arrived."""
+
+    index: int
+    call_id: str
+    usage: LLMUsage | None = None
+    written: bool = False  # its usage row is in the ledger
+
+
+@dataclass
 class _Attempt:
     """The LLM calls of one running step attempt."""
 
     resources: WorkerResources | None
-    usages: list[LLMUsage] = field(default_factory=list)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    calls: list[_Call] = field(default_factory=list)
+    # Set after an intent or completion write failed: the ledger is not answering, so
+    # this attempt stops putting writes in front of its requests.
+    ledger_down: bool = False
+
+    def reserve(self, step: str, attempt: int) -> _Call:
+        """The next call's index and id, taken before anything is awaited: concurrent
+        calls of one attempt (asyncio.gather) never share an id."""
+        call = _Call(index=len(self.calls), call_id=f"{step}/{attempt}/{len(self.calls)}")
+        self.calls.append(call)
+        return call
+
+    @property
+    def usages(self) -> list[LLMUsage]:
+        """Usage of the calls that got a reply, in the order they were made."""
+        return [c.usage for c in self.calls if c.usage is not None]
+
+    @property
+    def store(self) -> LedgerStore | None:
+        if self.resources is None or not self.context or self.ledger_down:
+            return None
+        return self.resources.store
 
 
 _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -129,20 +172,151 @@ async def call_llm(
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:
         raise ApplicationError(resources.llm_error, type=INVALID_LLM_CONFIG, non_retryable=True)
-    call_id = f"{job.step}/{job.attempt}/{len(attempt.usages) if attempt else 0}"
-    response = await complete(
-        messages,
-        model=chosen,
-        config=resources.llm_config if resources else None,
-        clients=resources.clients if resources else None,
-        call_id=call_id,
-        **params,
-    )
-    if attempt is not None:
-        attempt.usages.append(response.usage)
+    call = attempt.reserve(job.step, job.attempt) if attempt is not None else None
+    call_id = call.call_id if call is not None else f"{job.step}/{job.attempt}/0"
+    intent = _intent_of(attempt, call, chosen, messages) if attempt and call else None
+    sent = False
+    try:
+        if attempt is not None and intent is not None:
+            await _begin_call(attempt, intent)
+        sent = True
+        response = await complete(
+            messages,
+            model=chosen,
+            config=resources.llm_config if resources else None,
+            clients=resources.clients if resources else None,
+            call_id=call_id,
+            **params,
+        )
+    except BilledReplyError as err:
+        # Billed though unusable: recorded now; the attempt's failure marks it so.
+        if attempt is not None and call is not None:
+            if err.usage is not None:
+                call.usage = err.usage
+                await _complete_call(attempt, call)
+            elif intent is not None:
+                await _settle(attempt, _lost(attempt, intent))
+        raise
+    except asyncio.CancelledError:
+        # Cancelled with the request out: the reply may be billed and is lost. Cancelled
+        # while writing the intent: no request left.
+        if attempt is not None and intent is not None:
+            await _settle(attempt, _lost(attempt, intent) if sent else _cancel(attempt, intent))
+        raise
+    except BaseException:
+        # No billed reply (an error status, a reset, a timeout): the intent goes, so
+        # that it is never counted as a lost reply.
+        if attempt is not None and intent is not None:
+            await _settle(attempt, _cancel(attempt, intent))
+        raise
+    if attempt is not None and call is not None:
+        call.usage = response.usage
+        await _complete_call(attempt, call)
         if resources and resources.store is not None and (job.debug or resources.debug):
             await _save_debug(resources.store, job, response)
     return response
+
+
+def _prompt_chars(messages: Sequence[Message]) -> int:
+    total = 0
+    for message in messages if isinstance(messages, Sequence) else ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(b.get("text") or "") for b in content if isinstance(b, Mapping))
+    return total
+
+
+def _intent_of(
+    attempt: _Attempt, call: _Call, model: str, messages: Sequence[Message]
+) -> CallIntent | None:
+    """The call's intent; None if there is no ledger (or it is down)."""
+    if attempt.store is None:
+        return None
+    ctx = attempt.context
+    try:
+        return CallIntent(
+            workflow_id=ctx["workflow_id"],
+            run_id=ctx["run_id"],
+            workflow_name=ctx["workflow_name"],
+            step=ctx["step"],
+            activity_id=ctx["activity_id"],
+            attempt=ctx["attempt"],
+            call_index=call.index,
+            call_id=call.call_id,
+            model=model[:256],
+            prompt_chars=_prompt_chars(messages),
+        )
+    except ValueError as err:  # a context the ledger cannot key (no workflow, say)
+        log.debug("no intent for call %s: %s", call.call_id, err)
+        return None
+
+
+async def _begin_call(attempt: _Attempt, intent: CallIntent) -> None:
+    """Write the call's intent before its request leaves. A write that timed out may
+    still land; the intent is then completed, removed or marked lost like any other."""
+    store = attempt.store
+    if store is not None:
+        await _settle(attempt, store.begin_call(intent))
+
+
+async def _complete_call(attempt: _Attempt, call: _Call) -> None:
+    """Write the call's usage now, completing its intent (or the attempt's end does)."""
+    store = attempt.store
+    if store is None or call.usage is None:
+        return
+    record = UsageRecord(**attempt.context, call_index=call.index, usage=call.usage, status="ok")
+    call.written = await _settle(attempt, store.record(record))
+
+
+async def _lost(attempt: _Attempt, intent: CallIntent) -> None:
+    store = attempt.store
+    if store is not None:
+        await store.reconcile(
+            workflow_id=intent.workflow_id,
+            run_id=intent.run_id,
+            activity_id=intent.activity_id,
+            call_key=intent.call_key,
+        )
+
+
+async def _cancel(attempt: _Attempt, intent: CallIntent) -> None:
+    store = attempt.store
+    if store is not None:
+        await store.cancel_call(intent.call_key)
+
+
+async def _settle(attempt: _Attempt, write: Any, timeout: float = LEDGER_WRITE_TIMEOUT_S) -> bool:
+    """Run one ledger write to its end even if the attempt is cancelled meanwhile (the
+    cancellation goes on after it); False if it failed, which stops further per-call
+    writes in this attempt."""
+    task = asyncio.ensure_future(asyncio.wait_for(write, timeout))
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})  # unlike awaiting it, never cancels the write
+        except asyncio.CancelledError:
+            cancelled = True
+    ok = True
+    try:
+        task.result()
+    except TimeoutError:
+        # Slow, not down (a loaded machine): the write may still land; the next one is
+        # tried as usual, and the attempt's end writes whatever is missing.
+        ok = False
+        log.warning("a ledger write in front of an LLM call took over %.0f s", timeout)
+    except (LedgerError, OSError) as err:
+        ok = False
+        attempt.ledger_down = True
+        log.warning(
+            "ledger write in front of an LLM call failed (%s); this attempt's usage is "
+            "written when it ends instead",
+            err,
+        )
+    if cancelled:
+        raise asyncio.CancelledError()
+    return ok
 
 
 async def _save_debug(store: LedgerStore, job: Job, response: LLMResponse) -> None:
@@ -184,27 +358,27 @@ def split_usage(result: Any) -> tuple[Any, list[Any]]:
 def merge_usage(captured: list[LLMUsage], explicit: list[LLMUsage]) -> list[LLMUsage]:
     """Captured calls plus explicitly reported ones, each call once.
 
-    An explicit entry is the same call as a captured one when their ``call_id`` match,
-    or, lacking a call_id, when model and token counts match an unclaimed captured call
-    (a step that copied ``reply.usage`` numbers into its ``llm_usage``).
+    An explicit entry is the same call as a captured one only when their ``call_id`` s
+    match (``reply.usage`` carries it, so ``llm_usage=[reply.usage]`` counts once). An
+    entry without a call_id is a call of its own: equal models or token counts prove
+    nothing. Two explicit entries with the same call_id are refused (UsageError): which of
+    them is the call cannot be told.
     """
-    merged = list(captured)
-    unclaimed = list(captured)
     ids = {u.call_id for u in captured if u.call_id}
-    for usage in explicit:
-        if usage.call_id and usage.call_id in ids:
-            continue
-        twin = next((c for c in unclaimed if usage.call_id is None and _same_call(c, usage)), None)
-        if twin is not None:
-            unclaimed.remove(twin)
-            continue
+    seen: dict[str, int] = {}
+    merged = list(captured)
+    for i, usage in enumerate(explicit):
+        if usage.call_id is not None:
+            if usage.call_id in seen:
+                raise UsageError(
+                    f"llm_usage[{seen[usage.call_id]}] and llm_usage[{i}] have the same "
+                    f"call_id {usage.call_id!r}; give each call its own call_id (or none)"
+                )
+            seen[usage.call_id] = i
+            if usage.call_id in ids:
+                continue
         merged.append(usage)
     return merged
-
-
-def _same_call(a: LLMUsage, b: LLMUsage) -> bool:
-    same_model = a.model == b.model or a.model.startswith(b.model) or b.model.startswith(a.model)
-    return same_model and a.input_tokens == b.input_tokens and a.output_tokens == b.output_tokens
 
 
 class UsageInterceptor(Interceptor):
@@ -235,7 +409,7 @@ class _UsageInbound(ActivityInboundInterceptor):
             return await self.next.execute_activity(input)
         resources: WorkerResources | None = self._get_resources()
         step_input = input.args[0] if input.args and isinstance(input.args[0], StepInput) else None
-        context = {
+        context: dict[str, Any] = {
             "workflow_id": info.workflow_id or "-",
             "run_id": info.workflow_run_id or "-",
             "workflow_name": (step_input.workflow_name if step_input else "")
@@ -249,13 +423,15 @@ class _UsageInbound(ActivityInboundInterceptor):
         carried = pending_from(info.heartbeat_details)
         if self._outbound is not None:
             self._outbound.pending = carried
-        attempt = _Attempt(resources)
+        attempt = _Attempt(resources, context)
+        if info.attempt > 1:
+            await _reconcile_earlier(resources, context)
         token = _attempt.set(attempt)
         try:
             result = await self.next.execute_activity(input)
         except BaseException as err:
             _attempt.reset(token)
-            records = _records(attempt.usages, context, "step_failed")
+            records = _call_records(attempt, "step_failed")
             pending = carried + await _write(resources, records)
             if pending:
                 activity.heartbeat({PENDING_USAGE_KEY: pending})
@@ -266,16 +442,20 @@ class _UsageInbound(ActivityInboundInterceptor):
         body, raw = split_usage(body)
         try:
             explicit = parse_llm_usage(raw, step=str(context["step"])) if raw else []
+            captured = attempt.usages
+            extra = merge_usage(captured, explicit)[len(captured) :]
         except UsageError as err:
             # The calls were made and billed: write what was captured, then refuse.
-            pending = carried + await _write(
-                resources, _records(attempt.usages, context, "step_failed")
-            )
+            pending = carried + await _write(resources, _call_records(attempt, "step_failed"))
             raise _with_pending(
                 ApplicationError(str(err), type=INVALID_USAGE_ERROR, non_retryable=True),
                 pending,
             ) from None
-        records = _records(merge_usage(attempt.usages, explicit), context, "ok")
+        records = _call_records(attempt, "ok", unwritten_only=True)
+        records += [
+            UsageRecord(**context, call_index=len(attempt.calls) + i, usage=u, status="ok")
+            for i, u in enumerate(extra)
+        ]
         pending = carried + await _write(resources, records)
         if isinstance(result, StepOutput):
             return StepOutput(result=body, attempt=result.attempt, pending_usage=pending)
@@ -307,8 +487,49 @@ class _CarryPending(ActivityOutboundInterceptor):
         super().heartbeat(*details)
 
 
-def _records(usages: list[LLMUsage], context: Mapping[str, Any], status: Any) -> list[UsageRecord]:
-    return UsageRecord.for_attempt(usages, status=status, **context) if usages else []
+def _call_records(
+    attempt: _Attempt, status: Any, *, unwritten_only: bool = False
+) -> list[UsageRecord]:
+    """Records of the attempt's calls that got a reply, keyed by their reserved index.
+
+    A failed attempt sends all of them: the ledger turns rows already written as "ok"
+    into "step_failed".
+    """
+    return [
+        UsageRecord(**attempt.context, call_index=c.index, usage=c.usage, status=status)
+        for c in attempt.calls
+        if c.usage is not None and not (unwritten_only and c.written)
+    ]
+
+
+async def _reconcile_earlier(resources: WorkerResources | None, context: Mapping[str, Any]) -> None:
+    """Turn the intents the attempts before this one left behind into lost replies.
+
+    An earlier attempt that is still running somewhere can still complete its calls:
+    real usage replaces a lost-reply row.
+    """
+    if resources is None or resources.store is None:
+        return
+    try:
+        lost = await asyncio.wait_for(
+            resources.store.reconcile(
+                workflow_id=context["workflow_id"],
+                run_id=context["run_id"],
+                activity_id=context["activity_id"],
+                before_attempt=context["attempt"],
+            ),
+            LEDGER_WRITE_TIMEOUT_S,
+        )
+    except (LedgerError, TimeoutError, OSError) as err:
+        log.warning("orphaned call intents of %s not reconciled yet: %s", context["step"], err)
+        return
+    if lost:
+        log.warning(
+            "%d call(s) of an earlier attempt of %s lost their reply (worker stopped); "
+            "recorded as lost replies",
+            lost,
+            context["step"],
+        )
 
 
 async def _write(resources: WorkerResources | None, records: list[UsageRecord]) -> list[dict]:
@@ -333,6 +554,11 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
         write.result()
         pending: list[dict] = []
         ledger_counters().wrote(len(records))
+    except LedgerWriteError as err:
+        # The database answered and refused: deferring would retry forever. Each row
+        # alone, so one bad row costs only itself; the step's result is kept.
+        pending = []
+        await _write_one_by_one(resources.store, records, err)
     except (LedgerError, TimeoutError, OSError) as err:
         pending = [r.model_dump(mode="json") for r in records]
         ledger_counters().failed(len(records), deferred=True)
@@ -353,6 +579,27 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
     if cancelled:
         raise asyncio.CancelledError()
     return pending
+
+
+async def _write_one_by_one(
+    store: LedgerStore, records: list[UsageRecord], first: BaseException
+) -> None:
+    refused = []
+    for record in records:
+        try:
+            await asyncio.wait_for(store.record(record), LEDGER_WRITE_TIMEOUT_S)
+        except (LedgerError, TimeoutError, OSError) as error:
+            refused.append((record, error))
+    for record, reason in refused:
+        log.error(
+            "ledger refused the usage row of %s (call %s, model %r) and it is NOT recorded: %s",
+            record.step,
+            record.usage.call_id or record.call_index,
+            record.usage.model,
+            reason,
+        )
+    if not refused:
+        log.warning("ledger refused a batch (%s) but took every row alone", first)
 
 
 def _with_pending(err: BaseException, pending: list[dict]) -> BaseException:
@@ -385,6 +632,12 @@ class UsageActivities:
             return 0
         try:
             written = await resources.store.record(records)
+        except LedgerWriteError as err:
+            # Not an outage: retrying cannot help, and failing would fail the flow
+            # with the step's result. Rows are tried alone; refused ones are logged.
+            typed = [UsageRecord.model_validate(r) for r in records]
+            await _write_one_by_one(resources.store, typed, err)
+            return 0
         except LedgerError as err:
             ledger_counters().failed(len(records), deferred=False)
             # Retryable on purpose: the records wait in Temporal until the ledger is back.

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Fault", "RecordedRequest", "StandIn", "assessment_text", "count_tokens"]
 
-FaultKind = Literal["ok", "status", "malformed", "reset"]
+FaultKind = Literal["ok", "status", "malformed", "reset", "reply"]
 Responder = Callable[[str, Sequence[Mapping[str, Any]]], str]
 
 # Answers that are fine for tests; the labels follow the score.
@@ -146,6 +146,17 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
     text: str | None = None
+    body: Mapping[str, Any] | None = None
+
+    @classmethod
+    def reply(cls, body: Mapping[str, Any], *, delay: float = 0.0) -> Fault:
+        """A 200 whose JSON body is ``body`` as given (e.g. an SDK object's
+        ``model_dump(mode="json")``), billed with the usage it reports.
+
+        For replies the stand-in does not make itself: 1-hour cache writes, web searches,
+        audio, service tiers, a billed body whose content is broken.
+        """
+        return cls(kind="reply", body=dict(body), delay=delay)
 
     @classmethod
     def ok(cls, text: str | None = None, *, delay: float = 0.0) -> Fault:
@@ -582,6 +593,19 @@ class StandIn:
             await _write(writer, fault.status_code, body, headers)
             return True
 
+        if fault.kind == "reply" and fault.body is not None:
+            body_usage = fault.body.get("usage")
+            record(
+                outcome="ok",
+                status_code=200,
+                billed=True,
+                body=payload,
+                model=model,
+                usage=body_usage if isinstance(body_usage, dict) else None,
+                text="",
+            )
+            await _write(writer, 200, dict(fault.body))
+            return True
         billed = fault.kind == "ok"
         try:
             reply, usage, text = self._answer(provider, model, payload, fault.text, commit=billed)

@@ -26,11 +26,24 @@ def test_same_call_id_counts_once() -> None:
     assert merge_usage(captured, [u(call_id="s/1/0")]) == captured
 
 
-def test_copied_numbers_without_call_id_count_once_per_captured_call() -> None:
+def test_equal_numbers_without_call_id_are_calls_of_their_own() -> None:
     captured = [u(call_id="s/1/0"), u(call_id="s/1/1")]
     merged = merge_usage(captured, [u(), u(), u()])
-    # Two copies match the two captured calls; the third is a call of its own.
-    assert len(merged) == 3
+    # Equal model and tokens prove nothing: only a call id says "the same call".
+    assert len(merged) == 5
+
+
+def test_a_model_name_prefix_with_equal_tokens_is_a_distinct_call() -> None:
+    captured = [u(model="gpt-4o-mini", call_id="s/1/0")]
+    merged = merge_usage(captured, [u(model="gpt-4o")])
+    assert [m.model for m in merged] == ["gpt-4o-mini", "gpt-4o"]
+
+
+def test_two_explicit_entries_sharing_a_call_id_are_refused() -> None:
+    with pytest.raises(
+        UsageError, match=r"llm_usage\[0\] and llm_usage\[1\] have the same call_id 'x'"
+    ):
+        merge_usage([], [u(call_id="x"), u(i=7, call_id="x")])
 
 
 def test_different_calls_all_count() -> None:

@@ -76,4 +76,6 @@ async def test_a_write_under_way_finishes_when_the_attempt_is_cancelled(
     await store.close()
     assert result.steps["ask"].attempt == 2
     assert billed == 2
-    assert [(r["attempt"], r["status"]) for r in rows] == [(1, "ok"), (2, "ok")]
+    # Attempt 1's write is the one call_llm makes when the reply arrives; the attempt was
+    # cancelled during it, so the call is recorded and marked as made by a failed attempt.
+    assert [(r["attempt"], r["status"]) for r in rows] == [(1, "step_failed"), (2, "ok")]

@@ -9,10 +9,12 @@ started, so trials overlap: a flow lives through several kills. At the end:
 * no step ran again after an attempt of it completed (no attempt after the one
   Temporal accepted; the accepted attempt is in the ledger once);
 * the ledger holds the stand-in's billed calls call for call (same step, same token
-  counts), except calls whose reply reached a worker that was killed (or whose attempt
-  Temporal cancelled) before it could write them. Those are counted and printed, never
-  hidden: usage lives only in the worker's memory between the provider's reply and the
-  ledger write, so a crash in that window loses the row though the provider billed it.
+  counts). A call whose worker was killed between the request and the ledger write is
+  still counted: its intent, written before the request left, became a ``lost_reply``
+  row (input estimated, output unknown) when the step's next attempt started. No billed
+  call is without a row. Lost replies whose request the kill cut off before any reply are
+  counted too (a real provider bills such requests; the stand-in does not): they are the
+  only rows beyond the billed calls, and are printed.
 """
 
 from __future__ import annotations
@@ -178,25 +180,29 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
     by_step: dict[tuple[str, str], list[dict[str, Any]]] = collections.defaultdict(list)
     for row in rows:
         by_step[(row["workflow_id"], row["step"])].append(row)
-    lost_to_kill: list[Any] = []
-    lost_to_cancel: list[Any] = []
+    assert not [r for r in rows if r["status"] == "pending"], "intents left unreconciled"
+    lost_rows = [r for r in rows if r["status"] == "lost_reply"]
+    complete_rows = [r for r in rows if r["status"] != "lost_reply"]
+    lost_billed: list[Any] = []  # billed, reply lost to the kill: a lost_reply row
+    lost_unbilled = 0  # lost_reply rows of requests the kill cut off before any reply
+    lost_unsent = 0  # of which the stand-in never saw the request
     abandoned_rows = 0
     stale_calls: list[Any] = []
     for key, made in calls.items():
-        recorded = by_step.get(key, [])
-        assert all(r["status"] == "ok" for r in recorded), (key, recorded)
+        recorded = [r for r in by_step.get(key, []) if r["status"] != "lost_reply"]
+        lost_here = [r for r in by_step.get(key, []) if r["status"] == "lost_reply"]
+        assert all(r["status"] in ("ok", "step_failed") for r in recorded), (key, recorded)
         # No step ran again once an attempt of it had completed: the attempt Temporal
         # accepted is in the ledger once, and no later attempt exists.
         final = [r for r in recorded if r["attempt"] == accepted[key]]
-        assert len(final) == 1, (key, accepted[key], [r["attempt"] for r in recorded])
+        assert len(final) == 1 and final[0]["status"] == "ok", (key, accepted[key], recorded)
         assert max(r["attempt"] for r in recorded) == accepted[key], key
+        assert all(r["attempt"] < accepted[key] for r in lost_here), key
         # Calls made after that: an older attempt's task that reached a starved worker
         # late (Temporal had already retried it); the worker cancels it at its first
         # heartbeat. Counted, not hidden.
         done_at = final[0]["recorded_at"]
         stale_calls += [r for r in made if datetime.fromtimestamp(r.time, UTC) > done_at]
-        # Earlier attempts that finished on a worker after Temporal had given up on them
-        # (killed before reporting, or too late): billed and recorded, both.
         abandoned_rows += len(recorded) - 1
         # Call for call: each row is one billed call (same token counts) made before it.
         unmatched = [r for r in made if r.billed]
@@ -213,20 +219,34 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
             )
             assert twin is not None, f"ledger row of {key} matches no billed call"
             unmatched.remove(twin)
-        # A billed call without a row: its attempt ended between the provider's reply and
-        # the ledger write, because its worker was killed or Temporal cancelled it.
+        # A billed call without a usage row: its worker died between the reply and the
+        # write. Its intent is there, as a lost reply of an earlier attempt.
+        # Or its attempt was cancelled while reading the reply (Temporal had given up
+        # on it): the intent became a lost reply there and then.
         for request in unmatched:
             death = killed_at.get(request.api_key_fingerprint)
-            if death is not None and death >= request.time:
-                lost_to_kill.append(request)
-            else:
+            if death is None or death < request.time:
                 assert (key[0], ACTIVITY[key[1]]) in cancelled[request.api_key_fingerprint], (
-                    f"billed call {request.index} of {key} has no ledger row, and its "
-                    "attempt was neither killed nor cancelled"
+                    f"billed call {request.index} of {key} has no row, and its attempt was "
+                    "neither killed nor cancelled"
                 )
-                lost_to_cancel.append(request)
-    assert len(rows) + len(lost_to_kill) + len(lost_to_cancel) == len(billed)
-    gaps = [killed_at[r.api_key_fingerprint] - r.time - LATENCY_S for r in lost_to_kill]
+        assert len(unmatched) <= len(lost_here), (
+            f"{key}: {len(unmatched)} billed calls without a row, {len(lost_here)} lost replies"
+        )
+        lost_billed += unmatched
+        # The other lost replies are requests that never got a reply: cut off by the kill
+        # (or a cancellation) in flight, or killed after the intent was written but
+        # before the request reached the provider. Each lies before some kill.
+        cut_here = [r for r in made if r.outcome == "client_gone"]
+        extra = len(lost_here) - len(unmatched)
+        last_kill = max(killed_at.values(), default=0.0)
+        assert all(r["requested_at"].timestamp() <= last_kill for r in lost_here), key
+        lost_unbilled += extra
+        lost_unsent += max(0, extra - len(cut_here))
+    # Every billed call is in the ledger: with its usage, or as a lost reply.
+    assert len(complete_rows) + len(lost_billed) == len(billed)
+    assert len(lost_rows) == len(lost_billed) + lost_unbilled
+    gaps = [killed_at[r.api_key_fingerprint] - r.time - LATENCY_S for r in lost_billed]
 
     figures = [
         ("trials (worker SIGKILLs)", len(kills)),
@@ -238,11 +258,15 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
         ("calls cut off by a kill (not billed)", len(cut_by_kill)),
         ("calls cut off on a live worker (attempt given up)", len(cut_alive)),
         ("calls billed by the stand-in", len(billed)),
-        ("calls recorded in the ledger", len(rows)),
+        ("calls in the ledger (rows)", len(rows)),
+        ("  with their usage", len(complete_rows)),
         ("  of which attempts Temporal had given up on", abandoned_rows),
-        ("billed, no row: worker killed after the reply", len(lost_to_kill)),
+        ("  lost replies (intent reconciled)", len(lost_rows)),
+        ("    billed: killed/cancelled after the reply", len(lost_billed)),
+        ("    cut off before a reply (kill or cancel)", lost_unbilled),
+        ("      of which never reached the stand-in", lost_unsent),
         ("  kill this long after the reply (s)", " ".join(f"{g:.2f}" for g in gaps) or "-"),
-        ("billed, no row: attempt cancelled reading the reply", len(lost_to_cancel)),
+        ("billed calls without a row", len(billed) - len(complete_rows) - len(lost_billed)),
         ("completed steps run again (later attempt)", 0),
         (
             "calls by stale attempts after completion (billed)",

@@ -74,6 +74,21 @@ async def store(unmigrated_store: LedgerStore) -> LedgerStore:
     return unmigrated_store
 
 
+@pytest_asyncio.fixture
+async def pg_store(postgres_server: PostgresServer) -> AsyncIterator[LedgerStore]:
+    """A migrated store on PostgreSQL only, for behaviour only PostgreSQL has (its own
+    INSERT path, integer ranges, table locks from a second session)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = postgres_server.create_database(name)
+    store = LedgerStore.from_url(url, pricer=GenAIPricesPricer())
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()
+        postgres_server.drop_database(name)
+
+
 RecordFactory = Callable[..., UsageRecord]
 
 

@@ -206,3 +206,18 @@ def test_pricer_from_env(tmp_path: Path) -> None:
     for bad in ("no_colon", "no.such.module:x", f"{__name__}:missing", f"{__name__}:Decimal"):
         with pytest.raises(PricingError, match="BATON_PRICER"):
             pricer_from_env({"BATON_PRICER": bad})
+
+
+def test_prefix_match_setting() -> None:
+    odd = LLMUsage(model="claude-sonnet-4-5-mystery", provider="anthropic", input_tokens=10)
+    strict = pricer_from_env({})
+    quote = strict.cost(odd)
+    assert quote is not None and quote.cost_usd is None
+    assert quote.price_model == "anthropic/claude-sonnet-4-5" and "prefix-only" in (
+        quote.note or ""
+    )
+    loose = pricer_from_env({"BATON_PRICE_PREFIX_MATCH": "1"})
+    priced = loose.cost(odd)
+    assert priced is not None and priced.cost_usd is not None and priced.cost_usd > 0
+    with pytest.raises(PricingError, match="BATON_PRICE_PREFIX_MATCH='maybe': expected 1 or 0"):
+        pricer_from_env({"BATON_PRICE_PREFIX_MATCH": "maybe"})

@@ -64,9 +64,10 @@ async def test_anthropic_call_sends_system_apart_and_normalises_cache_usage(
         assert reply.usage.latency_ms is not None and reply.usage.latency_ms >= 0
     assert first.usage.input_tokens == second.usage.input_tokens  # same prompt, same total
     assert first.usage.call_id and first.usage.call_id != second.usage.call_id
-    assert first.usage.model_copy(update={"latency_ms": 5}) == usage_from_anthropic(
-        raw1, model=model, latency_ms=5, call_id=first.usage.call_id
-    )
+    assert first.usage.requested_at is not None  # the call is priced at its own time
+    assert first.usage.model_copy(
+        update={"latency_ms": 5, "requested_at": None}
+    ) == usage_from_anthropic(raw1, model=model, latency_ms=5, call_id=first.usage.call_id)
 
 
 async def test_openai_reasoning_model_usage_and_max_tokens_translation(
@@ -93,9 +94,8 @@ async def test_openai_reasoning_model_usage_and_max_tokens_translation(
         assert reply.usage.reasoning_tokens == raw["completion_tokens_details"]["reasoning_tokens"]
         assert reply.usage.reasoning_tokens < reply.usage.output_tokens
         assert reply.usage.cache_write_tokens == 0
-    assert second.usage.model_copy(update={"latency_ms": None, "call_id": None}) == (
-        usage_from_openai(raw2, model="o3-mini")
-    )
+    update = {"latency_ms": None, "call_id": None, "requested_at": None}
+    assert second.usage.model_copy(update=update) == (usage_from_openai(raw2, model="o3-mini"))
 
 
 async def test_params_pass_through(standin: StandIn, config: LLMConfig) -> None:

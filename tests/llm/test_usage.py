@@ -42,6 +42,7 @@ def test_anthropic_input_adds_cache_reads_and_writes() -> None:
         output_tokens=393,
         cache_read_tokens=1800,
         cache_write_tokens=188,
+        service_tier="standard",
         latency_ms=12,
     )
     assert usage.uncached_input_tokens == 21

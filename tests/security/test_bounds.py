@@ -550,7 +550,12 @@ async def _usage_with_stray_keys(job: baton.Job) -> dict:
             "returned 5,000 llm_usage entries; at most 1,000",
         ),
         (_deep_result, {"depth": 5000}, "StepResultError", "nests deeper than 100 levels; flatten"),
-        (_deep_list, {"depth": 100_000}, "StepResultError", "nests deeper than 100 levels; flatten"),
+        (
+            _deep_list,
+            {"depth": 100_000},
+            "StepResultError",
+            "nests deeper than 100 levels; flatten",
+        ),
         (_self_containing, {}, "StepResultError", "contains itself"),
         (
             _usage_with_stray_keys,

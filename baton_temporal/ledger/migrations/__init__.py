@@ -4,7 +4,7 @@ They are run by ``await LedgerStore.migrate()`` (and ``baton db upgrade``); no
 ``alembic.ini`` is needed. To write a new revision against a scratch database::
 
     from alembic import command
-    from baton_temporal.ledger._store import alembic_config
+    from baton_temporal.ledger._migrations import alembic_config
 
     cfg = alembic_config("sqlite:///scratch.sqlite3")
     command.upgrade(cfg, "head")

@@ -13,8 +13,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
 
+from baton_temporal.ledger._config import to_sync_url
 from baton_temporal.ledger._schema import VERSION_TABLE, Base
-from baton_temporal.ledger._store import to_sync_url
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,173 @@
+"""Ledger URLs and settings, and the ledger's error classes.
+
+Example::
+
+    to_async_url("postgresql://baton@db/baton")   # postgresql+psycopg://baton@db/baton
+    safe_url("postgresql://baton:secret@db/baton")  # postgresql://baton:***@db/baton
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "LEDGER_URL_ENV",
+    "LedgerConfigError",
+    "LedgerError",
+    "LedgerNotMigrated",
+    "LedgerUnavailable",
+    "LedgerWriteError",
+    "default_ledger_url",
+    "mask_secrets",
+    "safe_url",
+    "to_async_url",
+    "to_sync_url",
+]
+
+LEDGER_URL_ENV = "BATON_LEDGER_URL"
+DEFAULT_SQLITE_PATH = Path(".baton") / "ledger.sqlite3"
+
+_FIX_MIGRATE = "run `baton db upgrade` (or `await store.migrate()`) against it"
+
+# ----------------------------------------------------------------------------- errors
+
+
+class LedgerError(Exception):
+    """Base class of the ledger's own errors."""
+
+
+class LedgerConfigError(LedgerError, ValueError):
+    """The ledger URL or settings are invalid; no retry can fix it."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger database cannot be reached right now (down, restarting, locked).
+
+    Retryable: the write is idempotent, so the same records can be sent again later.
+    """
+
+
+class LedgerNotMigrated(LedgerError):
+    """The ledger database exists but its tables are missing or out of date."""
+
+
+class LedgerWriteError(LedgerError):
+    """The database is reachable but refused the write (a bad value, a broken schema).
+
+    Not retryable: sending the same rows again gives the same answer. The message names
+    the problem; the step's result is kept, and the rows stay in the step's output.
+    """
+
+
+# -------------------------------------------------------------------------------- URLs
+
+
+def default_ledger_url(environ: Mapping[str, str] | None = None) -> str:
+    """``$BATON_LEDGER_URL``, else the embedded SQLite file ``./.baton/ledger.sqlite3``.
+
+    The relative path is resolved now, against the current directory, so a later
+    ``chdir`` does not move the ledger.
+    """
+    env = os.environ if environ is None else environ
+    url = env.get(LEDGER_URL_ENV, "").strip()
+    if url:
+        return url
+    return f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+
+
+# Query keys whose values are secrets (libpq's password, sslpassword, ...).
+_SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+# In text that is not a URL at all (a libpq "key=value" string, a garbled URL): the
+# value after a secret-looking key, and the password part of "user:password@".
+_SECRET_IN_TEXT = re.compile(
+    r"((?:\w*(?:pass|secret|token|key)\w*)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]+)",
+    re.IGNORECASE,
+)
+_USERINFO = re.compile(r"(://[^/:@\s]*:)[^@\s]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with passwords in URL user info, query strings and libpq settings hidden.
+
+    Example::
+
+        mask_secrets("host=db password=hunter2")   # 'host=db password=***'
+    """
+    return _USERINFO.sub(r"\1***@", _SECRET_IN_TEXT.sub(r"\1***", text))
+
+
+def _parse(url: str | URL) -> URL:
+    if isinstance(url, URL):
+        return url
+    if not isinstance(url, str):
+        raise LedgerConfigError(f"the ledger URL must be a string, got {type(url).__name__}")
+    try:
+        return make_url(url)
+    except sa_exc.ArgumentError:
+        hint = (
+            "; a libpq 'key=value' string is not accepted: write it as a URL"
+            if "=" in url and "://" not in url
+            else ""
+        )
+        raise LedgerConfigError(
+            f"invalid ledger URL {mask_secrets(url)!r}{hint}; expected e.g. "
+            "postgresql://user:pass@host:5432/db or sqlite:///path/to/ledger.sqlite3"
+        ) from None
+    except ValueError:
+        # SQLAlchemy parses the port with int(): "host:abc" ends here.
+        raise LedgerConfigError(
+            f"invalid ledger URL {mask_secrets(url)!r}: the port must be a number, e.g. "
+            "postgresql://user:pass@host:5432/db"
+        ) from None
+
+
+_PG_NAMES = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"}
+_SQLITE_NAMES = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
+
+
+def to_async_url(url: str | URL) -> URL:
+    """The URL with the async driver the store uses.
+
+    ``postgresql://`` / ``postgres://`` / ``postgresql+psycopg2://`` become
+    ``postgresql+psycopg://``; ``sqlite:///`` becomes ``sqlite+aiosqlite:///``.
+    """
+    parsed = _parse(url)
+    name = parsed.drivername
+    if name in _PG_NAMES:
+        return parsed.set(drivername="postgresql+psycopg")
+    if name == "postgresql+asyncpg":
+        return parsed  # works too (ON CONFLICT is dialect-level), if installed
+    if name in _SQLITE_NAMES:
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise LedgerConfigError(
+        f"unsupported ledger database {safe_url(parsed)!r}: the ledger runs on PostgreSQL "
+        "(postgresql://user:pass@host/db) or SQLite (sqlite:///path/to/ledger.sqlite3)"
+    )
+
+
+def to_sync_url(url: str | URL) -> URL:
+    """The URL with a synchronous driver (for Alembic's own command line)."""
+    parsed = to_async_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return parsed.set(drivername="sqlite")
+    return parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is sync and async
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text with the password hidden, for messages and logs."""
+    try:
+        parsed = _parse(url)
+    except LedgerConfigError:
+        return "<invalid URL>"
+    if any(_SECRET_KEY.search(k) for k in parsed.query):
+        parsed = parsed.set(
+            query={k: ("***" if _SECRET_KEY.search(k) else v) for k, v in parsed.query.items()}
+        )
+    return parsed.render_as_string(hide_password=True)

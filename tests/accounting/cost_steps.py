@@ -1,0 +1,45 @@
+"""Steps for the cost-truth tests: concurrent calls, calls to scripted models."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+import baton_temporal as baton
+
+ONE_TRY = RetryPolicy(maximum_attempts=1)
+TWO_TRIES = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2)
+
+
+def _prompt(job: baton.Job, i: int) -> list[dict]:
+    return [{"role": "user", "content": f"{job.workflow_id} {job.step} call {i}"}]
+
+
+@baton.step(retry_policy=ONE_TRY)
+async def ask_concurrently(job: baton.Job) -> dict:
+    """args: model, calls. All calls at once, in one attempt (asyncio.gather)."""
+    n = job.args["calls"]
+    replies = await asyncio.gather(
+        *(baton.call_llm(job, _prompt(job, i), model=job.args["model"]) for i in range(n))
+    )
+    return {"texts": [r.text for r in replies]}
+
+
+@baton.step(retry_policy=ONE_TRY)
+async def ask_each(job: baton.Job) -> dict:
+    """args: models. One call to each, one after the other."""
+    for i, model in enumerate(job.args["models"]):
+        await baton.call_llm(job, _prompt(job, i), model=model)
+    return {"done": len(job.args["models"])}
+
+
+@baton.step(retry_policy=TWO_TRIES)
+async def ask_once(job: baton.Job) -> dict:
+    """args: model. One call; the reply may be scripted to be unusable."""
+    reply = await baton.call_llm(job, _prompt(job, 0), model=job.args["model"])
+    return {"text": reply.text}
+
+
+COST_STEPS = [ask_concurrently, ask_each, ask_once]
