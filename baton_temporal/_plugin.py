@@ -9,7 +9,7 @@ import importlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.common import RawValue
@@ -21,7 +21,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._routing import TaskQueueAllowList, allowed_task_queues_from
 from .flow._errors import StepDefinitionError
-from .ledger import LedgerError, LedgerNotMigrated, LedgerStore, LedgerUnavailable
+from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
 from .llm import LLMConfig, LLMConfigError
 from .llm._errors import max_retry_after
 from .payloads import (
@@ -36,6 +36,9 @@ from .steps._step import Step
 from .steps._threads import DEFAULT_SYNC_STEP_THREADS, SyncStepThreads
 from .workflow._flow_workflow import FlowWorkflow
 from .workflow._wire import UNKNOWN_STEP_ERROR
+
+if TYPE_CHECKING:
+    from .ledger import LedgerStore
 
 log = logging.getLogger("baton_temporal")
 
@@ -179,6 +182,8 @@ class BatonPlugin(SimplePlugin):
                 await store.close()
 
     def _make_store(self) -> LedgerStore | None:
+        from .ledger import LedgerStore  # SQLAlchemy, only once a ledger is opened
+
         if self._ledger is False:
             return None
         if isinstance(self._ledger, LedgerStore):

@@ -13,16 +13,18 @@ See :mod:`baton_temporal.stats` for the query functions and text formatting, and
 :mod:`baton_temporal.pricing` for pricers.
 """
 
-from ._store import (
-    LEDGER_URL_ENV,
-    CallIntent,
-    DebugLogEntry,
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
     LedgerConfigError,
     LedgerError,
     LedgerNotMigrated,
-    LedgerStore,
     LedgerUnavailable,
     LedgerWriteError,
+)
+from ._records import (
+    CallIntent,
+    DebugLogEntry,
     ModelCost,
     PruneResult,
     ReconcileResult,
@@ -30,9 +32,33 @@ from ._store import (
     StepStats,
     UsageRecord,
     WorkflowTotals,
-    default_ledger_url,
-    safe_url,
 )
+
+if TYPE_CHECKING:
+    from ._config import LEDGER_URL_ENV, default_ledger_url, safe_url
+    from ._store import LedgerStore
+
+# The store and its URL handling load SQLAlchemy (~0.4 s): a worker's usage accounting
+# needs only the errors and records above until the ledger is opened.
+_LAZY = {
+    "LedgerStore": "._store",
+    "LEDGER_URL_ENV": "._config",
+    "default_ledger_url": "._config",
+    "safe_url": "._config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LEDGER_URL_ENV",

@@ -16,6 +16,14 @@ from pathlib import Path
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
+from ._errors import (
+    LedgerConfigError,
+    LedgerError,
+    LedgerNotMigrated,
+    LedgerUnavailable,
+    LedgerWriteError,
+)
+
 __all__ = [
     "DEFAULT_SQLITE_PATH",
     "LEDGER_URL_ENV",
@@ -37,33 +45,6 @@ DEFAULT_SQLITE_PATH = Path(".baton") / "ledger.sqlite3"
 _FIX_MIGRATE = "run `baton db upgrade` (or `await store.migrate()`) against it"
 
 # ----------------------------------------------------------------------------- errors
-
-
-class LedgerError(Exception):
-    """Base class of the ledger's own errors."""
-
-
-class LedgerConfigError(LedgerError, ValueError):
-    """The ledger URL or settings are invalid; no retry can fix it."""
-
-
-class LedgerUnavailable(LedgerError):
-    """The ledger database cannot be reached right now (down, restarting, locked).
-
-    Retryable: the write is idempotent, so the same records can be sent again later.
-    """
-
-
-class LedgerNotMigrated(LedgerError):
-    """The ledger database exists but its tables are missing or out of date."""
-
-
-class LedgerWriteError(LedgerError):
-    """The database is reachable but refused the write (a bad value, a broken schema).
-
-    Not retryable: sending the same rows again gives the same answer. The message names
-    the problem; the step's result is kept, and the rows stay in the step's output.
-    """
 
 
 # -------------------------------------------------------------------------------- URLs

@@ -28,7 +28,7 @@ import contextvars
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -43,7 +43,6 @@ from ..ledger import (
     CallIntent,
     LedgerError,
     LedgerNotMigrated,
-    LedgerStore,
     LedgerWriteError,
     UsageRecord,
 )
@@ -56,6 +55,9 @@ from ._job import Job
 from ._threads import SyncStepThreads
 
 __all__ = ["call_llm"]
+
+if TYPE_CHECKING:
+    from ..ledger import LedgerStore
 
 log = logging.getLogger("baton_temporal.usage")
 
