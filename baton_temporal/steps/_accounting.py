@@ -270,6 +270,8 @@ async def _complete_call(attempt: _Attempt, call: _Call) -> None:
         return
     record = UsageRecord(**attempt.context, call_index=call.index, usage=call.usage, status="ok")
     call.written = await _settle(attempt, store.record(record))
+    if call.written:
+        ledger_counters().wrote(1)
 
 
 async def _lost(attempt: _Attempt, intent: CallIntent) -> None:
