@@ -54,6 +54,10 @@ class StepOptions:
     schedule_to_close_timeout: timedelta | None = None
     heartbeat_timeout: timedelta | None = None
     retry_policy: RetryPolicy | None = None
+    schedule_to_start_timeout: timedelta | None = None
+    """How long the step may wait for a worker to take it. Unset: no bound on the flow's
+    own task queue, 10 minutes on another one (``task_queue``), so that a queue no worker
+    polls fails the step instead of leaving the run waiting for ever."""
     task_queue: str | None = None
     local: bool | None = None
     """Run as a Temporal local activity: ~10 ms instead of ~50-100 ms per step, for
@@ -64,7 +68,12 @@ class StepOptions:
         # Refused here, where the options are written: Temporal would refuse them only
         # when the step is scheduled, failing the workflow task over and over.
         problems: list[str] = []
-        for key in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
+        for key in (
+            "start_to_close_timeout",
+            "schedule_to_close_timeout",
+            "schedule_to_start_timeout",
+            "heartbeat_timeout",
+        ):
             value = getattr(self, key)
             if value is None:
                 continue
@@ -94,7 +103,12 @@ class StepOptions:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
+        for key in (
+            "start_to_close_timeout",
+            "schedule_to_close_timeout",
+            "schedule_to_start_timeout",
+            "heartbeat_timeout",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value.total_seconds()
@@ -176,6 +190,7 @@ class StepOptions:
         return make(
             start_to_close_timeout=seconds(spec.start_to_close_timeout),
             schedule_to_close_timeout=seconds(spec.schedule_to_close_timeout),
+            schedule_to_start_timeout=seconds(spec.schedule_to_start_timeout),
             heartbeat_timeout=seconds(spec.heartbeat_timeout),
             retry_policy=policy,
             task_queue=spec.task_queue,

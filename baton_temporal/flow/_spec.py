@@ -145,6 +145,7 @@ class OptionsSpec(_Frozen):
 
     start_to_close_timeout: float | None = Field(default=None, gt=0)
     schedule_to_close_timeout: float | None = Field(default=None, gt=0)
+    schedule_to_start_timeout: float | None = Field(default=None, gt=0)
     heartbeat_timeout: float | None = Field(default=None, gt=0)
     retry: RetrySpec | None = None
     task_queue: str | None = Field(default=None, min_length=1)
@@ -155,7 +156,12 @@ class OptionsSpec(_Frozen):
         if _legacy(info):
             return self
         problems: list[str] = []
-        for key in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
+        for key in (
+            "start_to_close_timeout",
+            "schedule_to_close_timeout",
+            "schedule_to_start_timeout",
+            "heartbeat_timeout",
+        ):
             value = getattr(self, key)
             bad = duration_problem(key, value) if value is not None else None
             if bad:

@@ -46,6 +46,30 @@ class Carry:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: int = 1
 
+    def check(self, step_names: list[str]) -> None:
+        """Refuse states and results that do not fit the flow (``ValueError``)."""
+        known = set(step_names)
+        problems: list[str] = []
+        for name, state in self.states.items():
+            if name not in known:
+                problems.append(f"state of {name!r}, which is not a step of the flow")
+                continue
+            for key, value in state.items():
+                kind = _STATE_FIELDS.get(key)
+                if kind is None:
+                    problems.append(f"state of {name!r} has an unknown field {key!r}")
+                elif value is not None and type(value) is not kind:
+                    problems.append(f"state of {name!r}: {key} is {value!r}")
+            if state.get("state") == "completed" and name not in self.results:
+                problems.append(f"{name!r} is completed but has no result")
+        for name in self.results:
+            if name not in known:
+                problems.append(f"result of {name!r}, which is not a step of the flow")
+            elif self.states.get(name, {}).get("state") != "completed":
+                problems.append(f"result of {name!r}, which is not completed")
+        if problems:
+            raise ValueError(_carry_error(problems))
+
     def to_input(self) -> dict[str, Any]:
         return {
             CARRY_KEY: 1,
@@ -57,15 +81,57 @@ class Carry:
 
 
 def split_input(data: Any) -> Carry:
-    """The run's input as a :class:`Carry` (a fresh flow has no states yet)."""
-    if isinstance(data, dict) and data.get(CARRY_KEY) == 1:
-        return Carry(
-            flow=data.get("flow"),
-            states=dict(data.get("states") or {}),
-            results=dict(data.get("results") or {}),
-            runs=int(data.get("runs") or 1),
+    """The run's input as a :class:`Carry` (a fresh flow has no states yet).
+
+    A carry is only ever written by this workflow, but the input of a run can come from
+    anyone who may start workflows: its shape is checked, and :meth:`Carry.check`
+    checks it against the flow, so that a forged carry fails the run with a reason.
+    """
+    if not (isinstance(data, dict) and CARRY_KEY in data):
+        return Carry(flow=data)
+    if type(data[CARRY_KEY]) is not int or data[CARRY_KEY] != 1:
+        raise ValueError(
+            f"{CARRY_KEY!r} is {data[CARRY_KEY]!r}; this baton-temporal continues flows with "
+            f"{CARRY_KEY!r}: 1 (it writes that key itself at continue-as-new): start a flow "
+            "with the flow JSON alone"
         )
-    return Carry(flow=data)
+    extra = sorted(set(data) - {CARRY_KEY, "flow", "states", "results", "runs"})
+    states, results, runs = data.get("states", {}), data.get("results", {}), data.get("runs", 1)
+    problems = [f"unknown key {key!r}" for key in extra]
+    if not isinstance(states, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in states.items()
+    ):
+        problems.append("'states' must map step names to step states")
+    if not isinstance(results, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in results.items()
+    ):
+        problems.append("'results' must map step names to JSON objects")
+    if type(runs) is not int or runs < 1:
+        problems.append(f"'runs' must be a whole number >= 1, got {runs!r}")
+    if problems:
+        raise ValueError(_carry_error(problems))
+    return Carry(flow=data.get("flow"), states=states, results=results, runs=runs)
+
+
+_STATE_FIELDS = {
+    "step": str,
+    "state": str,
+    "attempt": int,
+    "started_at": str,
+    "ended_at": str,
+    "error": str,
+    "model": str,
+}
+
+
+def _carry_error(problems: list[str]) -> str:
+    shown = "; ".join(problems[:5]) + (
+        f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    )
+    return (
+        f"the continue-as-new input is malformed ({shown}); only this workflow writes it: "
+        "start a flow with the flow JSON alone"
+    )
 
 
 def history_full(max_events: int | None) -> bool:

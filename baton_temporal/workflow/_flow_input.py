@@ -107,6 +107,7 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
         # A run continued as new gets the flow back with the states so far.
         carry = split_input(_decode(raw))
         spec = parse_flow(carry.flow)
+        carry.check([s.name for s in spec.steps])
     except ValueError as err:
         if workflow.patched(STRICT_FLOW_INPUT):
             raise invalid(str(err)) from None

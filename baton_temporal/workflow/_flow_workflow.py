@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
@@ -22,7 +23,7 @@ from ._flow_input import (
     one_input_signature,
     read_flow_input,
 )
-from ._runtime import execute_step
+from ._runtime import ROUTED_QUEUE_WAIT, execute_step
 from ._scheduler import Scheduler
 from ._versioning import BIG_FLOWS
 from ._wire import FLOW_FAILED_ERROR
@@ -239,8 +240,19 @@ def _describe(err: ActivityError) -> str:
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
     if isinstance(cause, TimeoutError):
+        if cause.type == TimeoutType.SCHEDULE_TO_START:
+            return (
+                "no worker took it from its task queue within its schedule_to_start_timeout "
+                f"({_minutes(ROUTED_QUEUE_WAIT)} unless set, for a step sent to another "
+                "queue with options.task_queue): start a worker that polls that queue and "
+                "registers the step, or fix the queue name"
+            )
         return f"timed out ({cause.type.name if cause.type else 'timeout'})"
     return str(cause or err)
+
+
+def _minutes(wait: timedelta) -> str:
+    return f"{wait.total_seconds() / 60:g} min"
 
 
 def _label(name: str, step: str) -> str:

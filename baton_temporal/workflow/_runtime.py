@@ -41,7 +41,10 @@ from ._wire import (
     pending_from_error,
 )
 
-__all__ = ["run_step"]
+__all__ = ["ROUTED_QUEUE_WAIT", "run_step"]
+
+# How long a step routed to another task queue waits for a worker there to take it.
+ROUTED_QUEUE_WAIT = timedelta(minutes=10)
 
 # Usage that the step activity could not write (ledger down) is retried until it lands:
 # the record is in Temporal history, so nothing is lost and the LLM call is not re-run.
@@ -162,12 +165,31 @@ async def _execute(
             arg,
             start_to_close_timeout=timeout,
             schedule_to_close_timeout=opts.schedule_to_close_timeout,
+            schedule_to_start_timeout=_pickup_wait(opts),
             heartbeat_timeout=opts.heartbeat_timeout or DEFAULT_HEARTBEAT_TIMEOUT,
             retry_policy=retry,
             task_queue=opts.task_queue,
             summary=summary,
         )
     return _step_output(input.step, activity_type, raw)
+
+
+def _pickup_wait(opts: StepOptions) -> timedelta | None:
+    """How long a step may wait for a worker to take it: the step's own
+    ``schedule_to_start_timeout``, else a bound only for a step sent to another queue.
+
+    A queue that no worker polls (a typo in ``options.task_queue``, a pool that was never
+    deployed) would leave the step scheduled, and the run RUNNING, for ever. The run's own
+    queue needs no bound: no worker there means the flow itself is not running either,
+    and a deploy brings them back together. Only the wait before the first pick-up is
+    bounded; a step that has started is timed by its own timeouts. Temporal does not
+    retry a schedule-to-start timeout, so the step fails and the flow says why.
+    """
+    if opts.schedule_to_start_timeout is not None:
+        return opts.schedule_to_start_timeout
+    if opts.task_queue is None or opts.task_queue == workflow.info().task_queue:
+        return None
+    return ROUTED_QUEUE_WAIT
 
 
 def _step_output(step: str, activity_type: str, raw: Any) -> StepOutput:

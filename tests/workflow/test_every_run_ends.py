@@ -128,6 +128,51 @@ CASES = [
     Case("schema version true", "unsupported flow schema version", data=flow(baton_flow=True)),
     Case("unknown field", "Extra inputs are not permitted", data=flow(bogus=1)),
     Case("no steps", "add one with .add(name, step)", data=flow(steps=[])),
+    # -- a forged continue-as-new input (only the workflow itself writes one) ----------
+    Case(
+        "forged carry: a result for a step that never ran",
+        "continue-as-new input is malformed",
+        data={"baton_continue": 1, "flow": flow(), "results": {"a": {"x": 1}}},
+    ),
+    Case(
+        "forged carry: completed with a non-object result",
+        "continue-as-new input is malformed",
+        data={
+            "baton_continue": 1,
+            "flow": flow(),
+            "states": {"a": {"step": "ok", "state": "completed"}},
+            "results": {"a": 5},
+        },
+    ),
+    Case(
+        "forged carry: completed without a result",
+        "'a' is completed but has no result",
+        data={"baton_continue": 1, "flow": flow(), "states": {"a": {"state": "completed"}}},
+    ),
+    Case(
+        "forged carry: states not a mapping",
+        "'states' must map step names to step states",
+        data={"baton_continue": 1, "flow": flow(), "states": [1, 2]},
+    ),
+    Case(
+        "forged carry: runs not a number",
+        "'runs' must be a whole number >= 1",
+        data={"baton_continue": 1, "flow": flow(), "runs": "abc"},
+    ),
+    Case(
+        "forged carry: a state of an unknown step, a bad field",
+        ("not a step of the flow", "attempt is 'x'"),
+        data={
+            "baton_continue": 1,
+            "flow": flow(),
+            "states": {"zz": {"state": "completed"}, "a": {"attempt": "x"}},
+        },
+    ),
+    Case(
+        "forged carry: baton_continue true",
+        "start a flow with the flow JSON alone",
+        data={"baton_continue": True, "flow": flow()},
+    ),
     Case("steps as a mapping", "steps: Input should be a valid", data=flow(steps={"a": 1})),
     Case(
         "not UTF-8",
