@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from ..flow._options import StepOptions
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ._quorum import QuorumTracker
 from ._runtime import execute_step
 from ._wire import FLOW_FAILED_ERROR, INVALID_FLOW_ERROR
 
@@ -67,6 +68,7 @@ class FlowWorkflow:
 
     def __init__(self) -> None:
         self._states: dict[str, StepState] = {}
+        self._quorum: QuorumTracker | None = None
 
     @workflow.query(name="baton.steps")
     def steps(self) -> dict[str, StepState]:
@@ -87,10 +89,28 @@ class FlowWorkflow:
         results: dict[str, dict[str, Any]] = {}
         done: dict[str, asyncio.Event] = {s.name: asyncio.Event() for s in spec.steps}
         limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+        # Quorum steps start at k of n and may cancel stragglers (see _quorum.py).
+        self._quorum = quorum = QuorumTracker.for_flow(spec, self._states)
+        tasks: dict[str, asyncio.Task[None]] = {}
 
         async def run_node(node: StepSpec) -> None:
-            for dep in node.deps:
-                await done[dep].wait()
+            try:
+                await run_node_steps(node)
+            except asyncio.CancelledError:
+                why = quorum.cancelled_as_straggler(node.name) if quorum else None
+                if why is None:
+                    raise
+                state = self._states[node.name]
+                state.state, state.error = CANCELLED, why
+                state.ended_at = workflow.now().isoformat()
+                done[node.name].set()
+
+        async def run_node_steps(node: StepSpec) -> None:
+            if quorum is not None and node.quorum is not None:
+                await quorum.wait(node)
+            else:
+                for dep in node.deps:
+                    await done[dep].wait()
             state = self._states[node.name]
             blocked = self._blocking_deps(node)
             if blocked:
@@ -99,6 +119,10 @@ class FlowWorkflow:
                 state.ended_at = workflow.now().isoformat()
                 done[node.name].set()
                 return
+            options = StepOptions.from_json(node.options)
+            if quorum is not None:
+                quorum.started(node, cancel=lambda name: tasks[name].cancel())
+                options = quorum.options_for(node, options)
             async with limit or contextlib.nullcontext():
                 state.state = RUNNING
                 state.started_at = workflow.now().isoformat()
@@ -108,7 +132,7 @@ class FlowWorkflow:
                         node.args,
                         name=node.name,
                         results={d: results[d] for d in node.deps if d in results},
-                        options=StepOptions.from_json(node.options),
+                        options=options,
                         debug=spec.debug,
                         workflow_name=spec.workflow_name,
                         # The node's name in the UI. Cheap here: this workflow runs
@@ -116,8 +140,9 @@ class FlowWorkflow:
                         summary=_label(node.name, node.step),
                     )
                 except ActivityError as err:
-                    state.state = FAILED
-                    state.error = _describe(err)
+                    why = quorum.cancelled_as_straggler(node.name) if quorum else None
+                    state.state = CANCELLED if why else FAILED
+                    state.error = why or _describe(err)
                     state.attempt = max(state.attempt, 1)
                 else:
                     results[node.name] = output.result
@@ -126,7 +151,9 @@ class FlowWorkflow:
                 state.ended_at = workflow.now().isoformat()
             done[node.name].set()
 
-        await asyncio.gather(*(run_node(s) for s in spec.steps))
+        # Tasks made in step order, exactly as gather would make them from the coroutines.
+        tasks.update((s.name, asyncio.ensure_future(run_node(s))) for s in spec.steps)
+        await asyncio.gather(*tasks.values())
         return self._outcome(spec, info.workflow_id, results)
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
@@ -151,7 +178,11 @@ class FlowWorkflow:
     ) -> FlowResult:
         has_dependents = {d for s in spec.steps for d in s.deps}
         failed = [n for n, s in self._states.items() if s.state == FAILED]
-        cancelled = [n for n, s in self._states.items() if s.state == CANCELLED]
+        # Stragglers cancelled once their quorum was met did their part: not a failure.
+        superseded = set(self._quorum.stragglers) if self._quorum else set()
+        cancelled = [
+            n for n, s in self._states.items() if s.state == CANCELLED and n not in superseded
+        ]
         # A failure is absorbed when every dependent ran anyway (ignore_failed/quorum);
         # a failed last step, or one that cancelled a dependent, fails the flow.
         fatal = [n for n in failed if n not in has_dependents]

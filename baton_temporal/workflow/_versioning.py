@@ -29,4 +29,11 @@ Example::
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["FAN_OUT_QUORUM_EARLY", "QUORUM_EARLY_START", "UNREGISTERED_STEP_WAIT"]
+
+# 0.2: a quorum step starts once k dependencies completed; stragglers may be cancelled.
+QUORUM_EARLY_START = "baton-quorum-early-start"
+# 0.2: run_fan_out(quorum=k) returns once k models succeeded; stragglers may be cancelled.
+FAN_OUT_QUORUM_EARLY = "baton-fan-out-quorum-early"
+# 0.2: a step no worker registers is rescheduled with backoff until one does (bounded).
+UNREGISTERED_STEP_WAIT = "baton-unregistered-step-wait"

@@ -1,0 +1,304 @@
+"""Quorum as documented: a quorum step starts at k of n; stragglers are cancelled (their
+billed calls still recorded) or, on request, left to finish. On a real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+import baton_temporal as baton
+from baton_temporal import FlowError, multi_model
+from baton_temporal.ledger import LedgerStore
+from baton_temporal.pricing import GenAIPricesPricer
+from baton_temporal.testing import Fault, StandIn
+from baton_temporal.testing.postgres import PostgresServer
+
+from ..accounting.conftest import ledger_rows
+from .quorum_steps import (
+    CANCELLED,
+    FINISHED,
+    STEPS,
+    THREAD_DONE,
+    QuorumByHand,
+    ask_twice,
+    audit,
+    sync_assess,
+    synthesize,
+    timed_assess,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+MODELS = ["claude-sonnet-4-20250514", "claude-opus-4-20250514", "gpt-4o"]
+SLOW = "gpt-4o"
+# Long enough that only a cancellation ends it within the test's bounds.
+FOREVER = 120.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_records() -> None:
+    for seen in (CANCELLED, FINISHED, THREAD_DONE):
+        seen.clear()
+
+
+def fan_flow(step=timed_assess, *, sleep=None, **options) -> baton.Flow:
+    args = {"sleep": sleep if sleep is not None else {SLOW: FOREVER}, **options.pop("args", {})}
+    return baton.new(workflow_name="quorum").pipe(
+        multi_model.fan_out,
+        "assess",
+        step,
+        models=MODELS,
+        args=args,
+        synthesize_with=synthesize,
+        **options,
+    )
+
+
+async def until(predicate, what: str, seconds: float = 30) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+def when(state: baton.StepState) -> float:
+    assert state.ended_at is not None
+    return datetime.fromisoformat(state.ended_at).timestamp()
+
+
+# -- building -----------------------------------------------------------------------------
+
+
+def test_cancel_stragglers_is_carried_in_the_flow_json_only_when_set() -> None:
+    plain = fan_flow(quorum=2).to_dict()
+    assert all("cancel_stragglers" not in s for s in plain["steps"])
+    keep = fan_flow(quorum=2, cancel_stragglers=False)
+    assert keep.to_dict()["steps"][-1]["cancel_stragglers"] is False
+    assert baton.Flow.from_json(keep.to_json()).node("assess_synthesis").cancel_stragglers is False
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: fan_flow(cancel_stragglers=False), "cancel_stragglers applies only with quorum"),
+        (lambda: fan_flow(quorum=2, cancel_stragglers="no"), "must be True or False"),
+        (
+            lambda: (
+                baton.new(workflow_name="x")
+                .add("a", audit)
+                .add("b", audit, deps=["a"], cancel_stragglers=False)
+            ),
+            "cancel_stragglers applies only with quorum=k",
+        ),
+    ],
+)
+def test_cancel_stragglers_without_a_quorum_is_refused(build, message) -> None:
+    with pytest.raises(FlowError, match=message):
+        build()
+
+
+# -- the declared flow --------------------------------------------------------------------
+
+
+async def test_synthesis_starts_at_k_and_the_straggler_is_cancelled(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    flow = fan_flow(quorum=2)
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+        # The straggler's activity saw the cancellation (through its heartbeat).
+        await until(lambda: "assess_gpt_4o" in CANCELLED, "the straggler saw its cancel")
+    assert result.results["assess_synthesis"]["models"] == sorted(MODELS[:2])
+    straggler = result.steps["assess_gpt_4o"]
+    assert straggler.state == "cancelled"
+    assert (straggler.error or "").startswith("cancelled: quorum met ('assess_synthesis' started")
+    assert "assess_gpt_4o" not in result.results and result.failed == []
+    assert "assess_gpt_4o" not in FINISHED
+    # The run's history holds the cancellation request.
+    history = await client.get_workflow_handle(flow.workflow_id).fetch_history()
+    assert any(
+        e.HasField("activity_task_cancel_requested_event_attributes") for e in history.events
+    )
+
+
+async def test_stragglers_may_finish_instead(client: Client, task_queue: str, baton_worker) -> None:
+    flow = fan_flow(quorum=2, cancel_stragglers=False, sleep={SLOW: 2.0})
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+    # Synthesis ran on the first two, and ended before the straggler did.
+    assert result.results["assess_synthesis"]["models"] == sorted(MODELS[:2])
+    late = result.results["assess_gpt_4o"]
+    assert result.results["assess_synthesis"]["at"] < late["end"]
+    assert result.steps["assess_gpt_4o"].state == "completed"
+    assert "assess_gpt_4o" not in CANCELLED
+
+
+async def test_a_step_that_needs_the_straggler_keeps_it_running(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    # "audit" depends on the slow model directly: it must get its result, so the slow
+    # model is not cancelled although synthesis started without it.
+    flow = fan_flow(quorum=2, sleep={SLOW: 2.0}).add("audit", audit, deps=["assess_gpt_4o"])
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+    assert result.results["assess_synthesis"]["models"] == sorted(MODELS[:2])
+    assert result.results["assess_synthesis"]["at"] < result.results["assess_gpt_4o"]["end"]
+    assert result.results["audit"]["saw"] == ["assess_gpt_4o"]
+    assert result.steps["assess_gpt_4o"].state == "completed"
+
+
+async def test_quorum_out_of_reach_cancels_synthesis_without_waiting(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    # Two models down and one slow: with quorum=2 synthesis can never run. It is cancelled
+    # as soon as that is certain; the slow model is not a straggler of a met quorum, so it
+    # runs on, and the run fails naming all of it.
+    flow = fan_flow(quorum=2, sleep={SLOW: 2.0}, args={"down": MODELS[:2]})
+    async with baton_worker(STEPS):
+        handle = await flow.start(client, task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        states = await handle.query("baton.steps")
+    err = info.value.cause
+    assert isinstance(err, ApplicationError) and err.type == "FlowFailed"
+    assert err.details[0] == {
+        "failed": ["assess_sonnet_4", "assess_opus_4"],
+        "cancelled": ["assess_synthesis"],
+    }
+    synthesis_error = states["assess_synthesis"]["error"]
+    assert "quorum 2 of 3 not met (0 completed)" in synthesis_error
+    assert "assess_gpt_4o (running)" in synthesis_error  # decided before the slow one ended
+    assert states["assess_gpt_4o"]["state"] == "completed"
+
+
+async def test_all_models_finishing_together(client: Client, task_queue: str, baton_worker) -> None:
+    flow = fan_flow(quorum=2, sleep={})
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+    models = result.results["assess_synthesis"]["models"]
+    assert len(models) >= 2 and set(models) <= set(MODELS)
+    for name in ("assess_sonnet_4", "assess_opus_4", "assess_gpt_4o"):
+        state = result.steps[name]
+        assert state.state == "completed" or (state.error or "").startswith("cancelled: quorum")
+    assert result.failed == []
+
+
+async def test_a_straggler_that_ignores_cancellation_does_not_hold_the_flow(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    # A sync step runs in a thread, which nothing can interrupt: the flow still ends at k.
+    flow = fan_flow(sync_assess, quorum=2, sleep={SLOW: 8.0})
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+        assert not THREAD_DONE["assess_gpt_4o"].is_set(), "the flow waited for the thread"
+        await asyncio.to_thread(THREAD_DONE["assess_gpt_4o"].wait, 30)
+    assert result.steps["assess_gpt_4o"].state == "cancelled"
+    assert result.results["assess_synthesis"]["models"] == sorted(MODELS[:2])
+
+
+async def test_billed_calls_of_a_cancelled_straggler_are_recorded(
+    client: Client, task_queue: str, postgres_server: PostgresServer
+) -> None:
+    store = LedgerStore.from_url(
+        postgres_server.create_database(f"q_{uuid.uuid4().hex[:12]}"), pricer=GenAIPricesPricer()
+    )
+    await store.migrate()
+    flow = fan_flow(ask_twice, quorum=2)
+    async with StandIn() as standin:
+        # gpt-4o answers its first call, then takes "forever" over the second.
+        standin.script(SLOW, [Fault.ok(), Fault.slow(FOREVER)])
+        plugin = baton.BatonPlugin(steps=STEPS, ledger=store, llm=standin.config())
+        async with Worker(client, task_queue=task_queue, plugins=[plugin]):
+            result = await flow.run(client, task_queue=task_queue)
+            await until(lambda: "assess_gpt_4o" in CANCELLED, "the straggler saw its cancel")
+            rows = []
+
+            async def straggler_rows() -> bool:
+                rows[:] = [
+                    r
+                    for r in await ledger_rows(store, flow.workflow_id)
+                    if r["step"] == "assess_gpt_4o"
+                ]
+                return bool(rows)
+
+            for _ in range(100):
+                if await straggler_rows():
+                    break
+                await asyncio.sleep(0.1)
+        billed = standin.billed_calls(SLOW)
+    await store.close()
+    assert result.steps["assess_gpt_4o"].state == "cancelled"
+    # One call was billed before the cancel; the one cut short was not.
+    assert billed == 1
+    assert [(r["model"], r["status"], r["attempt"]) for r in rows] == [("gpt-4o", "step_failed", 1)]
+
+
+# -- run_fan_out in a hand-written workflow ------------------------------------------------
+
+
+async def test_run_fan_out_returns_at_k_and_cancels_the_rest(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    params = {"models": MODELS, "quorum": 2, "args": {"sleep": {SLOW: FOREVER}}}
+    wf_id = f"hand-{uuid.uuid4().hex[:8]}"
+    async with baton_worker(STEPS, workflows=[QuorumByHand]):
+        out = await client.execute_workflow(
+            QuorumByHand.run, params, id=wf_id, task_queue=task_queue
+        )
+        await until(lambda: "assess_gpt_4o" in CANCELLED, "the straggler saw its cancel")
+    assert out["quorum"] == sorted(MODELS[:2])
+    assert out["stragglers"] == [SLOW]
+
+
+async def test_run_fan_out_can_let_stragglers_finish(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    params = {"models": MODELS, "quorum": 2, "cancel": False, "args": {"sleep": {SLOW: 2.0}}}
+    async with baton_worker(STEPS, workflows=[QuorumByHand]):
+        out = await client.execute_workflow(
+            QuorumByHand.run, params, id=f"hand-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        )
+    assert out["quorum"] == sorted(MODELS[:2]) and out["stragglers"] == [SLOW]
+    assert out["all"] == sorted(MODELS)
+    assert out["at"] < FINISHED["assess_gpt_4o"]  # returned before the straggler ended
+    assert "assess_gpt_4o" not in CANCELLED
+
+
+async def test_run_fan_out_quorum_out_of_reach(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    params = {
+        "models": MODELS,
+        "quorum": 2,
+        "args": {"down": MODELS[:2], "sleep": {SLOW: FOREVER}},
+    }
+    async with baton_worker(STEPS, workflows=[QuorumByHand]):
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                QuorumByHand.run, params, id=f"hand-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+            )
+    err = info.value.cause
+    assert isinstance(err, ApplicationError) and err.type == "FanOutFailed"
+    assert "0 of 3 models succeeded, 2 needed" in err.message
+    assert err.details[0] == {"failed": MODELS[:2], "cancelled": [SLOW]}
+
+
+async def test_run_fan_out_refuses_a_quorum_above_the_models(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    params = {"models": MODELS, "quorum": 4}
+    async with baton_worker(STEPS, workflows=[QuorumByHand]):
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                QuorumByHand.run, params, id=f"hand-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+            )
+    err = info.value.cause
+    assert isinstance(err, ApplicationError) and err.type == "FanOutFailed"
+    assert "quorum must be a whole number from 1 to 3" in err.message
