@@ -15,6 +15,8 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_GRACEFUL_SHUTDOWN_S``   on SIGTERM, how long running steps may take to finish
                                 (default 300)
 ``BATON_MAX_CONCURRENT_STEPS``  steps one worker runs at once (default 100)
+``BATON_UNREGISTERED_STEP_WAIT_S`` how long a flow waits for a worker that registers a step
+                                this one lacks (a rolling deploy; default 600, 0: fail)
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================

@@ -25,6 +25,8 @@ PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "failed",
     "cancelled",
 )
+# Scheduled, but no worker of its queue registers the step yet (a rolling deploy).
+WAITING = "waiting"
 
 
 @dataclass
@@ -72,7 +74,8 @@ class FlowWorkflow:
 
     @workflow.query(name="baton.steps")
     def steps(self) -> dict[str, StepState]:
-        """Each step's state: pending, running, completed, failed or cancelled."""
+        """Each step's state: pending, running, waiting (for a worker that registers the
+        step), completed, failed or cancelled."""
         return self._states
 
     @workflow.run
@@ -138,6 +141,7 @@ class FlowWorkflow:
                         # The node's name in the UI. Cheap here: this workflow runs
                         # outside the sandbox.
                         summary=_label(node.name, node.step),
+                        on_wait=lambda note: _show_wait(state, note),
                     )
                 except ActivityError as err:
                     why = quorum.cancelled_as_straggler(node.name) if quorum else None
@@ -205,6 +209,12 @@ class FlowWorkflow:
             steps=dict(self._states),
             failed=failed,
         )
+
+
+def _show_wait(state: StepState, note: str | None) -> None:
+    """``baton status`` shows a step that waits for a worker that registers it."""
+    state.state = WAITING if note else RUNNING
+    state.error = note
 
 
 def _describe(err: ActivityError) -> str:

@@ -20,6 +20,8 @@ UNKNOWN_STEP_ERROR = "UnknownStep"
 STEP_RESULT_ERROR = "StepResultError"
 FLOW_FAILED_ERROR = "FlowFailed"
 INVALID_FLOW_ERROR = "InvalidFlow"
+# Where the catch-all activity's UnknownStep error says which step, queue and wait.
+UNREGISTERED_STEP_KEY = "baton_unregistered_step"
 # Where a failed attempt carries usage records it could not write (error or heartbeat details).
 PENDING_USAGE_KEY = "baton_pending_usage"
 
