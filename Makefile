@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-quorum clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run
+
+# quorum=2 against all-must-finish on the seed fan-out with one slow model (~3 minutes)
+bench-quorum: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.quorum
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

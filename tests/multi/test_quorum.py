@@ -128,6 +128,19 @@ async def test_synthesis_starts_at_k_and_the_straggler_is_cancelled(
     )
 
 
+async def test_a_straggler_holding_the_concurrency_slot_is_cancelled(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    # max_concurrency=1: the slow model holds the only slot when the quorum is met, and
+    # synthesis waits for that slot. Cancelling the straggler frees it.
+    flow = fan_flow(quorum=2)
+    flow = baton.Flow(flow.spec.model_copy(update={"max_concurrency": 1}))
+    async with baton_worker(STEPS):
+        result = await flow.run(client, task_queue=task_queue)
+    assert result.results["assess_synthesis"]["models"] == sorted(MODELS[:2])
+    assert result.steps["assess_gpt_4o"].state == "cancelled"
+
+
 async def test_stragglers_may_finish_instead(client: Client, task_queue: str, baton_worker) -> None:
     flow = fan_flow(quorum=2, cancel_stragglers=False, sleep={SLOW: 2.0})
     async with baton_worker(STEPS):
