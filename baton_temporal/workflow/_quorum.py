@@ -39,7 +39,8 @@ QUORUM_MET = "cancelled: quorum met"
 # keep-alive), and Temporal delivers a cancellation only with a heartbeat's reply: the
 # default 30 s would let a cancelled straggler run (and bill) for up to ~25 s more.
 STRAGGLER_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-_OPEN = ("pending", "running")
+# Not finished yet: a step waiting for a worker that registers it may still complete.
+_OPEN = ("pending", "running", "waiting")
 
 
 class _State(Protocol):

@@ -25,7 +25,7 @@ async def added(job: baton.Job) -> dict:
     RUNS[job.workflow_id] = runs = RUNS.get(job.workflow_id, 0) + 1
     if runs == 1:
         raise RuntimeError("the first run of 'added' fails on purpose")
-    return {"runs": runs, "saw": baton.get_result(job, "first")}
+    return {"runs": runs, "saw": job.results.get("first")}
 
 
 @baton.step(

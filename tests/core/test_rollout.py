@@ -192,6 +192,32 @@ async def test_a_hand_written_workflow_gets_the_same_error(client: Client, task_
     assert "the workers are set not to wait for one" in err.cause.message
 
 
+async def test_a_hand_written_workflow_waits_too(
+    client: Client, task_queue: str, address: str
+) -> None:
+    # The sandboxed path: run_step in your own workflow waits like a declared flow.
+    old = baton.BatonPlugin(steps=OLD, workflows=[RunsOneStep], unregistered_step_wait=120)
+    old_worker = Worker(client, task_queue=task_queue, plugins=[old])
+    running = asyncio.create_task(old_worker.run())
+    handle = await client.start_workflow(
+        RunsOneStep.run, "added", id=str(uuid.uuid4()), task_queue=task_queue
+    )
+    for _ in range(400):
+        if unknown_step_failures(await handle.fetch_history()):
+            break
+        await asyncio.sleep(0.05)
+    # The new worker (a client of its own, as another process would have) joins; once it
+    # has run the step, the old one leaves, as at the end of a rolling deploy.
+    other = await Client.connect(address)
+    new = baton.BatonPlugin(steps=NEW, workflows=[RunsOneStep])
+    async with Worker(other, task_queue=task_queue, plugins=[new]):
+        await ran_on_a_new_worker(handle.id)
+        await old_worker.shutdown()
+        await running
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result == {"runs": 2, "saw": None}
+
+
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [

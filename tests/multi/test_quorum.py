@@ -315,3 +315,24 @@ async def test_run_fan_out_refuses_a_quorum_above_the_models(
     err = info.value.cause
     assert isinstance(err, ApplicationError) and err.type == "FanOutFailed"
     assert "quorum must be a whole number from 1 to 3" in err.message
+
+
+def test_a_dependency_waiting_for_a_worker_still_counts_towards_the_quorum() -> None:
+    from types import SimpleNamespace
+
+    from baton_temporal.workflow._quorum import QuorumTracker
+
+    flow = fan_flow(quorum=2)
+    states = {s.name: SimpleNamespace(state="pending", error=None) for s in flow.spec.steps}
+    tracker = QuorumTracker(flow.spec, states)
+    synthesis = flow.node("assess_synthesis")
+    states["assess_sonnet_4"].state = "completed"
+    states["assess_opus_4"].state = "failed"
+    states["assess_gpt_4o"].state = "waiting"  # a rollout: it may still complete
+    assert not tracker.decided(synthesis)
+    states["assess_gpt_4o"].state = "failed"
+    assert tracker.decided(synthesis)  # now out of reach
+    # A waiting straggler is cancelled like a running one.
+    states["assess_opus_4"].state, states["assess_gpt_4o"].state = "completed", "waiting"
+    stopped: list[str] = []
+    assert tracker.started(synthesis, cancel=stopped.append) == ["assess_gpt_4o"] == stopped
