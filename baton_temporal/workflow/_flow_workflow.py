@@ -31,7 +31,13 @@ WAITING = "waiting"
 
 @dataclass
 class StepState:
-    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it."""
+    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it.
+
+    ``state``: pending, running, waiting (for a worker that registers the step; ``error``
+    says which queue and until when), completed, failed or cancelled. A quorum's straggler
+    that was cancelled once the quorum was met is ``cancelled`` with an ``error`` that
+    starts with ``"cancelled: quorum met"``; it does not fail the flow.
+    """
 
     step: str
     state: str = PENDING
