@@ -447,3 +447,30 @@ async def test_a_straggler_waiting_for_a_worker_that_registers_it_is_cancelled(
     assert m3.state == "cancelled"
     assert (m3.error or "").startswith("cancelled: quorum met ('q' started with 2 of 3")
     assert result.failed == []
+
+
+async def test_a_quorum_step_may_itself_be_a_straggler(
+    client: Client, task_queue: str, baton_worker
+) -> None:
+    # q1 (2 of a, b, slow) feeds q2 (2 of q1, d, e). One slot, a short history: a and b
+    # meet q1's quorum (slow is cancelled before it starts); d and e then meet q2's while
+    # q1 still waits for the slot, so q1, needed by nothing else, is cancelled too.
+    flow = (
+        baton.new(workflow_name="nested", max_history_events=20, max_concurrency=1)
+        .add("a", timed_assess, {"workflow_model": "a", "sleep": {"a": 0.3}})
+        .add("b", timed_assess, {"workflow_model": "b", "sleep": {"b": 0.3}})
+        .add("slow", timed_assess, {"workflow_model": "slow", "sleep": {"slow": FOREVER}})
+        .add("q1", audit, deps=["a", "b", "slow"], quorum=2)
+        .add("d", timed_assess, {"workflow_model": "d"})
+        .add("e", timed_assess, {"workflow_model": "e"})
+        .add("q2", audit, deps=["q1", "d", "e"], quorum=2)
+    )
+    async with baton_worker(STEPS):
+        result = await asyncio.wait_for(flow.run(client, task_queue=task_queue), 60)
+    assert result.results["q2"]["saw"] == ["d", "e"]
+    for name, by in (("slow", "q1"), ("q1", "q2")):
+        state = result.steps[name]
+        assert state.state == "cancelled"
+        assert (state.error or "").startswith(f"cancelled: quorum met ({by!r} started with 2 of 3")
+    assert "slow" not in CANCELLED, "it never started"
+    assert result.failed == []
