@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-imports: $(STAMP)
 # activities (a few minutes on 2 cores); writes benchmarks/results/big_flow.json.
 big-flow: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.big_flow --steps 10000
+
+# quorum=2 against all-must-finish on the seed fan-out with one slow model (~3 minutes)
+bench-quorum: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.quorum
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.converter import DataConverter, StorageDriver
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -35,7 +37,8 @@ from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResource
 from .steps._step import Step
 from .steps._threads import DEFAULT_SYNC_STEP_THREADS, SyncStepThreads
 from .workflow._flow_workflow import FlowWorkflow
-from .workflow._wire import UNKNOWN_STEP_ERROR
+from .workflow._unregistered import DEFAULT_UNREGISTERED_STEP_WAIT, NoEagerRetries
+from .workflow._wire import UNKNOWN_STEP_ERROR, UNREGISTERED_STEP_KEY
 
 if TYPE_CHECKING:
     from .ledger import LedgerStore
@@ -89,6 +92,10 @@ class BatonPlugin(SimplePlugin):
     see :mod:`baton_temporal.payloads`; ``False`` for none). Pass the plugin to the client
     too (``Client.connect(..., plugins=[BatonPlugin()])``) so that it reads them back;
     ``Flow.start`` and the ``baton`` CLI do that for you.
+    ``unregistered_step_wait``: how long a flow that reaches a step
+    no worker of the queue registers waits for one that does (a rolling deploy that adds
+    the step), trying again with backoff; default ``$BATON_UNREGISTERED_STEP_WAIT_S``
+    seconds, else 10 minutes; 0 fails such a step at once.
     """
 
     def __init__(
@@ -105,8 +112,10 @@ class BatonPlugin(SimplePlugin):
         allowed_task_queues: Sequence[str] | None = None,
         payload_store: StorageDriver | str | bool | None = None,
         payload_threshold: int | None = None,
+        unregistered_step_wait: timedelta | float | None = None,
     ) -> None:
         self.steps = _check_steps(steps)
+        self.unregistered_step_wait = _wait_setting(unregistered_step_wait)
         if sync_step_threads is not None and (
             not isinstance(sync_step_threads, int) or sync_step_threads < 1
         ):
@@ -127,13 +136,15 @@ class BatonPlugin(SimplePlugin):
         self._users = 0
         usage_activities = UsageActivities(self.resources)
         activities: list[Any] = [s.activity for s in self.steps]
-        activities += [usage_activities.record_usage, _unknown_step]
+        catch_all = UnregisteredStep(self.unregistered_step_wait, [s.name for s in self.steps])
+        activities += [usage_activities.record_usage, catch_all.run]
         super().__init__(
             "baton_temporal.BatonPlugin",
             workflows=[FlowWorkflow, *workflows],
             activities=activities,
             interceptors=[
                 UsageInterceptor(self.resources),
+                NoEagerRetries(),
                 TaskQueueAllowList(self.allowed_task_queues),
                 *([PayloadStoreInterceptor()] if self.payload_storage else []),
             ],
@@ -298,17 +309,78 @@ def _with_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
     return runner
 
 
-@activity.defn(dynamic=True)
-async def _unknown_step(args: Sequence[RawValue]) -> Any:
-    """Fails, once and for good, a step that no registered activity implements.
+def _wait_setting(value: timedelta | float | None) -> timedelta:
+    if value is None:
+        raw = os.environ.get("BATON_UNREGISTERED_STEP_WAIT_S", "").strip()
+        if not raw:
+            return DEFAULT_UNREGISTERED_STEP_WAIT
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(
+                f"BATON_UNREGISTERED_STEP_WAIT_S={raw!r} is not a number of seconds; set it "
+                "to e.g. 600 (0: fail a step no worker registers at once)"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise TypeError(
+            f"unregistered_step_wait must be a timedelta or seconds, got {value!r}; e.g. "
+            "timedelta(minutes=10)"
+        )
+    wait = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if wait < timedelta(0) or wait > timedelta(days=7):
+        raise ValueError(
+            f"unregistered_step_wait must be between 0 and 7 days, got {wait}; 0 fails a step "
+            "no worker registers at once"
+        )
+    return wait
 
-    Without it Temporal would retry an unregistered activity forever.
+
+class UnregisteredStep:
+    """The catch-all activity: answers for every step this worker does not register.
+
+    Without it Temporal would retry an unregistered activity forever. It fails the
+    attempt at once (non-retryable, so the step's own retry policy is not spent) with an
+    ``UnknownStep`` error that tells the workflow how long to wait for a worker that
+    registers the step; the workflow waits and tries again (workflow/_unregistered.py).
     """
-    info = activity.info()
-    raise ApplicationError(
-        f"no step named {info.activity_type!r} is registered on the workers of task queue "
-        f"{info.task_queue!r}; decorate the function with @baton.step and pass it to "
-        "BatonPlugin(steps=[...]) on every worker of that queue (or fix the name in the flow)",
-        type=UNKNOWN_STEP_ERROR,
-        non_retryable=True,
-    )
+
+    def __init__(self, wait: timedelta, known: Sequence[str]) -> None:
+        self._wait = wait
+        self._known = sorted(known)
+        self._reported: set[tuple[str, str]] = set()
+
+    @activity.defn(dynamic=True)
+    async def run(self, args: Sequence[RawValue]) -> Any:
+        info = activity.info()
+        close = difflib.get_close_matches(info.activity_type, self._known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if (info.task_queue, info.activity_type) not in self._reported:
+            # Once per step, not per try: a rollout's retries would flood the log.
+            self._reported.add((info.task_queue, info.activity_type))
+            log.warning(
+                "this worker does not register step %r (task queue %r)%s; flows that need it "
+                "wait up to %s for a worker that does",
+                info.activity_type,
+                info.task_queue,
+                hint,
+                self._wait,
+            )
+        raise ApplicationError(
+            f"no step named {info.activity_type!r} is registered on this worker of task queue "
+            f"{info.task_queue!r}{hint}; decorate the function with @baton.step and pass it "
+            "to BatonPlugin(steps=[...]) on every worker of that queue (or fix the name in "
+            "the flow)",
+            {
+                UNREGISTERED_STEP_KEY: {
+                    "step": info.activity_type,
+                    "task_queue": info.task_queue,
+                    "wait_seconds": self._wait.total_seconds(),
+                    "hint": hint,
+                    "attempt": info.attempt,
+                }
+            },
+            type=UNKNOWN_STEP_ERROR,
+            non_retryable=True,
+            # An expected answer during a rollout: no traceback in the worker's log.
+            category=ApplicationErrorCategory.BENIGN,
+        )

@@ -48,12 +48,13 @@ from .flow._names import (
 from .flow._names import fan_out_names as _fan_out_names
 from .flow._options import StepOptions, StepRef
 from .steps._job import Job
-from .workflow._fan_out import run_fan_out, run_synthesis
+from .workflow._fan_out import FanOutResults, run_fan_out, run_synthesis
 
 __all__ = [
     "FAN_OUT_MODELS_ARG",
     "MODEL_ARG",
     "FanInError",
+    "FanOutResults",
     "collect_fan_results",
     "configure",
     "fan_out",
@@ -77,6 +78,7 @@ _FAN_OUT_OPTIONS = (
     "synthesize_model",
     "synthesize_args",
     "quorum",
+    "cancel_stragglers",
     "names",
     "options",
 )
@@ -172,9 +174,11 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
     Options: ``models`` (required), ``args`` (shared by every model's step), ``deps``
     (shared), ``synthesize_with`` (the synthesis step; omit for none),
     ``synthesize_model`` (default: the first model), ``synthesize_args`` (merged into
-    the synthesis args), ``quorum`` (run synthesis once this many models succeeded;
-    default: all must), ``names`` (``{model: short}`` to name models explicitly),
-    ``options`` (a :class:`StepOptions` for the model steps).
+    the synthesis args), ``quorum`` (run synthesis as soon as this many models
+    succeeded; default: all must), ``cancel_stragglers`` (with ``quorum``: cancel the
+    models still running when synthesis starts, the default; ``False`` lets them finish
+    and keeps their results in the flow's results), ``names`` (``{model: short}`` to
+    name models explicitly), ``options`` (a :class:`StepOptions` for the model steps).
 
     Example::
 
@@ -219,10 +223,20 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
             f"fan_out({base!r}): quorum must be a whole number from 1 to {len(models)} "
             f"(the number of models), got {quorum!r}"
         )
+    cancel = options.get("cancel_stragglers")
+    if cancel is not None and not isinstance(cancel, bool):
+        raise FlowError(
+            f"fan_out({base!r}): cancel_stragglers must be True or False, got {cancel!r}"
+        )
+    if cancel is not None and quorum is None and synth is not None:
+        raise FlowError(
+            f"fan_out({base!r}): cancel_stragglers applies only with quorum=k (synthesis "
+            "then starts at k and the other models are stragglers); add quorum or drop it"
+        )
     if options.get("synthesize_model") is not None:
         _check_model(f"fan_out({base!r}): synthesize_model", options["synthesize_model"])
     if synth is None:
-        for key in ("synthesize_model", "synthesize_args", "quorum"):
+        for key in ("synthesize_model", "synthesize_args", "quorum", "cancel_stragglers"):
             if options.get(key) is not None:
                 raise FlowError(
                     f"fan_out({base!r}): {key} has no effect without synthesize_with; add "
@@ -253,6 +267,7 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
             synth_args,
             deps=list(names.values()),
             quorum=quorum,
+            cancel_stragglers=cancel,
             _fan_out={"base": base, "model": synthesize_model},
         )
     return flow

@@ -29,6 +29,8 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
                                 (``options.task_queue``); unset: any. Set it where
                                 workers run flow files written by others
 ``BATON_MAX_RETRY_AFTER_S``     longest provider ``retry-after`` obeyed (default 600)
+``BATON_UNREGISTERED_STEP_WAIT_S`` how long a flow waits for a worker that registers a step
+                                this one lacks (a rolling deploy; default 600, 0: fail)
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================

@@ -42,6 +42,8 @@ DEMO_LEDGER = Path(".baton") / "demo.sqlite3"
 SAMPLE_DOCUMENT = "data/sample_document.md"
 POLL_INTERVAL_S = 0.2
 STANDIN_LATENCY_S = 0.3
+# `baton dev` runs one local worker: how long a step it does not register waits for another.
+DEV_UNREGISTERED_STEP_WAIT = 60.0
 DEFAULT_COMPATIBLE_MODEL = "llama3.2"
 
 _KEY_FOR = {
@@ -680,7 +682,16 @@ async def run_dev(args: Any) -> int:
         with contextlib.ExitStack() as stack:
             stack.enter_context(on_stop_signals(stopper))
             standin, llm = _models(stack, offline=args.offline)
-            plugin = baton.BatonPlugin(steps=steps, ledger=store, llm=llm)
+            plugin = baton.BatonPlugin(
+                steps=steps,
+                ledger=store,
+                llm=llm,
+                # One local worker: a step it lacks is more likely a typo than a rollout,
+                # so it waits a minute, not ten (the variable still overrides it).
+                unregistered_step_wait=None
+                if os.environ.get("BATON_UNREGISTERED_STEP_WAIT_S")
+                else DEV_UNREGISTERED_STEP_WAIT,
+            )
             async with embedded_temporal(
                 port=port, ui_port=ui_port, db_filename=args.db_filename
             ) as temporal:

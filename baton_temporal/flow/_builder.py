@@ -89,6 +89,7 @@ class Flow:
         ignore_failed: bool = False,
         ignore_cancelled: bool = False,
         quorum: int | None = None,
+        cancel_stragglers: bool | None = None,
         options: StepOptions | None = None,
         start_to_close_timeout: timedelta | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -99,8 +100,10 @@ class Flow:
         """Add step ``name`` running ``step`` with ``args``, after ``deps``.
 
         ``ignore_failed`` / ``ignore_cancelled``: run even when a dependency failed for
-        good / was cancelled (its result is then absent). ``quorum=k``: run once at least
-        k dependencies completed, whatever happened to the others. If the flow has a
+        good / was cancelled (its result is then absent). ``quorum=k``: run as soon as
+        k dependencies completed, without waiting for the others; the dependencies still
+        running then are cancelled (``cancel_stragglers=False`` lets them finish; a
+        dependency that another step needs is never cancelled). If the flow has a
         model map (``multi_model.configure``) naming this step, ``"workflow_model"`` is
         added to ``args`` (an explicit ``"workflow_model"`` in ``args`` wins).
 
@@ -118,6 +121,11 @@ class Flow:
                 "give each step its own name"
             )
         step_name, default_options = _step_ref(name, step)
+        if cancel_stragglers is not None and quorum is None:
+            raise FlowError(
+                f"step {name!r}: cancel_stragglers applies only with quorum=k; add a quorum "
+                "or drop it"
+            )
         if isinstance(deps, str):
             raise FlowError(
                 f"deps of {name!r} must be a list of step names, not the string {deps!r}; "
@@ -143,6 +151,7 @@ class Flow:
                 ignore_failed=ignore_failed,
                 ignore_cancelled=ignore_cancelled,
                 quorum=quorum,
+                cancel_stragglers=cancel_stragglers,
                 options=merged.to_json(),
                 fan_out=_fan_out,
             )

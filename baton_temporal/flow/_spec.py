@@ -17,6 +17,7 @@ Schema (version 1)::
         {"name": "fetch", "step": "fetch_sources", "args": {"url": "..."}},
         {"name": "summarize", "step": "summarize", "deps": ["fetch"],
          "ignore_failed": false, "ignore_cancelled": false, "quorum": null,
+         "cancel_stragglers": null,          # with quorum: false lets stragglers finish
          "options": {"start_to_close_timeout": 60, "local": false,
                      "retry": {"maximum_attempts": 3}}}
       ]
@@ -200,6 +201,9 @@ class StepSpec(_Frozen):
     quorum: int | None = Field(default=None, ge=1)
     """Run once at least this many dependencies completed, tolerating the others'
     failure or cancellation (the multi-model "k of n" rule)."""
+    cancel_stragglers: bool | None = None
+    """With ``quorum``: cancel the dependencies still running when the quorum is met
+    (None, the default, means yes); ``false`` lets them finish."""
     options: dict[str, Any] = Field(default_factory=dict)
     fan_out: dict[str, str] | None = None
     """For steps made by ``multi_model.fan_out``: ``{"base": ..., "model": ...}``."""
@@ -328,6 +332,11 @@ def check_flow(spec: FlowSpec) -> list[str]:
             problems.append(
                 f"step {s.name!r} has quorum={s.quorum} but only {len(s.deps)} dependencies; "
                 f"use a quorum between 1 and {len(s.deps)}"
+            )
+        if s.cancel_stragglers is not None and s.quorum is None:
+            problems.append(
+                f"step {s.name!r} sets cancel_stragglers but has no quorum; it only applies "
+                "with quorum=k (drop it or add a quorum)"
             )
     if not problems:
         cycle = find_cycle(spec)

@@ -14,7 +14,7 @@ from typing import Any, overload
 
 from temporalio import activity
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ..flow._errors import FanInError, NotADependencyError
 from ..flow._json import find_non_json
@@ -173,6 +173,18 @@ def _make_activity(
         except NotADependencyError as err:
             # A flow wiring mistake: every retry would fail the same way.
             raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is None or not details.not_found:
+                raise
+            # Its run has ended (a quorum straggler whose flow completed): nobody will read
+            # this outcome, so it leaves no traceback in the worker's log.
+            raise ApplicationError(
+                f"step {input.step!r} stopped: its workflow run has ended",
+                type="StepAbandoned",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            ) from None
         except FanInError as err:
             # The multi-model helpers read the dependencies' results, which are fixed.
             raise ApplicationError(str(err), type=FAN_IN_ERROR, non_retryable=True) from None

@@ -16,12 +16,13 @@ Example::
             return await run_step(fetch_sources, {"url": url}, name="fetch")
 """
 
-from ._fan_out import run_fan_out, run_synthesis
+from ._fan_out import FanOutResults, run_fan_out, run_synthesis
 from ._flow_workflow import FlowResult, FlowWorkflow, StepState
 from ._runtime import execute_step, run_step
 from ._wire import StepInput, StepOutput
 
 __all__ = [
+    "FanOutResults",
     "FlowResult",
     "FlowWorkflow",
     "StepInput",

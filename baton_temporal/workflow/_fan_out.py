@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..flow._names import (
@@ -16,9 +18,51 @@ from ..flow._names import (
     with_model,
 )
 from ..flow._options import StepOptions, StepRef
+from ._quorum import STRAGGLER_HEARTBEAT_TIMEOUT
 from ._runtime import run_step
+from ._versioning import FAN_OUT_QUORUM_EARLY
 
-__all__ = ["run_fan_out", "run_synthesis"]
+__all__ = ["FanOutResults", "run_fan_out", "run_synthesis"]
+
+FAN_OUT_FAILED_ERROR = "FanOutFailed"
+
+
+class FanOutResults(dict[str, dict[str, Any]]):
+    """What :func:`run_fan_out` returns: ``{model: result}`` of the models that succeeded
+    in time (a plain dict to everything else).
+
+    ``stragglers`` lists the models still running when the quorum was met: cancelled
+    (``cancel_stragglers=True``, the default) or still running. With
+    ``cancel_stragglers=False``, ``await by_model.finish()`` waits for them and returns
+    every model that succeeded, stragglers included.
+
+    Example::
+
+        by_model = await multi_model.run_fan_out(assess, base="assess", models=MODELS,
+                                                 quorum=2, cancel_stragglers=False)
+        synthesis = await multi_model.run_synthesis(synthesize, by_model, base="assess")
+        everyone = await by_model.finish()   # the third model too, once it is done
+    """
+
+    def __init__(
+        self,
+        results: Mapping[str, dict[str, Any]] = (),  # type: ignore[assignment]
+        stragglers: Sequence[str] = (),
+        running: Mapping[str, asyncio.Future[dict[str, Any]]] | None = None,
+    ) -> None:
+        super().__init__(results)
+        self.stragglers: list[str] = list(stragglers)
+        self._running = dict(running or {})
+
+    async def finish(self) -> dict[str, dict[str, Any]]:
+        """Wait for the stragglers still running; every model's result that succeeded."""
+        everyone = dict(self)
+        for model, future in self._running.items():
+            try:
+                everyone[model] = await future
+            except (ActivityError, asyncio.CancelledError):
+                continue
+        return everyone
 
 
 async def run_fan_out(
@@ -31,12 +75,15 @@ async def run_fan_out(
     quorum: int | None = None,
     names: Mapping[str, str] | None = None,
     options: StepOptions | None = None,
+    cancel_stragglers: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """In workflow code: run ``step`` once per model, concurrently; ``{model: result}``.
 
     Steps are named and given args exactly as :func:`fan_out` does. Without ``quorum``
-    every model must succeed; with it, at least ``quorum`` must, and the result holds
-    the successful ones. Otherwise raises a non-retryable ``ApplicationError`` naming the
+    every model must succeed; with it, it returns as soon as ``quorum`` models succeeded
+    (a :class:`FanOutResults` holding those), and the models still running are cancelled,
+    or with ``cancel_stragglers=False`` left running (``await result.finish()`` collects
+    them). If too few can succeed, raises a non-retryable ``ApplicationError`` naming the
     failed models.
 
     Example::
@@ -46,6 +93,10 @@ async def run_fan_out(
             results={"parse": parsed})
     """
     step_names = fan_out_names(base, models, names)
+    if quorum is not None and workflow.patched(FAN_OUT_QUORUM_EARLY):
+        return await _fan_out_quorum(
+            step, base, step_names, args, results, quorum, options, cancel_stragglers
+        )
     need = len(models) if quorum is None else quorum
     outcomes = await asyncio.gather(
         *(
@@ -68,10 +119,84 @@ async def run_fan_out(
             f"fan-out {base!r}: {len(by_model)} of {len(models)} models succeeded, {need} "
             "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()),
             {"failed": list(failures)},
-            type="FanOutFailed",
+            type=FAN_OUT_FAILED_ERROR,
             non_retryable=True,
         )
     return by_model
+
+
+async def _fan_out_quorum(
+    step: StepRef | str,
+    base: str,
+    step_names: Mapping[str, str],
+    args: Mapping[str, Any] | None,
+    results: Mapping[str, Any] | None,
+    quorum: int,
+    options: StepOptions | None,
+    cancel_stragglers: bool,
+) -> FanOutResults:
+    models = list(step_names)
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= len(models):
+        raise ApplicationError(
+            f"fan-out {base!r}: quorum must be a whole number from 1 to {len(models)} (the "
+            f"number of models), got {quorum!r}",
+            type=FAN_OUT_FAILED_ERROR,
+            non_retryable=True,
+        )
+    if cancel_stragglers and quorum < len(models):
+        options = _straggler_options(step, options)
+    running = {
+        m: asyncio.ensure_future(
+            run_step(step, with_model(args, m), name=n, results=results, options=options)
+        )
+        for m, n in step_names.items()
+    }
+    by_model: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    open_models = list(models)
+    while open_models and len(by_model) < quorum and len(by_model) + len(open_models) >= quorum:
+        await workflow.wait([running[m] for m in open_models], return_when=asyncio.FIRST_COMPLETED)
+        for model in [m for m in open_models if running[m].done()]:  # in model order
+            open_models.remove(model)
+            error = running[model].exception()
+            if isinstance(error, ActivityError):
+                failures[model] = str(error.cause or error)
+            elif error is not None:
+                raise error
+            else:
+                by_model[model] = running[model].result()
+    if cancel_stragglers:
+        for model in open_models:
+            running[model].cancel()
+        # Cancelled with TRY_CANCEL: each resolves at once, the activity stops at its
+        # next heartbeat. Awaited so that no step is left unobserved.
+        await asyncio.gather(*(running[m] for m in open_models), return_exceptions=True)
+    if len(by_model) < quorum:
+        stopped = (
+            f"; cancelled: {', '.join(open_models)}" if cancel_stragglers and open_models else ""
+        )
+        raise ApplicationError(
+            f"fan-out {base!r}: {len(by_model)} of {len(models)} models succeeded, {quorum} "
+            "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()) + stopped,
+            {"failed": list(failures), "cancelled": open_models if cancel_stragglers else []},
+            type=FAN_OUT_FAILED_ERROR,
+            non_retryable=True,
+        )
+    return FanOutResults(
+        by_model,
+        stragglers=open_models,
+        running={} if cancel_stragglers else {m: running[m] for m in open_models},
+    )
+
+
+def _straggler_options(step: StepRef | str, options: StepOptions | None) -> StepOptions:
+    """A shorter heartbeat for steps that may be cancelled, so they see it soon."""
+    options = options or StepOptions()
+    defaults = step.options if isinstance(step, StepRef) else StepOptions()
+    merged = options.merged_over(defaults)
+    if merged.heartbeat_timeout is not None or merged.local:
+        return options
+    return replace(options, heartbeat_timeout=STRAGGLER_HEARTBEAT_TIMEOUT)
 
 
 async def run_synthesis(

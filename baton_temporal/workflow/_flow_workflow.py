@@ -23,6 +23,7 @@ from ._flow_input import (
     one_input_signature,
     read_flow_input,
 )
+from ._quorum import QUORUM_MET, QuorumTracker
 from ._runtime import ROUTED_QUEUE_WAIT, execute_step
 from ._scheduler import Scheduler
 from ._versioning import BIG_FLOWS
@@ -37,11 +38,19 @@ PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "failed",
     "cancelled",
 )
+# Scheduled, but no worker of its queue registers the step yet (a rolling deploy).
+WAITING = "waiting"
 
 
 @dataclass
 class StepState:
-    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it."""
+    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it.
+
+    ``state``: pending, running, waiting (for a worker that registers the step; ``error``
+    says which queue and until when), completed, failed or cancelled. A quorum's straggler
+    that was cancelled once the quorum was met is ``cancelled`` with an ``error`` that
+    starts with ``"cancelled: quorum met"``; it does not fail the flow.
+    """
 
     step: str
     state: str = PENDING
@@ -86,10 +95,12 @@ class FlowWorkflow:
 
     def __init__(self) -> None:
         self._states: dict[str, StepState] = {}
+        self._quorum: QuorumTracker | None = None
 
     @workflow.query(name="baton.steps")
     def steps(self) -> dict[str, StepState]:
-        """Each step's state: pending, running, completed, failed or cancelled."""
+        """Each step's state: pending, running, waiting (for a worker that registers the
+        step), completed, failed or cancelled."""
         return self._states
 
     @workflow.run
@@ -145,12 +156,20 @@ class FlowWorkflow:
             if name in self._states:
                 self._states[name] = StepState(**carried)
         results = dict(carry.results)
+        # Quorum steps start at k of n and cancel stragglers (_quorum.py); None for a flow
+        # without quorum, or a run recorded before QUORUM_EARLY_START.
+        self._quorum = QuorumTracker.for_flow(spec, self._states)
 
         async def execute(node: StepSpec) -> None:
             await self._execute_node(flow_input, node, results)
 
         scheduler = Scheduler(
-            spec, self._states, results, execute=execute, blocking=self._blocking_deps
+            spec,
+            self._states,
+            results,
+            execute=execute,
+            blocking=self._blocking_deps,
+            quorum=self._quorum,
         )
         if not await scheduler.run():
             states = {n: asdict(s) for n, s in self._states.items()}
@@ -165,22 +184,28 @@ class FlowWorkflow:
         state = self._states[node.name]
         state.state = RUNNING
         state.started_at = workflow.now().isoformat()
+        options = flow_input.options[node.name]
+        quorum = self._quorum
+        if quorum is not None:
+            options = quorum.options_for(node, options)
         try:
             output = await execute_step(
                 node.step,
                 node.args,
                 name=node.name,
                 results={d: results[d] for d in node.deps if d in results},
-                options=flow_input.options[node.name],
+                options=options,
                 debug=spec.debug,
                 workflow_name=spec.workflow_name,
                 # The node's name in the UI. Cheap here: this workflow runs
                 # outside the sandbox.
                 summary=_label(node.name, node.step),
+                on_wait=lambda note: _show_wait(state, note),
             )
         except ActivityError as err:
-            state.state = FAILED
-            state.error = _describe(err)
+            why = quorum.cancelled_as_straggler(node.name) if quorum else None
+            state.state = CANCELLED if why else FAILED
+            state.error = why or _describe(err)
             state.attempt = max(state.attempt, 1)
         else:
             results[node.name] = output.result
@@ -210,7 +235,13 @@ class FlowWorkflow:
     ) -> FlowResult:
         has_dependents = {d for s in spec.steps for d in s.deps}
         failed = [n for n, s in self._states.items() if s.state == FAILED]
-        cancelled = [n for n, s in self._states.items() if s.state == CANCELLED]
+        # Stragglers cancelled once their quorum was met did their part: not a failure.
+        # Told by their error, which a continued run carries over with the states.
+        cancelled = [
+            n
+            for n, s in self._states.items()
+            if s.state == CANCELLED and not (s.error or "").startswith(QUORUM_MET)
+        ]
         # A failure is absorbed when every dependent ran anyway (ignore_failed/quorum);
         # a failed last step, or one that cancelled a dependent, fails the flow.
         fatal = [n for n in failed if n not in has_dependents]
@@ -233,6 +264,12 @@ class FlowWorkflow:
             steps=dict(self._states),
             failed=failed,
         )
+
+
+def _show_wait(state: StepState, note: str | None) -> None:
+    """``baton status`` shows a step that waits for a worker that registers it."""
+    state.state = WAITING if note else RUNNING
+    state.error = note
 
 
 def _describe(err: ActivityError) -> str:

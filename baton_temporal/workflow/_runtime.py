@@ -18,7 +18,7 @@ The generic flow workflow is written with these helpers, and so can any hand-wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from ..flow._options import (
     StepOptions,
     StepRef,
 )
+from ._unregistered import remaining, run_until_registered
 from ._wire import (
     RECORD_USAGE_ACTIVITY,
     STEP_RESULT_ERROR,
@@ -96,8 +97,12 @@ async def execute_step(
     debug: bool = False,
     workflow_name: str | None = None,
     summary: str | None = None,
+    on_wait: Callable[[str | None], None] | None = None,
 ) -> StepOutput:
-    """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt)."""
+    """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt).
+
+    ``on_wait(note)`` hears when the step waits for a worker that registers it (a
+    rolling deploy, see _unregistered.py), and None when it is scheduled again."""
     if isinstance(step, StepRef):
         activity_type, step_defaults = step.name, step.options
     else:
@@ -115,7 +120,14 @@ async def execute_step(
         timeout = DEFAULT_START_TO_CLOSE
     retry = opts.retry_policy or DEFAULT_RETRY
     try:
-        output = await _execute(activity_type, input, opts, timeout, retry, summary)
+        output = await run_until_registered(
+            lambda spent: _execute(
+                activity_type, input, opts, timeout, remaining(retry, spent), summary
+            ),
+            step=input.step,
+            task_queue=opts.task_queue or workflow.info().task_queue,
+            on_wait=on_wait,
+        )
     except ActivityError as err:
         # A failed attempt that called a model while the ledger was down carries its
         # usage records in the error; write them before reporting the failure.

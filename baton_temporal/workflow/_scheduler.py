@@ -10,7 +10,10 @@ activation does work proportional to what changed.
 
 Admission is :class:`~._window.Window`'s rule (concurrency window, per-task budget);
 continue-as-new is :mod:`._continue`'s. Steps become ready and are admitted in flow
-order, so replay makes the same choices. Example::
+order, so replay makes the same choices. A quorum step (with a
+:class:`~._quorum.QuorumTracker`) becomes ready as soon as its quorum is decided rather
+than when every dependency is done; its stragglers are then cancelled: a running one
+through its task, a pending one in place (it never starts). Example::
 
     scheduler = Scheduler(spec, states, results, execute=run_one, blocking=blocking_deps)
     finished = await scheduler.run()   # False: continue as new with the states so far
@@ -28,6 +31,7 @@ from temporalio import workflow
 
 from ..flow._spec import FlowSpec, StepSpec
 from ._continue import history_full
+from ._quorum import QuorumTracker
 from ._window import DEFAULT_WINDOW, Window, json_size
 
 __all__ = ["Scheduler"]
@@ -52,6 +56,7 @@ class Scheduler:
         *,
         execute: Callable[[StepSpec], Awaitable[None]],
         blocking: Callable[[StepSpec], list[str]],
+        quorum: QuorumTracker | None = None,
     ) -> None:
         self._spec = spec
         self._states = states
@@ -72,17 +77,28 @@ class Scheduler:
         self._ready: deque[StepSpec] = deque()
         self._waiting: dict[str, int] = {}
         self._dependents: dict[str, list[StepSpec]] = {s.name: [] for s in spec.steps}
+        self._quorum = quorum
+        self._nodes = {s.name: s for s in spec.steps}
+        self._released: dict[str, None] = {}  # quorum steps queued before all deps ended
+        quorum_steps: list[StepSpec] = []
         for node in spec.steps:
             if states[node.name].state in TERMINAL:
+                if quorum is not None and node.quorum is not None:
+                    quorum.already_started(node.name)
                 continue
             self._open_steps += 1
             pending = [d for d in node.deps if states[d].state not in TERMINAL]
             for d in pending:
                 self._dependents[d].append(node)
-            if pending:
+            if quorum is not None and node.quorum is not None:
+                quorum_steps.append(node)
+            elif pending:
                 self._waiting[node.name] = len(pending)
             else:
                 self._ready.append(node)
+        # Once every step is placed: releasing one may cancel pending stragglers.
+        for node in quorum_steps:
+            self._release_if_decided(node)
 
     async def run(self) -> bool:
         """Run until every step is terminal (True) or the run must continue as new (False)."""
@@ -134,6 +150,16 @@ class Scheduler:
     async def _run_one(self, node: StepSpec) -> None:
         try:
             await self._execute(node)
+        except asyncio.CancelledError:
+            self._tasks.pop(node.name, None)
+            why = self._quorum.cancelled_as_straggler(node.name) if self._quorum else None
+            if why is None:
+                raise  # the run is cancelled or evicted
+            # Cancelled as a quorum's straggler while not in an activity (e.g. between
+            # two tries of a step no worker registers yet).
+            state = self._states[node.name]
+            state.state, state.error = "cancelled", why
+            state.ended_at = workflow.now().isoformat()
         except Exception as err:
             # Not a step failure (those are recorded as states) but an error of the run
             # itself, e.g. a plain activity run as a step: it fails the run, as before.
@@ -154,10 +180,46 @@ class Scheduler:
     def _finished(self, node: StepSpec) -> None:
         self._open_steps -= 1
         for dependent in self._dependents[node.name]:
+            if dependent.name in self._released:
+                continue
+            if self._states[dependent.name].state in TERMINAL:
+                continue  # a pending straggler cancelled before its dependencies ended
+            if dependent.quorum is not None and self._quorum is not None:
+                self._release_if_decided(dependent)
+                continue
             left = self._waiting[dependent.name] - 1
             self._waiting[dependent.name] = left
             if left == 0:
                 self._ready.append(dependent)
+
+    def _release_if_decided(self, node: StepSpec) -> None:
+        """Queue quorum step ``node`` once k dependencies completed (or k can no longer
+        complete: the cascade rule then cancels it), and cancel its stragglers."""
+        quorum = self._quorum
+        assert quorum is not None
+        if node.name in self._released or not quorum.decided(node):
+            return
+        self._released[node.name] = None
+        self._ready.append(node)
+        if not self._blocking(node):
+            quorum.started(node, cancel=self._cancel_straggler)
+
+    def _cancel_straggler(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None:
+            # Running: Temporal is asked to cancel its activity; _run_one ends it.
+            task.cancel()
+            return
+        # Not started yet (waiting for its own dependencies, or for a slot): it never will.
+        assert self._quorum is not None
+        state = self._states[name]
+        state.state = "cancelled"
+        state.error = self._quorum.cancelled_as_straggler(name)
+        state.ended_at = workflow.now().isoformat()
+        node = self._nodes[name]
+        if node in self._ready:
+            self._ready.remove(node)
+        self._finished(node)
 
     def _input_cost(self, node: StepSpec) -> int:
         sizes = self._sizes

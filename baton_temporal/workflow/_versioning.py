@@ -37,9 +37,12 @@ from __future__ import annotations
 
 __all__ = [
     "BIG_FLOWS",
+    "FAN_OUT_QUORUM_EARLY",
     "FLOW_ERRORS_FAIL_RUN",
+    "QUORUM_EARLY_START",
     "RETRY_MERGES_OVER_DEFAULTS",
     "STRICT_FLOW_INPUT",
+    "UNREGISTERED_STEP_WAIT",
 ]
 
 # After 0.1.0: the flow's input is checked against Temporal's bounds (and decoded by the workflow
@@ -55,3 +58,10 @@ FLOW_ERRORS_FAIL_RUN = "baton.flow-errors-fail-run"
 # After 0.1.0: default concurrency window, per-task byte budget, continue-as-new (_window.py,
 # _continue.py); runs started before it keep an unbounded scheduler and one run.
 BIG_FLOWS = "baton.big-flows"
+
+# After 0.1.0: a quorum step starts once k dependencies completed; stragglers may be cancelled.
+QUORUM_EARLY_START = "baton.quorum-early-start"
+# After 0.1.0: run_fan_out(quorum=k) returns once k models succeeded; stragglers may be cancelled.
+FAN_OUT_QUORUM_EARLY = "baton.fan-out-quorum-early"
+# After 0.1.0: a step no worker registers is rescheduled with backoff until one does (bounded).
+UNREGISTERED_STEP_WAIT = "baton.unregistered-step-wait"

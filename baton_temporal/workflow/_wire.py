@@ -23,6 +23,8 @@ INVALID_FLOW_ERROR = "InvalidFlow"
 FLOW_INTERNAL_ERROR = "FlowInternalError"
 FAN_IN_ERROR = "FanInError"
 UNPRINTABLE_ERROR = "UnprintableError"
+# Where the catch-all activity's UnknownStep error says which step, queue and wait.
+UNREGISTERED_STEP_KEY = "baton_unregistered_step"
 # Where a failed attempt carries usage records it could not write (error or heartbeat details).
 PENDING_USAGE_KEY = "baton_pending_usage"
 

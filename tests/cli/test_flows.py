@@ -137,7 +137,10 @@ async def test_failed_flows_say_why_in_one_line(
     no_key_id = json.loads(no_key.read_text())["workflow_id"]
 
     # A worker without any provider key.
-    async with baton_worker(steps=seed.STEPS, llm=LLMConfig(), ledger=False):
+    # unregistered_step_wait=0: the typo fails at once instead of waiting for a rollout.
+    async with baton_worker(
+        steps=seed.STEPS, llm=LLMConfig(), ledger=False, unregistered_step_wait=0
+    ):
         ran = await run_baton(
             "start", str(unknown), "--task-queue", task_queue, "--wait", env=cli_env
         )

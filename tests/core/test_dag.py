@@ -156,7 +156,8 @@ async def test_errors_that_cannot_heal_fail_on_the_first_attempt(
     client, task_queue, baton_worker, step, args, error_type, text
 ) -> None:
     flow = baton.new(workflow_name="x").add("s", step, args)
-    async with baton_worker(ALL):
+    # 0: a step no worker registers fails at once instead of waiting for a rollout.
+    async with baton_worker(ALL, unregistered_step_wait=0):
         err = await failure_of(flow, client, task_queue)
         history = await client.get_workflow_handle(flow.workflow_id).fetch_history()
     assert f"{error_type}: " in err.message, err.message

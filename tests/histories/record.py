@@ -37,6 +37,9 @@ TEXT = (
 )
 MODELS = ["claude-sonnet-4-20250514", "claude-opus-4-20250514", "gpt-4o"]
 SLOW_MODEL_S = 1.0
+# A straggler this slow is cancelled long before it would answer.
+STRAGGLER_S = 30.0
+UNREGISTERED_WAIT_S = 3
 
 
 @dataclass
@@ -229,6 +232,51 @@ async def _ledger_down(ctx: Ctx) -> Any:
     return await flow.start(ctx.client, task_queue=ctx.task_queue)
 
 
+async def _very_slow_gpt(ctx: Ctx) -> None:
+    ctx.standin.set_latency(STRAGGLER_S, "gpt-4o")
+
+
+async def _quorum_straggler_needed(ctx: Ctx) -> Any:
+    # x3 is a straggler of q (quorum 2 of 3), but "after" needs it: it is not cancelled.
+    s = ctx.steps
+    flow = (
+        _flow(ctx, "quorum_straggler_needed")
+        .add("x1", s.echo, {"value": 1})
+        .add("x2", s.echo, {"value": 2})
+        .add("x3", s.nap, {"seconds": 1.5})
+        .add("after", s.echo, deps=["x3"])
+        .add("q", s.echo, deps=["x1", "x2", "x3"], quorum=2)
+    )
+    return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
+async def _quorum_one_slot(ctx: Ctx) -> Any:
+    # max_concurrency=1: the slow x3 waits for the only slot; once x1 and x2 completed,
+    # q's quorum is met and x3 is cancelled before it ever starts.
+    s = ctx.steps
+    flow = (
+        _flow(ctx, "quorum_one_slot", max_concurrency=1)
+        .add("x1", s.echo, {"value": 1})
+        .add("x2", s.echo, {"value": 2})
+        .add("x3", s.nap, {"seconds": 30})
+        .add("q", s.echo, deps=["x1", "x2", "x3"], quorum=2)
+    )
+    return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
+async def _unregistered_prepare(ctx: Ctx) -> None:
+    ctx.plugin_options["unregistered_step_wait"] = UNREGISTERED_WAIT_S
+
+
+async def _unregistered_step(ctx: Ctx) -> Any:
+    flow = (
+        _flow(ctx, "unregistered_step")
+        .add("first", ctx.steps.echo, {"value": 1})
+        .add("missing", "histories_step_no_worker_has", deps=["first"])
+    )
+    return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
 def _prep(fn: Callable[[Ctx], Awaitable[None]]) -> Callable[[Ctx], Awaitable[None]]:
     async def prepare(ctx: Ctx) -> None:
         await fn(ctx)
@@ -306,7 +354,43 @@ SCENARIOS = [
         _ledger_down_prepare,
     ),
     Scenario("large_payload", "a 300 KB result read by two steps", "completed", _large_payload),
+    # Added with this release (early quorum, unregistered steps): not in 527f01c's corpus.
+    Scenario(
+        "quorum_stragglers_cancelled",
+        f"quality_flow quorum=2, gpt-4o {STRAGGLER_S:.0f}s late: synthesis at 2, gpt-4o cancelled",
+        "completed",
+        lambda c: _quality(c, "quorum_stragglers_cancelled", 2),
+        _prep(_very_slow_gpt),
+    ),
+    Scenario(
+        "quorum_straggler_needed",
+        "quorum 2 of 3 starts at 2; the third is needed by another step, so it runs on",
+        "completed",
+        _quorum_straggler_needed,
+    ),
+    Scenario(
+        "quorum_one_slot",
+        "max_concurrency=1, quorum 2 of 3: the third is cancelled before it starts",
+        "completed",
+        _quorum_one_slot,
+    ),
+    Scenario(
+        "unregistered_step",
+        f"a step no worker registers: waits {UNREGISTERED_WAIT_S}s with backoff, then fails",
+        "failed",
+        _unregistered_step,
+        _unregistered_prepare,
+    ),
 ]
+
+
+def _self_contained(baton: Any) -> dict[str, Any]:
+    """No payload store: a history must hold all its payloads, or it replays only where
+    the store it was recorded with is (releases before the store had none)."""
+    import inspect
+
+    params = inspect.signature(baton.BatonPlugin).parameters
+    return {"payload_store": False} if "payload_store" in params else {}
 
 
 def _commit(root: Path) -> str:
@@ -366,7 +450,7 @@ async def record(release: str, only: set[str] | None, out_root: Path) -> Path:
                         steps=steps.STEPS,
                         workflows=[workflows.HandwrittenQuality],
                         llm=standin.config(),
-                        **{"ledger": False, **ctx.plugin_options},
+                        **{"ledger": False, **_self_contained(baton), **ctx.plugin_options},
                     )
                     async with Worker(env.client, task_queue=ctx.task_queue, plugins=[plugin]):
                         handle = await sc.start(ctx)

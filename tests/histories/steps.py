@@ -7,6 +7,7 @@ so the same scenarios can be recorded from an older checkout.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
@@ -18,7 +19,7 @@ try:  # this release
 except ImportError:  # release 527f01c and before shipped the seed app in workers/
     from workers.examples import seed  # type: ignore[no-redef]
 
-__all__ = ["STEPS", "ask", "big", "broken", "echo", "flaky", "measure", "seed"]
+__all__ = ["STEPS", "ask", "big", "broken", "echo", "flaky", "measure", "nap", "seed"]
 
 
 @baton.step
@@ -62,4 +63,11 @@ async def ask(job: baton.Job) -> dict[str, Any]:
     return {"answer": reply.text}
 
 
-STEPS = [echo, flaky, broken, big, measure, ask, *seed.STEPS]
+@baton.step
+async def nap(job: baton.Job) -> dict[str, Any]:
+    """Sleeps ``seconds`` (a slow dependency: a quorum's straggler)."""
+    await asyncio.sleep(float(job.args.get("seconds", 1)))
+    return {"slept": job.args.get("seconds", 1)}
+
+
+STEPS = [echo, flaky, broken, big, measure, ask, nap, *seed.STEPS]

@@ -293,7 +293,9 @@ async def test_handwritten_fan_out_matches_the_declared_one(
 async def test_one_model_down_with_quorum_synthesis_runs_on_the_others(
     client, task_queue, baton_worker
 ) -> None:
-    flow = quality_flow(args={"down": ["gpt-4o"]}, quorum=2)
+    # The others take long enough for gpt-4o to fail for good first (else, still
+    # retrying when the quorum is met, it would be cancelled as a straggler).
+    flow = quality_flow(args={"down": ["gpt-4o"], "sleep": 3}, quorum=2)
     async with baton_worker(ALL):
         result = await flow.run(client, task_queue=task_queue)
     by_model = result.results["assess_synthesis"]["by_model"]

@@ -125,7 +125,10 @@ def test_flow_files_that_are_not_small_regular_files(make, expected: str, tmp_pa
 def test_deeply_nested_flow_json_is_a_clear_error(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text('{"baton_flow": 1, "workflow_name": "w", "steps": ' + "[" * 100_000)
-    with pytest.raises(CliError, match="nests too deeply to read; step args may nest at most 100 levels: flatten them"):
+    with pytest.raises(
+        CliError,
+        match="nests too deeply to read; step args may nest at most 100 levels: flatten them",
+    ):
         load_flow_file(str(deep))
 
 

@@ -386,7 +386,9 @@ CASES = [
 async def shared_worker(temporal_env: WorkflowEnvironment) -> AsyncIterator[str]:
     """One worker for the whole matrix; yields its task queue."""
     queue = f"every-run-ends-{uuid.uuid4().hex[:8]}"
-    plugin = baton.BatonPlugin(steps=[ok, refuse], ledger=False)
+    # A step no worker registers fails at once here (0) instead of waiting for a rolling
+    # deploy (core/test_rollout.py covers the wait).
+    plugin = baton.BatonPlugin(steps=[ok, refuse], ledger=False, unregistered_step_wait=0)
     async with Worker(temporal_env.client, task_queue=queue, plugins=[plugin]):
         yield queue
 
