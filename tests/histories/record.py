@@ -64,6 +64,8 @@ class Scenario:
     expected: str  # "completed" or "failed"
     start: Callable[[Ctx], Awaitable[Any]]
     prepare: Callable[[Ctx], Awaitable[Callable[[], Awaitable[None]] | None]] | None = None
+    run: str = "first"
+    """Which run's history to keep when the flow continued as new: "first" or "last"."""
 
 
 def _retry(attempts: int) -> Any:
@@ -158,6 +160,19 @@ async def _max_concurrency(ctx: Ctx) -> Any:
         flow = flow.add(f"n{i}", ctx.steps.echo, {"value": i})
     flow = flow.add("join", ctx.steps.echo, deps=[f"n{i}" for i in range(6)])
     return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
+def _continued(name: str) -> Callable[[Ctx], Awaitable[Any]]:
+    async def start(ctx: Ctx) -> Any:
+        # A low history threshold: the flow continues as new several times, carrying
+        # every step's state and result.
+        flow = _flow(ctx, name, max_concurrency=1, max_history_events=20)
+        for i in range(5):
+            flow = flow.add(f"n{i}", ctx.steps.echo, {"value": i})
+        flow = flow.add("join", ctx.steps.echo, deps=[f"n{i}" for i in range(5)])
+        return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+    return start
 
 
 def _handwritten(name: str, quorum: int | None) -> Callable[[Ctx], Awaitable[Any]]:
@@ -375,6 +390,19 @@ SCENARIOS = [
         _quorum_one_slot,
     ),
     Scenario(
+        "continue_as_new_first_run",
+        "5 steps one at a time with max_history_events=20: the first run continues as new",
+        "completed",
+        _continued("continue_as_new_first_run"),
+    ),
+    Scenario(
+        "continue_as_new_last_run",
+        "the same flow's last run: it restores the carried states and results",
+        "completed",
+        _continued("continue_as_new_last_run"),
+        run="last",
+    ),
+    Scenario(
         "unregistered_step",
         f"a step no worker registers: waits {UNREGISTERED_WAIT_S}s with backoff, then fails",
         "failed",
@@ -461,7 +489,13 @@ async def record(release: str, only: set[str] | None, out_root: Path) -> Path:
                             outcome = "completed"
                         except WorkflowFailureError:
                             outcome = "failed"
-                    history = await handle.fetch_history()
+                    # The start handle follows the run chain to its last run; the first
+                    # run is named explicitly.
+                    kept = env.client.get_workflow_handle(
+                        handle.id,
+                        run_id=None if sc.run == "last" else handle.first_execution_run_id,
+                    )
+                    history = await kept.fetch_history()
                 finally:
                     if cleanup:
                         await cleanup()

@@ -25,12 +25,21 @@ def _extra_activity() -> Any:
     )
 
 
-def _without_last_step(flow: dict[str, Any]) -> dict[str, Any]:
-    return {**flow, "steps": flow["steps"][:-1]}
+def _with_steps(data: dict[str, Any], change: Any) -> dict[str, Any]:
+    """``data`` (a flow, or a continued run's carry holding one) with its steps changed."""
+    if "baton_continue" in data:
+        return {**data, "flow": _with_steps(data["flow"], change)}
+    return {**data, "steps": change(data["steps"])}
+
+
+def _without_first_step(flow: dict[str, Any]) -> dict[str, Any]:
+    # The first step, not the last: the first run of a flow that continued as new may
+    # never have reached its last step, so leaving that out changes none of its commands.
+    return _with_steps(flow, lambda steps: steps[1:])
 
 
 def _reversed_steps(flow: dict[str, Any]) -> dict[str, Any]:
-    return {**flow, "steps": list(reversed(flow["steps"]))}
+    return _with_steps(flow, lambda steps: list(reversed(steps)))
 
 
 @workflow.defn(name="baton.Flow", sandboxed=False)
@@ -54,11 +63,11 @@ class ExtraActivityPatched(FlowWorkflow):
 
 @workflow.defn(name="baton.Flow", sandboxed=False)
 class MissingActivity(FlowWorkflow):
-    """Never runs the flow's last step."""
+    """Never runs the flow's first step."""
 
     @workflow.run
     async def run(self, flow: Any) -> FlowResult:
-        return await super().run(_without_last_step(flow))
+        return await super().run(_without_first_step(flow))
 
 
 @workflow.defn(name="baton.Flow", sandboxed=False)
@@ -66,7 +75,7 @@ class MissingActivityPatched(FlowWorkflow):
     @workflow.run
     async def run(self, flow: Any) -> FlowResult:
         if workflow.patched(ALTERED):
-            flow = _without_last_step(flow)
+            flow = _without_first_step(flow)
         return await super().run(flow)
 
 
