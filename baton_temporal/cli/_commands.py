@@ -839,7 +839,10 @@ def build_parser() -> argparse.ArgumentParser:
         "prune", help="delete usage and debug rows older than a duration", parents=[common]
     )
     prune.add_argument(
-        "--older-than", type=parse_duration, required=True, help="e.g. 30d, 12w (units s, m, h, d, w; at most 100 years: 36525d)"
+        "--older-than",
+        type=parse_duration,
+        required=True,
+        help="e.g. 30d, 12w (units s, m, h, d, w; at most 100 years: 36525d)",
     )
     prune.add_argument(
         "--yes",
