@@ -20,7 +20,9 @@ runs in workflow code (it imports only ``flow`` and temporalio), ``steps`` wraps
 functions, and the worker side is ``llm``, ``ledger``, ``pricing``, ``worker`` and ``cli``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._plugin import BatonPlugin
@@ -70,20 +72,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'baton_temporal' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [
