@@ -197,7 +197,7 @@ def _make_activity(
             if keep_alive is not None:
                 keep_alive.cancel()
         return StepOutput(
-            result=check_result(input.step, result, limited=not _has_payload_store()),
+            result=check_result(input.step, result, limited=not PAYLOAD_STORE_ON.get()),
             attempt=info.attempt,
         )
 
@@ -262,10 +262,6 @@ async def _heartbeat_every(seconds: float) -> None:
 PAYLOAD_STORE_ON: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "baton_payload_store_on", default=False
 )
-
-
-def _has_payload_store() -> bool:
-    return PAYLOAD_STORE_ON.get()
 
 
 def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, Any]:
