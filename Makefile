@@ -26,8 +26,8 @@ bench: $(STAMP)
 
 # The replay corpus (tests/histories/, replayed in CI by tests/workflow/test_replay.py).
 # `make histories` re-records this checkout's corpus (tests/histories/current);
-# `make histories-previous` records release 527f01c from a worktree of that commit.
-PREVIOUS_RELEASE ?= 527f01c
+# `make histories-previous` records the previous release (71585d7) from a worktree of it.
+PREVIOUS_RELEASE ?= 71585d7
 PREVIOUS_CODE ?= ../old-release
 histories: $(STAMP)
 	@bash tests/ensure-postgres.sh
