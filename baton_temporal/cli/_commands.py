@@ -26,6 +26,8 @@ from ._common import (
     describe_failure,
     short_error,
 )
+from ._hints import ledger_hint, worker_hint
+from ._invocation import baton_command
 
 __all__ = ["CliError", "main"]
 
@@ -238,9 +240,11 @@ async def _warn_if_no_worker(client: Any, task_queue: str) -> None:
             )
         )
         if not response.pollers:
+            baton = baton_command()
             print(
                 f"baton: note: no worker is polling task queue {task_queue!r} yet; the flow "
-                "waits until one does (`baton worker`, or `baton dev`)",
+                f"waits until one does (`{baton} worker --task-queue {task_queue} --steps "
+                f"MODULE`, or `{baton} dev`)",
                 file=sys.stderr,
             )
 
@@ -286,7 +290,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
     )
     await _warn_if_no_worker(client, task_queue)
     if not args.wait:
-        print(f"follow it:  baton status {workflow_id} --watch")
+        print(f"follow it:  {baton_command()} status {workflow_id} --watch")
         return EXIT_OK
     try:
         result = await handle.result()
@@ -350,11 +354,14 @@ async def _step_states(handle: Any, description: Any) -> tuple[dict[str, Any] | 
     except Exception as err:
         detail = short_error(err)
         if "unknown queryType" in detail or "baton.steps" in detail:
-            why = f"it does not answer the baton.steps query ({description.workflow_type})"
+            why = (
+                f"it does not answer the baton.steps query ({description.workflow_type}); "
+                + ledger_hint(handle.id)
+            )
         else:
             why = (
                 f"no worker of task queue {description.task_queue!r} answered ({detail}); "
-                "start a worker for that queue (`baton worker --task-queue ...`)"
+                + worker_hint(description.workflow_type, description.task_queue, handle.id)
             )
         return None, "; ".join(filter(None, [note, f"step states unavailable: {why}"]))
     return {n: _state_dict(s) for n, s in dict(states or {}).items()}, note
@@ -408,6 +415,7 @@ def _retrying(description: Any) -> list[str]:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from ._ledger_models import fill_models_from_ledger
     from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
 
     client = await connect_temporal()
@@ -415,6 +423,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     while True:
         handle, description = await _describe(client, args.workflow_id)
         states, note = await _step_states(handle, description)
+        states = await fill_models_from_ledger(handle.id, states)
         note = "\n".join(filter(None, [ledger_wait(description), note]))
         text = _status_text(handle, description, states, note)
         if args.json:
