@@ -28,6 +28,7 @@ from ._common import (
 )
 from ._hints import ledger_hint, worker_hint
 from ._invocation import baton_command
+from ._step_modules import steps_importable_from_cwd
 
 __all__ = ["CliError", "main"]
 
@@ -292,18 +293,24 @@ async def cmd_start(args: argparse.Namespace) -> int:
     if not args.wait:
         print(f"follow it:  {baton_command()} status {workflow_id} --watch")
         return EXIT_OK
+    from ._ledger_models import fill_models_from_ledger
+
     try:
         result = await handle.result()
     except WorkflowFailureError as err:
         with contextlib.suppress(Exception):
             states = await handle.query("baton.steps", rpc_timeout=timedelta(seconds=5))
-            print(format_step_states(states), flush=True)
+            states = {n: _state_dict(s) for n, s in dict(states).items()}
+            filled = await fill_models_from_ledger(workflow_id, states) or states
+            print(format_step_states(filled), flush=True)
         raise CliError(describe_failure(workflow_id, err)) from None
+    steps = {name: _state_dict(s) for name, s in result.steps.items()}
+    steps = await fill_models_from_ledger(workflow_id, steps) or steps
     if args.json:
-        print(json.dumps(_flow_result_json(result), indent=2, default=str))
+        print(json.dumps(_flow_result_json(result, steps), indent=2, default=str))
         return EXIT_OK
     print()
-    print(format_step_states(result.steps))
+    print(format_step_states(steps))
     print("\nresults:")
     print(json.dumps(result.results, indent=2, default=str))
     if result.failed:
@@ -311,13 +318,13 @@ async def cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _flow_result_json(result: Any) -> dict[str, Any]:
+def _flow_result_json(result: Any, steps: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "workflow_id": result.workflow_id,
         "workflow_name": result.workflow_name,
         "status": result.status,
         "failed": list(result.failed),
-        "steps": {name: _state_dict(s) for name, s in result.steps.items()},
+        "steps": dict(steps),
         "results": result.results,
     }
 
@@ -612,6 +619,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             "no steps to run; pass --steps MODULE (repeatable) or set BATON_STEPS, e.g. "
             "--steps baton_temporal.examples.seed"
         )
+    steps_importable_from_cwd()
     try:
         load_steps(modules)
     except ImportError as err:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._common import CliError, describe_failure, short_error
 from ._invocation import activate_hint, baton_command
 from ._ledger_models import models_by_step
+from ._step_modules import steps_importable_from_cwd
 
 if TYPE_CHECKING:
     from ..llm import LLMConfig
@@ -652,6 +653,7 @@ async def run_dev(args: Any) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     modules = [*settings.step_modules, *(args.steps or [])]
+    steps_importable_from_cwd()
     try:
         steps = [*_seed_steps(), *load_steps(modules)]
     except ImportError as err:
