@@ -293,9 +293,15 @@ def default_answer(model: str, prompt: str, last_user: str) -> str:
     """The answer when no responder is set: a reviewer's summary agreeing with the
     verdicts the last user message quotes, if it quotes any; else an assessment of the
     prompt (:func:`assessment_text`). So a synthesis or report written from the
-    stand-in's own scores never contradicts them."""
+    stand-in's own scores never contradicts them. A prompt that asks for JSON gets JSON
+    either way (a document being rated may itself quote a verdict)."""
     scores = quoted_verdicts(last_user)
-    return verdict_summary(scores) if scores else assessment_text(model, prompt)
+    if not scores:
+        return assessment_text(model, prompt)
+    if "json" in prompt.lower():
+        median = sorted(scores)[(len(scores) - 1) // 2]
+        return json.dumps({"score": median, "label": _LABELS[median]})
+    return verdict_summary(scores)
 
 
 def _last_user_text(parts: Sequence[tuple[str, str]]) -> str:

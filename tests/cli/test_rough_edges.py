@@ -3,6 +3,7 @@ program against the test's Temporal, a worker in the test, the stand-in, a ledge
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -10,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import baton_temporal as baton
-from baton_temporal import multi_model, stats
+from baton_temporal import stats
 from baton_temporal.cli._hints import worker_hint
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing import StandIn
-from baton_temporal.testing.standin import quoted_verdicts
+from baton_temporal.testing.standin import default_answer, quoted_verdicts
 from workers.examples import seed
 
 from ._util import run_baton
@@ -163,4 +164,7 @@ def test_quoted_verdicts_are_what_the_seed_writes() -> None:
     assert quoted_verdicts("Consensus score **6** (fair, agreement 67%).\n- gpt-4o: 9") == [6]
     assert quoted_verdicts("report: score 7 (good) by gpt-4o") == [7]
     assert quoted_verdicts(DOCUMENT) == []
-    assert multi_model  # the seed's helpers, imported as a user would
+    # A document being rated that itself quotes a verdict still gets the JSON it asks for.
+    document = "Our last review rated this 9 (excellent) and 7 (good)."
+    answer = default_answer("gpt-4o", f"system: {seed.ASSESS_PROMPT}\nuser: {document}", document)
+    assert json.loads(answer) == {"score": 7, "label": "good"}
