@@ -26,7 +26,7 @@ from ._common import (
     describe_failure,
     short_error,
 )
-from ._hints import ledger_hint, worker_hint
+from ._hints import ledger_hint, reused_id_note, worker_hint
 from ._invocation import baton_command
 from ._step_modules import steps_importable_from_cwd
 
@@ -277,6 +277,10 @@ async def cmd_start(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: " + "; ".join(problems))
     client = await connect_temporal()
     workflow_id = args.id or flow.workflow_id
+    # A chosen id may have run before (a generated one is new): say so, as stats add up.
+    reused = (
+        None if flow.generated_id and not args.id else await reused_id_note(client, workflow_id)
+    )
     try:
         handle = await flow.start(client, task_queue=task_queue, id=workflow_id)
     except WorkflowAlreadyStartedError:
@@ -289,6 +293,8 @@ async def cmd_start(args: argparse.Namespace) -> int:
         f"{task_queue!r}",
         flush=True,
     )
+    if reused:
+        print(f"baton: {reused}", file=sys.stderr)
     await _warn_if_no_worker(client, task_queue)
     if not args.wait:
         print(f"follow it:  {baton_command()} status {workflow_id} --watch")

@@ -83,6 +83,18 @@ async def test_the_same_file_started_twice_then_status_and_stats(
             assert (totals.calls, totals.attempts, totals.steps) == (5, 5, 5), totals
     finally:
         await store.close()
+    # A chosen id that ran before is kept, and the start says the stats will add up.
+    async with (
+        StandIn() as standin,
+        baton_worker(steps=seed.STEPS, llm=standin.config(), ledger=cli_env["BATON_LEDGER_URL"]),
+    ):
+        ran = await run_baton(
+            "start", str(flow_file), "--id", ids[0], "--task-queue", task_queue, env=cli_env
+        )
+    assert ran.code == 0, ran
+    assert f"as workflow {ids[0]} on" in ran.out, ran.out
+    assert f"note: workflow id {ids[0]!r} ran before (completed at " in ran.err, ran.err
+    assert "pass --id NEW_ID, or drop workflow_id from the file" in ran.err, ran.err
     # What `baton stats totals` prints (stats.format_totals): it names what it counts.
     table = stats.format_totals(totals)
     assert re.search(r"^steps with LLM calls\s+5$", table, re.M), table
