@@ -180,3 +180,15 @@ def test_quoted_verdicts_are_what_the_seed_writes() -> None:
     document = "Our last review rated this 9 (excellent) and 7 (good)."
     answer = default_answer("gpt-4o", f"system: {seed.ASSESS_PROMPT}\nuser: {document}", document)
     assert json.loads(answer) == {"score": 7, "label": "good"}
+
+
+def test_a_broken_step_module_is_named_with_the_fix(tmp_path: Path, monkeypatch) -> None:
+    from baton_temporal.worker import load_steps
+
+    (tmp_path / "broken_steps_mod.py").write_text("import baton_temporal as baton\ndef f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError) as err:
+        load_steps(["broken_steps_mod"])
+    message = str(err.value)
+    assert message.startswith("step module 'broken_steps_mod' failed while being imported: ")
+    assert "SyntaxError" in message and "line 2" in message and "fix the module" in message
