@@ -517,8 +517,10 @@ async def run_demo(args: Any) -> int:
                     if args.keep:
                         say()
                         say(f"Keeping Temporal and the worker running. Web UI: {temporal.ui_url}")
+                        # The demo's ledger too: `status` reads each step's model from it.
                         say(
-                            f"  export TEMPORAL_ADDRESS={temporal.address}   # then: "
+                            f"  export TEMPORAL_ADDRESS={temporal.address} "
+                            f"BATON_LEDGER_URL={shlex.quote(ledger_url)}   # then: "
                             f"{baton_command()} status {workflow_id}"
                         )
                         say("Press Ctrl-C to stop.")
