@@ -161,7 +161,8 @@ def format_totals(totals: WorkflowTotals) -> str:
             cost += f" (+{totals.unpriced_calls} unpriced)"
     rows = [
         ("workflow", totals.workflow_id),
-        ("steps", _n(totals.steps)),
+        # The ledger knows only the steps that called a model (a parse step makes none).
+        ("steps with LLM calls", _n(totals.steps)),
         ("attempts", _n(totals.attempts)),
         ("calls", _n(totals.calls)),
         ("failed-attempt calls", _n(totals.failed_calls)),

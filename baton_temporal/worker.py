@@ -153,6 +153,11 @@ def load_steps(specs: Iterable[str]) -> list[Step]:
                 f"cannot import step module {module_name!r} ({err}); check BATON_STEPS and "
                 "that the module is on PYTHONPATH"
             ) from err
+        except Exception as err:  # the module itself is broken: say where, not "unexpected"
+            raise ImportError(
+                f"step module {module_name!r} failed while being imported: "
+                f"{type(err).__name__}: {err}; fix the module (--debug shows the traceback)"
+            ) from err
         if attr:
             try:
                 value = getattr(module, attr)

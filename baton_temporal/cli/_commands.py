@@ -26,6 +26,9 @@ from ._common import (
     describe_failure,
     short_error,
 )
+from ._hints import ledger_hint, reused_id_note, worker_hint
+from ._invocation import baton_command
+from ._step_modules import steps_importable_from_cwd
 
 __all__ = ["CliError", "main"]
 
@@ -238,9 +241,11 @@ async def _warn_if_no_worker(client: Any, task_queue: str) -> None:
             )
         )
         if not response.pollers:
+            baton = baton_command()
             print(
                 f"baton: note: no worker is polling task queue {task_queue!r} yet; the flow "
-                "waits until one does (`baton worker`, or `baton dev`)",
+                f"waits until one does (`{baton} worker --task-queue {task_queue} --steps "
+                f"MODULE`, or `{baton} dev`)",
                 file=sys.stderr,
             )
 
@@ -272,6 +277,10 @@ async def cmd_start(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: " + "; ".join(problems))
     client = await connect_temporal()
     workflow_id = args.id or flow.workflow_id
+    # A chosen id may have run before (a generated one is new): say so, as stats add up.
+    reused = (
+        None if flow.generated_id and not args.id else await reused_id_note(client, workflow_id)
+    )
     try:
         handle = await flow.start(client, task_queue=task_queue, id=workflow_id)
     except WorkflowAlreadyStartedError:
@@ -284,22 +293,30 @@ async def cmd_start(args: argparse.Namespace) -> int:
         f"{task_queue!r}",
         flush=True,
     )
+    if reused:
+        print(f"baton: {reused}", file=sys.stderr)
     await _warn_if_no_worker(client, task_queue)
     if not args.wait:
-        print(f"follow it:  baton status {workflow_id} --watch")
+        print(f"follow it:  {baton_command()} status {workflow_id} --watch")
         return EXIT_OK
+    from ._ledger_models import fill_models_from_ledger
+
     try:
         result = await handle.result()
     except WorkflowFailureError as err:
         with contextlib.suppress(Exception):
             states = await handle.query("baton.steps", rpc_timeout=timedelta(seconds=5))
-            print(format_step_states(states), flush=True)
+            states = {n: _state_dict(s) for n, s in dict(states).items()}
+            filled = await fill_models_from_ledger(workflow_id, states) or states
+            print(format_step_states(filled), flush=True)
         raise CliError(describe_failure(workflow_id, err)) from None
+    steps = {name: _state_dict(s) for name, s in result.steps.items()}
+    steps = await fill_models_from_ledger(workflow_id, steps) or steps
     if args.json:
-        print(json.dumps(_flow_result_json(result), indent=2, default=str))
+        print(json.dumps(_flow_result_json(result, steps), indent=2, default=str))
         return EXIT_OK
     print()
-    print(format_step_states(result.steps))
+    print(format_step_states(steps))
     print("\nresults:")
     print(json.dumps(result.results, indent=2, default=str))
     if result.failed:
@@ -307,13 +324,13 @@ async def cmd_start(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _flow_result_json(result: Any) -> dict[str, Any]:
+def _flow_result_json(result: Any, steps: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "workflow_id": result.workflow_id,
         "workflow_name": result.workflow_name,
         "status": result.status,
         "failed": list(result.failed),
-        "steps": {name: _state_dict(s) for name, s in result.steps.items()},
+        "steps": dict(steps),
         "results": result.results,
     }
 
@@ -350,11 +367,14 @@ async def _step_states(handle: Any, description: Any) -> tuple[dict[str, Any] | 
     except Exception as err:
         detail = short_error(err)
         if "unknown queryType" in detail or "baton.steps" in detail:
-            why = f"it does not answer the baton.steps query ({description.workflow_type})"
+            why = (
+                f"it does not answer the baton.steps query ({description.workflow_type}); "
+                + ledger_hint(handle.id)
+            )
         else:
             why = (
                 f"no worker of task queue {description.task_queue!r} answered ({detail}); "
-                "start a worker for that queue (`baton worker --task-queue ...`)"
+                + worker_hint(description.workflow_type, description.task_queue, handle.id)
             )
         return None, "; ".join(filter(None, [note, f"step states unavailable: {why}"]))
     return {n: _state_dict(s) for n, s in dict(states or {}).items()}, note
@@ -408,6 +428,7 @@ def _retrying(description: Any) -> list[str]:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from ._ledger_models import fill_models_from_ledger
     from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
 
     client = await connect_temporal()
@@ -415,6 +436,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     while True:
         handle, description = await _describe(client, args.workflow_id)
         states, note = await _step_states(handle, description)
+        states = await fill_models_from_ledger(handle.id, states)
         note = "\n".join(filter(None, [ledger_wait(description), note]))
         text = _status_text(handle, description, states, note)
         if args.json:
@@ -603,6 +625,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             "no steps to run; pass --steps MODULE (repeatable) or set BATON_STEPS, e.g. "
             "--steps baton_temporal.examples.seed"
         )
+    steps_importable_from_cwd()
     try:
         load_steps(modules)
     except ImportError as err:

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._common import CliError, describe_failure, short_error
+from ._invocation import activate_hint, baton_command
+from ._ledger_models import models_by_step
+from ._step_modules import steps_importable_from_cwd
 
 if TYPE_CHECKING:
     from ..llm import LLMConfig
@@ -382,10 +386,10 @@ class Progress:
                 for row in await self._store.steps_for_workflow(wf_id):
                     usage.setdefault(row.step, []).append(row)
         elapsed = time.monotonic() - self._t0
+        ledger_models = models_by_step(r for rows in usage.values() for r in rows)
         for name, s in changed:
             self._seen[name] = (s["state"], s["attempt"])
-            if not s.get("model") and usage.get(name):
-                s["model"] = ", ".join(sorted({r.model for r in usage[name]}))
+            s["model"] = s.get("model") or ledger_models.get(name)
             attempt = f"attempt {s['attempt']}" if s["attempt"] else ""
             line = (
                 f"  {elapsed:6.2f}s  {name.ljust(self._width)}  {s['state'].ljust(9)}  "
@@ -513,9 +517,11 @@ async def run_demo(args: Any) -> int:
                     if args.keep:
                         say()
                         say(f"Keeping Temporal and the worker running. Web UI: {temporal.ui_url}")
+                        # The demo's ledger too: `status` reads each step's model from it.
                         say(
-                            f"  export TEMPORAL_ADDRESS={temporal.address}   # then: "
-                            f"baton status {workflow_id}"
+                            f"  export TEMPORAL_ADDRESS={temporal.address} "
+                            f"BATON_LEDGER_URL={shlex.quote(ledger_url)}   # then: "
+                            f"{baton_command()} status {workflow_id}"
                         )
                         say("Press Ctrl-C to stop.")
                         await stopper.wait()
@@ -527,11 +533,14 @@ async def run_demo(args: Any) -> int:
         + (" (stand-in, nothing billed)" if plan.offline else "")
         + ". Everything it started is stopped."
     )
-    say(
-        f"The ledger keeps this run: BATON_LEDGER_URL={ledger_url} baton stats steps {workflow_id}"
-        if ledger_path == DEMO_LEDGER.resolve()
-        else "The ledger was temporary (the current directory is not writable)."
-    )
+    if ledger_path != DEMO_LEDGER.resolve():
+        say("The ledger was temporary (the current directory is not writable).")
+        return 0
+    say("The ledger keeps this run:")
+    say(f"  {baton_command()} stats steps {workflow_id} --url {shlex.quote(ledger_url)}")
+    hint = activate_hint()
+    if hint:
+        say(f"({hint} puts `baton` on your PATH for this shell)")
     return 0
 
 
@@ -646,6 +655,7 @@ async def run_dev(args: Any) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     modules = [*settings.step_modules, *(args.steps or [])]
+    steps_importable_from_cwd()
     try:
         steps = [*_seed_steps(), *load_steps(modules)]
     except ImportError as err:
@@ -710,7 +720,8 @@ async def run_dev(args: Any) -> int:
                 for key, value in rows:
                     print(f"  {key.ljust(11)} {value}", file=out)
                 print(
-                    "\nStart a flow:  baton start flow.json --wait   (flow.to_json() or YAML)",
+                    f"\nStart a flow:  {baton_command()} start flow.json --wait   "
+                    "(flow.to_json() or YAML)",
                     file=out,
                     flush=True,
                 )

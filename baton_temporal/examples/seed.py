@@ -80,11 +80,20 @@ async def assess(job: baton.Job) -> dict[str, Any]:
 
 @baton.step
 async def synthesize_assessments(job: baton.Job) -> dict[str, Any]:
-    """Combine the models' assessments: median score, majority label, and one model's
-    written consensus."""
+    """Combine the models' assessments: median score, majority label (without a majority:
+    the label of the median score), and one model's written consensus."""
     by_model = multi_model.collect_fan_results(job)
     median = multi_model.median_of(by_model, "score")
     vote = multi_model.majority_vote(by_model, "label")
+    label = vote["winner"]
+    if vote["agreement"] <= 0.5:
+        # No label has a majority (say poor, fair, excellent): a tie-break by model order
+        # could pair the median score with another model's label. Take the label of the
+        # model that gave the median score instead.
+        label = next(
+            (r.get("label") for r in by_model.values() if r.get("score") == median["median"]),
+            label,
+        )
     summary = "\n".join(f"- {m}: {r.get('score')} ({r.get('label')})" for m, r in by_model.items())
     reply = await baton.call_llm(
         job,
@@ -97,7 +106,7 @@ async def synthesize_assessments(job: baton.Job) -> dict[str, Any]:
     )
     return {
         "consensus_score": median["median"],
-        "consensus_label": vote["winner"],
+        "consensus_label": label,
         "agreement": vote["agreement"],
         "by_model": {m: r.get("score") for m, r in by_model.items()},
         "note": reply.text,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -54,6 +55,10 @@ class Flow:
     """
 
     spec: FlowSpec
+    # True when nobody chose the workflow id (``baton.new`` without one, or a flow file
+    # without one): it is made up for this object only, so ``to_json`` leaves it out and
+    # each start of the written file gets a fresh id (and its own ledger rows).
+    generated_id: bool = field(default=False, compare=False, repr=False)
 
     # -- building -----------------------------------------------------------------------
 
@@ -157,7 +162,9 @@ class Flow:
             )
         except ValueError as err:
             raise FlowError(f"step {name!r}: {err}") from None
-        return Flow(self.spec.model_copy(update={"steps": (*self.spec.steps, node)}))
+        return dataclasses.replace(
+            self, spec=self.spec.model_copy(update={"steps": (*self.spec.steps, node)})
+        )
 
     def pipe(self, fn: Callable[Concatenate[Flow, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(self, *args, **kwargs)``: lets Baton's ``|>`` pipelines read the same.
@@ -170,7 +177,7 @@ class Flow:
 
     def with_models(self, models: Mapping[str, str]) -> Flow:
         """A copy whose model map is ``models`` (see ``multi_model.configure``)."""
-        return Flow(self.spec.model_copy(update={"models": dict(models)}))
+        return dataclasses.replace(self, spec=self.spec.model_copy(update={"models": dict(models)}))
 
     # -- checking and serialising --------------------------------------------------------
 
@@ -182,12 +189,25 @@ class Flow:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The flow as JSON-ready data (schema version 1; see ``baton_temporal.flow``)."""
+        """The flow as JSON-ready data (schema version 1; see ``baton_temporal.flow``).
+
+        A workflow id that was generated (none given to ``baton.new``) is left out, so
+        every start of the data gets a fresh one; an id you chose is kept.
+
+        Example::
+
+            baton.new(workflow_name="a").add("p", parse_doc).to_dict()  # no "workflow_id"
+            baton.new(workflow_name="a", workflow_id="a-1").to_dict()["workflow_id"]  # "a-1"
+        """
         self.validate()
-        return self.spec.model_dump(mode="json", exclude_none=True)
+        data = self.spec.model_dump(mode="json", exclude_none=True)
+        if self.generated_id:
+            data.pop("workflow_id", None)
+        return data
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """The flow as a JSON string, ready for ``temporal workflow start --input``."""
+        """The flow as a JSON string, ready for ``temporal workflow start --input`` or
+        ``baton start`` (without a generated workflow id: see :meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
@@ -213,7 +233,8 @@ class Flow:
         except ValueError as err:
             raise FlowError(str(err)) from None
         if spec.workflow_id is None:
-            spec = spec.model_copy(update={"workflow_id": str(uuid.uuid4())})
+            # A fresh id for each read: each start of the same file is a run of its own.
+            return cls(spec.model_copy(update={"workflow_id": str(uuid.uuid4())}), True)
         return cls(spec)
 
     # -- running -------------------------------------------------------------------------
@@ -309,7 +330,7 @@ def new(
         max_concurrency=max_concurrency,
         max_history_events=max_history_events,
     )
-    return Flow(spec)
+    return Flow(spec, generated_id=workflow_id is None)
 
 
 def _step_ref(name: str, step: Any) -> tuple[str, StepOptions]:

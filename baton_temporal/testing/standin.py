@@ -17,7 +17,11 @@ tests, from sync programs, and under load without competing with the caller's lo
         assert standin.billed_calls("gpt-4o") == 1
 
 Default answers are an "assessment" JSON string, ``{"score": N, "label": "..."}``, with N
-in 1..10 a stable hash of model and prompt; pass ``responder=`` to answer otherwise.
+in 1..10 a stable hash of model and prompt, and the label following the score (1-3 poor,
+4-6 fair, 7-8 good, 9-10 excellent). A prompt whose last user message already quotes
+verdicts (``6 (fair)``, ``score **6** (fair``) is answered in agreement with them: their
+median and its label (:func:`verdict_summary`), as a reviewer summing up would. Pass
+``responder=`` to answer otherwise.
 
 Token counts are derived from text lengths (about 4 characters a token). A system
 prompt is treated as a cacheable prefix: the first billed call with a given
@@ -51,7 +55,15 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from baton_temporal.llm import LLMConfig
 
-__all__ = ["Fault", "RecordedRequest", "StandIn", "assessment_text", "count_tokens"]
+__all__ = [
+    "Fault",
+    "RecordedRequest",
+    "StandIn",
+    "assessment_text",
+    "count_tokens",
+    "default_answer",
+    "verdict_summary",
+]
 
 FaultKind = Literal["ok", "status", "malformed", "reset", "reply"]
 Responder = Callable[[str, Sequence[Mapping[str, Any]]], str]
@@ -251,6 +263,49 @@ def assessment_text(model: str, prompt: str) -> str:
     digest = hashlib.sha256(f"{model}\n{prompt}".encode()).digest()
     score = int.from_bytes(digest[:4], "big") % 10 + 1
     return json.dumps({"score": score, "label": _LABELS[score]})
+
+
+# A verdict quoted in a prompt: "6 (fair", "score **6** (fair", "- gpt-4o: 9 (excellent)".
+_QUOTED_VERDICT = re.compile(r"\b(10|[1-9])\b\**\s*\((poor|fair|good|excellent)\b")
+
+
+def quoted_verdicts(text: str) -> list[int]:
+    """The scores of the verdicts ``text`` quotes (``N (label)``), in order."""
+    return [int(m.group(1)) for m in _QUOTED_VERDICT.finditer(text)]
+
+
+def verdict_summary(scores: Sequence[int]) -> str:
+    """What the stand-in answers when asked about verdicts it is shown: their median
+    (the lower one of an even count, so it is a score someone gave) and its label.
+
+    Example::
+
+        verdict_summary([9, 5, 6])
+        # "Verdict: 6/10 (fair), in line with the scores given (5, 6, 9)."
+    """
+    ordered = sorted(scores)
+    median = ordered[(len(ordered) - 1) // 2]
+    given = ", ".join(str(s) for s in ordered)
+    return f"Verdict: {median}/10 ({_LABELS[median]}), in line with the scores given ({given})."
+
+
+def default_answer(model: str, prompt: str, last_user: str) -> str:
+    """The answer when no responder is set: a reviewer's summary agreeing with the
+    verdicts the last user message quotes, if it quotes any; else an assessment of the
+    prompt (:func:`assessment_text`). So a synthesis or report written from the
+    stand-in's own scores never contradicts them. A prompt that asks for JSON gets JSON
+    either way (a document being rated may itself quote a verdict)."""
+    scores = quoted_verdicts(last_user)
+    if not scores:
+        return assessment_text(model, prompt)
+    if "json" in prompt.lower():
+        median = sorted(scores)[(len(scores) - 1) // 2]
+        return json.dumps({"score": median, "label": _LABELS[median]})
+    return verdict_summary(scores)
+
+
+def _last_user_text(parts: Sequence[tuple[str, str]]) -> str:
+    return next((content for role, content in reversed(parts) if role == "user"), "")
 
 
 class StandIn:
@@ -668,7 +723,7 @@ class StandIn:
             text = (
                 self._responder(model, messages)
                 if self._responder is not None
-                else assessment_text(model, prompt)
+                else default_answer(model, prompt, _last_user_text(parts))
             )
         # 4 tokens of framing per message, as real chat formats have.
         prompt_tokens = sum(count_tokens(content) + 4 for _, content in parts)

@@ -51,13 +51,27 @@ def _section(text: str, title: str) -> str:
     return "\n".join(lines[start:end])
 
 
+def _without_venv_on_path() -> dict[str, str]:
+    """A user's environment as `make demo` runs: the virtualenv is not activated."""
+    env = clean_env()
+    venv_bin = Path(BATON).parent.resolve()
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv_bin
+    )
+    return env
+
+
 @pytest.mark.slow
 def test_demo_runs_offline_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # As `make demo` runs it: `.venv/bin/baton demo` from the project directory, with the
+    # virtualenv not activated (so `baton` alone is not a command there).
+    (tmp_path / ".venv").symlink_to(Path(BATON).parent.parent)
+    env = _without_venv_on_path()
     started = time.monotonic()
     proc = subprocess.Popen(
-        [BATON, "demo"],
+        [".venv/bin/baton", "demo"],
         cwd=tmp_path,
-        env=clean_env(),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -111,3 +125,16 @@ def test_demo_runs_offline_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert not [pid for pid in servers if _alive(pid)], "the dev server outlived the demo"
     # The ledger is kept for `baton stats` afterwards.
     assert (tmp_path / ".baton" / "demo.sqlite3").is_file()
+
+    # The command it prints to read the ledger runs as printed, in the same shell; so does
+    # plain `baton` once the virtualenv is activated, as the demo's last line says.
+    printed = out.splitlines()[out.splitlines().index("The ledger keeps this run:") + 1]
+    assert printed.startswith("  .venv/bin/baton stats steps demo-"), printed
+    assert "source .venv/bin/activate puts `baton` on your PATH" in out.splitlines()[-1]
+    for command in (printed, f"source .venv/bin/activate && {printed.replace('.venv/bin/', '')}"):
+        ran = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
+        for step in SEED_STEPS[1:]:
+            assert re.search(rf"^{step}\s", ran.stdout, re.M), (step, ran.stdout)

@@ -39,6 +39,13 @@ steps:
 """
 
 
+def _started_id(out: str) -> str:
+    """The workflow id `baton start` printed ("started flow 'x' as workflow ID on ...")."""
+    found = re.search(r"as workflow (\S+) on task queue", out)
+    assert found, out
+    return found.group(1)
+
+
 def _step_rows(text: str) -> dict[str, str]:
     """{step: state} from a step table printed by `baton status` / `start --wait`."""
     rows = {}
@@ -103,13 +110,13 @@ async def test_start_without_wait_then_watch(
 ) -> None:
     flow_file = tmp_path / "flow.json"
     flow_file.write_text(seed.quality_flow(DOCUMENT).to_json())
-    workflow_id = json.loads(flow_file.read_text())["workflow_id"]
     async with (
         StandIn(latency=0.2) as standin,
         baton_worker(steps=seed.STEPS, llm=standin.config(), ledger=cli_env["BATON_LEDGER_URL"]),
     ):
         ran = await run_baton("start", str(flow_file), "--task-queue", task_queue, env=cli_env)
         assert ran.code == 0, ran
+        workflow_id = _started_id(ran.out)
         assert f"baton status {workflow_id} --watch" in ran.out
         ran = await run_baton("status", workflow_id, "--watch", "--interval", "0.2", env=cli_env)
     assert ran.code == 0, ran
@@ -133,8 +140,8 @@ async def test_failed_flows_say_why_in_one_line(
         )
     )
     no_key = tmp_path / "no_key.json"
+    no_key_id = f"cli-no-key-{uuid.uuid4().hex[:8]}"
     no_key.write_text(seed.analysis_flow(DOCUMENT, models={"assess": "gpt-4o"}).to_json())
-    no_key_id = json.loads(no_key.read_text())["workflow_id"]
 
     # A worker without any provider key.
     # unregistered_step_wait=0: the typo fails at once instead of waiting for a rollout.
@@ -151,8 +158,9 @@ async def test_failed_flows_say_why_in_one_line(
         assert _step_rows(ran.out) == {"parse": "failed"}
 
         ran = await run_baton(
-            "start", str(no_key), "--task-queue", task_queue, "--wait", env=cli_env
-        )
+            "start", str(no_key), "--id", no_key_id, "--task-queue", task_queue, "--wait",
+            env=cli_env,
+        )  # fmt: skip
         assert ran.code == 2, ran
         assert len(ran.err_lines) == 1, ran.err
         assert "MissingAPIKey" in ran.err and "OPENAI_API_KEY" in ran.err, ran.err
