@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import signal
@@ -751,7 +750,3 @@ def _dev_models_line(llm: Any, standin: Any) -> str:
             "OPENAI_API_KEY, or use --offline for a stand-in model)"
         )
     return ", ".join(have)
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
