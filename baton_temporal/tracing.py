@@ -193,6 +193,12 @@ def _install_otlp_provider(trace: Any) -> Any:
             return None
         if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             return None  # the program set up its own: spans go there
+        endpoint = next(os.environ[k] for k in ENDPOINT_VARIABLES if os.environ.get(k, "").strip())
+        problem = endpoint_problem(endpoint)
+        if problem:
+            # Not fatal: flows run the same without their traces.
+            log.warning("traces are not exported: %s", problem)
+            return None
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.resources import Resource
@@ -221,9 +227,32 @@ def _install_otlp_provider(trace: Any) -> Any:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
         _INSTALLED = provider
-        endpoint = next(os.environ[k] for k in ENDPOINT_VARIABLES if os.environ.get(k, "").strip())
         log.info("exporting traces over OTLP/HTTP to %s", endpoint)
         return provider
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """What is wrong with an OTLP/HTTP endpoint setting, with the fix; None if usable."""
+    from urllib.parse import urlsplit
+
+    value = endpoint.strip()
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as err:
+        parts, port = None, err
+    if parts is None or isinstance(port, ValueError) or parts.scheme not in ("http", "https"):
+        return (
+            f"the OTLP endpoint {value!r} is not an http(s) URL; set "
+            "OTEL_EXPORTER_OTLP_ENDPOINT to e.g. http://localhost:4318 (the collector's "
+            "OTLP/HTTP port)"
+        )
+    if not parts.hostname or any(c.isspace() for c in value):
+        return (
+            f"the OTLP endpoint {value!r} names no host; set OTEL_EXPORTER_OTLP_ENDPOINT to "
+            "e.g. http://localhost:4318"
+        )
+    return None
 
 
 # ----------------------------------------------------------------------------- LLM spans
