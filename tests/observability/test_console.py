@@ -96,6 +96,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 async def test_worker_prints_one_line_per_failed_attempt_and_exports_traces_and_metrics(
     client: Client, task_queue: str, tmp_path: Path
 ) -> None:

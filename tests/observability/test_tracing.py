@@ -5,13 +5,15 @@ an in-memory exporter."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from temporalio.client import Client, WorkflowFailureError
@@ -166,3 +168,27 @@ def test_off_by_default_imports_and_installs_nothing() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+async def test_an_unreachable_collector_costs_no_flow(
+    client: Client, task_queue: str, baton_worker, standin: StandIn
+) -> None:
+    """The real OTLP/HTTP exporter aimed at a port nobody listens on: the flow completes,
+    the export fails on its background thread, the worker still stops promptly."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    provider = TracerProvider()
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://127.0.0.1:{dead}/v1/traces", timeout=1),
+            schedule_delay_millis=50,
+        )
+    )
+    flow = baton.new(workflow_name="traced").add("a", ask, {"model": "gpt-4o", "calls": 2})
+    try:
+        async with baton_worker(ALL, ledger=False, llm=standin.config(), tracing=provider):
+            result = await flow.run(client, task_queue=task_queue)
+    finally:
+        provider.shutdown()
+    assert len(result.results["a"]["texts"]) == 2 and standin.billed_calls() == 2
