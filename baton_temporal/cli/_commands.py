@@ -592,6 +592,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             )
         LLMConfig.from_env()  # a malformed API key stops the worker here, not every call
         max_retry_after()
+        _check_tracing()
     except ValueError as err:
         raise CliError(str(err)) from None
     modules = tuple(dict.fromkeys([*settings.step_modules, *(args.steps or [])]))
@@ -657,7 +658,24 @@ async def cmd_dev(args: argparse.Namespace) -> int:
     from . import _demo
 
     _console_logging(args, level=logging.WARNING, timestamps=False)
+    try:
+        _check_tracing()
+    except ValueError as err:
+        raise CliError(str(err)) from None
     return await _demo.run_dev(args)
+
+
+def _check_tracing() -> None:
+    """With tracing switched on by the environment, set it up now: a missing ``otel``
+    extra or a bad switch is a one-line error before anything starts (the worker's
+    plugin then reuses what this made)."""
+    from ..tracing import start_tracing, tracing_from_env
+
+    if tracing_from_env():
+        try:
+            start_tracing()
+        except ImportError as err:
+            raise CliError(str(err)) from None
 
 
 def _console_logging(args: argparse.Namespace, *, level: int, timestamps: bool) -> None:

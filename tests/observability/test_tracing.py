@@ -192,3 +192,44 @@ async def test_an_unreachable_collector_costs_no_flow(
     finally:
         provider.shutdown()
     assert len(result.results["a"]["texts"]) == 2 and standin.billed_calls() == 2
+
+
+def test_a_malformed_endpoint_warns_and_exports_nothing(monkeypatch, caplog) -> None:
+    from opentelemetry import trace
+
+    from baton_temporal import tracing
+
+    for bad in ("localhost:4318", "not a url", "http://collector:99999"):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", bad)
+        assert tracing.tracing_from_env()
+        caplog.clear()
+        assert tracing._install_otlp_provider(trace) is None
+        assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        [record] = [r for r in caplog.records if r.name == "baton_temporal.tracing"]
+        assert "traces are not exported" in record.getMessage()
+        assert "set OTEL_EXPORTER_OTLP_ENDPOINT to e.g. http://localhost:4318" in (
+            record.getMessage()
+        )
+    monkeypatch.setenv("BATON_TRACING", "maybe")
+    with pytest.raises(ValueError, match="BATON_TRACING='maybe' is not a switch; set it to true"):
+        tracing.tracing_from_env()
+    monkeypatch.setenv("BATON_TRACING", "false")
+    assert not tracing.tracing_from_env()
+    monkeypatch.delenv("BATON_TRACING")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not tracing.tracing_from_env()
+
+
+async def test_a_sandboxed_hand_written_workflow_is_traced_too(
+    client: Client, task_queue: str, baton_worker, spans
+) -> None:
+    from .handwritten import TracedByHand
+
+    provider, exporter = spans
+    async with baton_worker(ALL, workflows=[TracedByHand], ledger=False, tracing=provider):
+        result = await client.execute_workflow(
+            TracedByHand.run, "a b c", id=f"traced-{task_queue}", task_queue=task_queue
+        )
+    assert result == {"words": 3}
+    names = {s.name for s in exporter.get_finished_spans()}
+    assert {"RunWorkflow:TracedByHand", "RunActivity:parse"} <= names, names
