@@ -24,7 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from ._routing import TaskQueueAllowList, allowed_task_queues_from
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
-from .llm import LLMConfig, LLMConfigError
+from .llm import LLMClients, LLMConfig, LLMConfigError
 from .llm._errors import max_retry_after
 from .payloads import (
     PayloadStoreInterceptor,
@@ -271,7 +271,13 @@ class BatonPlugin(SimplePlugin):
             log.error("LLM configuration problem at worker start: %s", err)
             llm_config, llm_error = LLMConfig(), str(err)
         threads = self._sync_step_threads or self._worker_slots or DEFAULT_SYNC_STEP_THREADS
+        clients = LLMClients()
+        if self.tracing is not None:  # one span per LLM call: baton's, not the SDK's too
+            from .tracing import anthropic_client_options
+
+            clients = LLMClients(anthropic_options=anthropic_client_options())
         return WorkerResources(
+            clients=clients,
             store=store,
             llm_config=llm_config,
             debug=debug,

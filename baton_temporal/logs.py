@@ -37,6 +37,7 @@ _LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+_CHATTY = ("alembic", "httpx", "httpx2", "httpcore")
 # Where a step's own name travels with its error (set by the step wrapper): a fan-out
 # step "assess_gpt_4o" runs the activity "assess".
 STEP_ATTRIBUTE = "_baton_step"
@@ -161,6 +162,10 @@ def configure_logging(
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(chosen)
-    # The migration tool announces every step at INFO; its warnings still show.
-    logging.getLogger("alembic").setLevel(max(chosen, logging.WARNING))
+    # The migration tool announces every step at INFO, the SDKs' HTTP client every LLM
+    # request: their warnings still show, the rest only at debug.
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(
+            chosen if chosen <= logging.DEBUG else max(chosen, logging.WARNING)
+        )
     return handler

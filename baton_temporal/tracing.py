@@ -238,10 +238,10 @@ def endpoint_problem(endpoint: str) -> str | None:
     value = endpoint.strip()
     try:
         parts = urlsplit(value)
-        port = parts.port
-    except ValueError as err:
-        parts, port = None, err
-    if parts is None or isinstance(port, ValueError) or parts.scheme not in ("http", "https"):
+        _ = parts.port  # ValueError for a port that is not one
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https"):
         return (
             f"the OTLP endpoint {value!r} is not an http(s) URL; set "
             "OTEL_EXPORTER_OTLP_ENDPOINT to e.g. http://localhost:4318 (the collector's "
@@ -253,6 +253,27 @@ def endpoint_problem(endpoint: str) -> str | None:
             "e.g. http://localhost:4318"
         )
     return None
+
+
+def anthropic_client_options() -> dict[str, Any]:
+    """Options for the worker's Anthropic clients while baton traces: the SDK's own span
+    per call off. baton's span replaces it, and the SDK's carries the same
+    ``gen_ai.usage.*`` numbers: GenAI dashboards that sum tokens over spans would count
+    every Anthropic call twice. Any ``ANTHROPIC_OPEN_TELEMETRY*`` variable you set keeps
+    the SDK's own behaviour (an SDK without the option is left alone too)."""
+    if any(k.startswith("ANTHROPIC_OPEN_TELEMETRY") for k in os.environ):
+        return {}
+    try:
+        import inspect
+
+        import anthropic
+
+        parameters = inspect.signature(anthropic.AsyncAnthropic.__init__).parameters
+    except (ImportError, TypeError, ValueError):
+        return {}
+    if "open_telemetry" not in parameters:
+        return {}
+    return {"open_telemetry": {"traces": False}}
 
 
 # ----------------------------------------------------------------------------- LLM spans

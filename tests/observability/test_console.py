@@ -27,13 +27,15 @@ from temporalio.client import Client, WorkflowFailureError
 import baton_temporal as baton
 from baton_temporal.cli._devserver import child_output_to, log_tail
 from baton_temporal.logs import configure_logging
+from baton_temporal.testing import StandIn
 
 from ..cli._util import BATON, clean_env
-from .steps import ALL, explode, parse
+from .steps import ALL, ask, explode, parse
 
 pytestmark = pytest.mark.timeout(150)
 
 REPO = Path(__file__).resolve().parents[2]
+SONNET = "claude-sonnet-4-20250514"
 ATTEMPT_LINE = re.compile(
     r"^WARNING baton\.step: step 'explode' attempt (\d)/3 failed: ValueError: cannot read "
     r"the document \(attempt \1\) \(flow (\S+)\)$"
@@ -98,7 +100,7 @@ def free_port() -> int:
 
 @pytest.mark.slow
 async def test_worker_prints_one_line_per_failed_attempt_and_exports_traces_and_metrics(
-    client: Client, task_queue: str, tmp_path: Path
+    client: Client, task_queue: str, tmp_path: Path, standin: StandIn
 ) -> None:
     metrics_port = free_port()
     with otlp_receiver() as receiver:
@@ -109,6 +111,7 @@ async def test_worker_prints_one_line_per_failed_attempt_and_exports_traces_and_
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_address[1]}",
             OTEL_BSP_SCHEDULE_DELAY="100",
             BATON_METRICS_PORT=str(metrics_port),
+            **standin.env(),
         )
         env.pop("BATON_LOG_LEVEL", None)
         proc = await asyncio.create_subprocess_exec(
@@ -127,6 +130,8 @@ async def test_worker_prints_one_line_per_failed_attempt_and_exports_traces_and_
             for flow in flows:
                 with pytest.raises(WorkflowFailureError):
                     await flow.run(client, task_queue=task_queue)
+            llm_flow = baton.new(workflow_name="console").add("ask", ask, {"model": SONNET})
+            await llm_flow.run(client, task_queue=task_queue)
             scraped = await asyncio.to_thread(
                 lambda: (
                     urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
@@ -154,6 +159,11 @@ async def test_worker_prints_one_line_per_failed_attempt_and_exports_traces_and_
     failed_runs = [s for s in spans if s[0] == "RunActivity:explode"]
     assert len(failed_runs) == 6 and {s[1] for s in failed_runs} == {2}  # STATUS_CODE_ERROR
     assert any(s[0] == "RunActivity:parse" for s in spans)
+    # One span per LLM call, baton's (the anthropic SDK's own would repeat its tokens).
+    with_usage = [s for s in spans if "gen_ai.usage.input_tokens" in s[2]]
+    assert [s[0] for s in with_usage] == [f"chat {SONNET}"], [s[0] for s in spans]
+    assert with_usage[0][2]["baton.cost_usd"].double_value > 0
+    assert standin.billed_calls() == 1
     # The Temporal SDK's Prometheus metrics, with the failures counted.
     failures = re.search(
         r'^temporal_activity_execution_failed_total\{[^}]*activity_type="explode"[^}]*\} (\d+)',
