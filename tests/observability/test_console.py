@@ -226,3 +226,17 @@ def test_dev_server_output_goes_to_its_log_file(tmp_path: Path) -> None:
     assert log.read_text().splitlines() == ["banner", "level=ERROR x"]
     assert log_tail(log) == "    banner\n    level=ERROR x"
     assert os.get_inheritable(1) is not None and os.fstat(1).st_ino != os.stat(log).st_ino
+
+
+@pytest.mark.parametrize("command", ["worker", "dev", "demo"])
+def test_verbose_flag_of_the_commands(command: str, console: io.StringIO, monkeypatch) -> None:
+    """`--verbose` on the three commands that run a worker turns the tracebacks on; the
+    handler is the one the failing-flow tests above exercise."""
+    from baton_temporal.cli._commands import _console_logging, build_parser
+
+    monkeypatch.delenv("BATON_LOG_LEVEL", raising=False)
+    for argv, verbose in (([command], False), ([command, "--verbose"], True)):
+        args = build_parser().parse_args(argv)
+        _console_logging(args, level=logging.INFO, timestamps=False)
+        [handler] = [h for h in logging.getLogger().handlers if h.get_name() == "baton.console"]
+        assert handler.formatter.verbose is verbose  # type: ignore[union-attr]
