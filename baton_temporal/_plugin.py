@@ -24,7 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from ._routing import TaskQueueAllowList, allowed_task_queues_from
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
-from .llm import LLMConfig, LLMConfigError
+from .llm import LLMClients, LLMConfig, LLMConfigError
 from .llm._errors import max_retry_after
 from .payloads import (
     PayloadStoreInterceptor,
@@ -42,6 +42,7 @@ from .workflow._wire import UNKNOWN_STEP_ERROR, UNREGISTERED_STEP_KEY
 
 if TYPE_CHECKING:
     from .ledger import LedgerStore
+    from .tracing import Tracing
 
 log = logging.getLogger("baton_temporal")
 
@@ -60,6 +61,8 @@ PASSTHROUGH_MODULES = (
     "sqlalchemy",
     "genai_prices",
     "yaml",
+    # temporalio's tracing interceptor runs in workflow code when tracing is on.
+    "opentelemetry",
 )
 
 
@@ -96,6 +99,10 @@ class BatonPlugin(SimplePlugin):
     no worker of the queue registers waits for one that does (a rolling deploy that adds
     the step), trying again with backoff; default ``$BATON_UNREGISTERED_STEP_WAIT_S``
     seconds, else 10 minutes; 0 fails such a step at once.
+    ``tracing``: OpenTelemetry spans for flows, steps and LLM calls (default: on when
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+    ``BATON_TRACING=true`` is set; a ``TracerProvider``: spans go to it; see
+    :mod:`baton_temporal.tracing`).
     """
 
     def __init__(
@@ -113,8 +120,20 @@ class BatonPlugin(SimplePlugin):
         payload_store: StorageDriver | str | bool | None = None,
         payload_threshold: int | None = None,
         unregistered_step_wait: timedelta | float | None = None,
+        tracing: Any = None,
     ) -> None:
         self.steps = _check_steps(steps)
+        # Imported (with OpenTelemetry) only when on; see baton_temporal.tracing.
+        self.tracing: Tracing | None = None
+        if tracing is None:
+            from .tracing import tracing_from_env
+
+            tracing = tracing_from_env()
+        if tracing:
+            from .tracing import start_tracing
+
+            # True: the global provider (OTLP from the environment); else a provider.
+            self.tracing = start_tracing(provider=None if tracing is True else tracing)
         self.unregistered_step_wait = _wait_setting(unregistered_step_wait)
         if sync_step_threads is not None and (
             not isinstance(sync_step_threads, int) or sync_step_threads < 1
@@ -143,6 +162,8 @@ class BatonPlugin(SimplePlugin):
             workflows=[FlowWorkflow, *workflows],
             activities=activities,
             interceptors=[
+                # First, so that a step's span covers all the rest (its LLM calls too).
+                *([self.tracing.interceptor] if self.tracing else []),
                 UsageInterceptor(self.resources),
                 NoEagerRetries(),
                 TaskQueueAllowList(self.allowed_task_queues),
@@ -218,6 +239,8 @@ class BatonPlugin(SimplePlugin):
             if self._users == 0 and self._resources is not None:
                 resources, self._resources = self._resources, None
                 await resources.aclose()
+                if self.tracing is not None:  # the spans of the last steps, bounded wait
+                    await asyncio.to_thread(self.tracing.flush)
 
     async def _open(self) -> WorkerResources:
         # Before the worker polls: imported lazily, by the first LLM call, they would
@@ -248,12 +271,19 @@ class BatonPlugin(SimplePlugin):
             log.error("LLM configuration problem at worker start: %s", err)
             llm_config, llm_error = LLMConfig(), str(err)
         threads = self._sync_step_threads or self._worker_slots or DEFAULT_SYNC_STEP_THREADS
+        clients = LLMClients()
+        if self.tracing is not None:  # one span per LLM call: baton's, not the SDK's too
+            from .tracing import anthropic_client_options
+
+            clients = LLMClients(anthropic_options=anthropic_client_options())
         return WorkerResources(
+            clients=clients,
             store=store,
             llm_config=llm_config,
             debug=debug,
             llm_error=llm_error,
             sync_threads=SyncStepThreads(threads),
+            tracing=self.tracing,
         )
 
 

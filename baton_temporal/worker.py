@@ -196,6 +196,14 @@ async def connect(**overrides: Any) -> Client:
         config["data_converter"] = with_storage(
             config.get("data_converter") or DataConverter.default, env_storage()
         )
+    if "interceptors" not in overrides:
+        from .tracing import tracing_from_env
+
+        if tracing_from_env():
+            # A flow started here is one trace, its steps and LLM calls under its start.
+            from .tracing import start_tracing
+
+            config["interceptors"] = [*config.get("interceptors", ()), start_tracing().interceptor]
     config.update(overrides)
     try:
         return await Client.connect(**config)

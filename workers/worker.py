@@ -16,14 +16,14 @@ import sys
 
 from baton_temporal.ledger import LedgerError
 from baton_temporal.llm import LLMConfigError
+from baton_temporal.logs import configure_logging
 from baton_temporal.worker import WorkerSettings, run_worker
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
+        # One line per failed step attempt; tracebacks with BATON_LOG_LEVEL=debug.
+        configure_logging(level=logging.INFO)
         settings = WorkerSettings.from_env()
         if not settings.step_modules:
             print(

@@ -601,10 +601,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     from ..ledger import LedgerNotMigrated, LedgerStore, LedgerUnavailable
     from ..worker import WorkerSettings, load_steps, run_worker
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _console_logging(args, level=logging.INFO, timestamps=True)
     from .._routing import allowed_task_queues_from
     from ..llm import LLMConfig
     from ..llm._errors import max_retry_after
@@ -617,6 +614,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             )
         LLMConfig.from_env()  # a malformed API key stops the worker here, not every call
         max_retry_after()
+        _check_tracing()
     except ValueError as err:
         raise CliError(str(err)) from None
     modules = tuple(dict.fromkeys([*settings.step_modules, *(args.steps or [])]))
@@ -675,15 +673,43 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     from . import _demo
 
-    _demo._configure_logging()
+    _console_logging(args, level=logging.WARNING, timestamps=False)
     return await _demo.run_demo(args)
 
 
 async def cmd_dev(args: argparse.Namespace) -> int:
     from . import _demo
 
-    _demo._configure_logging()
+    _console_logging(args, level=logging.WARNING, timestamps=False)
+    try:
+        _check_tracing()
+    except ValueError as err:
+        raise CliError(str(err)) from None
     return await _demo.run_dev(args)
+
+
+def _check_tracing() -> None:
+    """With tracing switched on by the environment, set it up now: a missing ``otel``
+    extra or a bad switch is a one-line error before anything starts (the worker's
+    plugin then reuses what this made)."""
+    from ..tracing import start_tracing, tracing_from_env
+
+    if tracing_from_env():
+        try:
+            start_tracing()
+        except ImportError as err:
+            raise CliError(str(err)) from None
+
+
+def _console_logging(args: argparse.Namespace, *, level: int, timestamps: bool) -> None:
+    """One line per failed step attempt; tracebacks with --verbose or BATON_LOG_LEVEL=debug."""
+    from ..logs import configure_logging
+
+    verbose = bool(getattr(args, "verbose", False) or getattr(args, "debug", False)) or None
+    try:
+        configure_logging(verbose, level=level, timestamps=timestamps)
+    except ValueError as err:
+        raise CliError(str(err)) from None
 
 
 # ------------------------------------------------------------------------------- parser
@@ -693,6 +719,12 @@ def _port_number(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
     return int(text)
+
+
+VERBOSE_HELP = (
+    "print the traceback of every failed step attempt (default: one line each; also "
+    "BATON_LOG_LEVEL=debug)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -738,6 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--offline", action="store_true", help="use the stand-in model even if keys are set"
     )
+    demo.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     dev = add(
         "dev",
@@ -762,6 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--offline", action="store_true", help="answer every LLM call with the stand-in model"
     )
+    dev.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     start = add(
         "start",
@@ -844,6 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="QUEUE",
         help="fail runs routing steps to other queues (repeat; default $BATON_ALLOWED_TASK_QUEUES)",
     )
+    worker.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     db = add("db", "manage the ledger database", cmd_db)
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

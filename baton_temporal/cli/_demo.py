@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import shlex
 import shutil
@@ -66,6 +65,7 @@ class Embedded:
     env: Any  # temporalio.testing.WorkflowEnvironment
     address: str
     ui_url: str
+    log_path: Path  # the server's own log (kept out of the console)
 
     @property
     def client(self) -> Any:
@@ -89,26 +89,6 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-@contextlib.contextmanager
-def _child_stdout_silenced() -> Iterator[None]:
-    """Point fd 1 at /dev/null while the dev server is spawned: it prints a banner to
-    its stdout, which would otherwise land in ours (and break ``--json`` output)."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
 @contextlib.asynccontextmanager
 async def embedded_temporal(
     *,
@@ -119,15 +99,22 @@ async def embedded_temporal(
     """Start ``temporal server start-dev`` with its UI; stop (and reap) it on exit."""
     from temporalio.testing import WorkflowEnvironment
 
-    from ._devserver import DEV_SERVER_ARGS, temporal_cli_path
+    from ._devserver import (
+        DEV_SERVER_ARGS,
+        child_output_to,
+        log_tail,
+        server_log_path,
+        temporal_cli_path,
+    )
 
     try:
         binary = temporal_cli_path()
     except FileNotFoundError as err:
         raise CliError(str(err)) from None
     ui_port = ui_port or free_port()
+    log_path = server_log_path()
     try:
-        with _child_stdout_silenced():
+        with child_output_to(log_path):
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=binary,
                 ui=True,
@@ -138,13 +125,17 @@ async def embedded_temporal(
                 dev_server_extra_args=DEV_SERVER_ARGS,
             )
     except RuntimeError as err:
+        tail = log_tail(log_path)
         raise CliError(
             f"the embedded Temporal dev server ({binary}) did not start: {short_error(err)}"
+            + (f"\n  its log ({log_path}) ends with:\n{tail}" if tail else "")
         ) from err
     try:
         address = env.client.service_client.config.target_host
         host = address.rsplit(":", 1)[0]
-        yield Embedded(env=env, address=address, ui_url=f"http://{host}:{ui_port}")
+        yield Embedded(
+            env=env, address=address, ui_url=f"http://{host}:{ui_port}", log_path=log_path
+        )
     finally:
         await env.shutdown()
 
@@ -492,6 +483,7 @@ async def run_demo(args: Any) -> int:
             async with embedded_temporal() as temporal:
                 say(f"  Temporal   {temporal.address}  (embedded dev server, in memory)")
                 say(f"  Web UI     {temporal.ui_url}")
+                say(f"  Server log {temporal.log_path}")
                 say(f"  Ledger     {ledger_url}")
                 say(f"  Models     {', '.join(plan.models)}")
                 if standin is not None:
@@ -709,6 +701,7 @@ async def run_dev(args: Any) -> int:
                 rows = [
                     ("Temporal", f"{address}   export TEMPORAL_ADDRESS={address}"),
                     ("Web UI", temporal.ui_url),
+                    ("Server log", str(temporal.log_path)),
                     ("Namespace", temporal.client.namespace),
                     ("Task queue", task_queue),
                     ("Ledger", store.url),
@@ -762,7 +755,3 @@ def _dev_models_line(llm: Any, standin: Any) -> str:
             "OPENAI_API_KEY, or use --offline for a stand-in model)"
         )
     return ", ".join(have)
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -44,8 +44,10 @@ class LLMClients:
             reply = await complete(messages, model="gpt-4o", clients=clients)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, anthropic_options: dict[str, Any] | None = None) -> None:
         self._clients: dict[tuple[str, str, str, float], Any] = {}
+        # Extra keyword arguments for AsyncAnthropic (the worker's tracing sets one).
+        self._anthropic_options = dict(anthropic_options or {})
 
     def __repr__(self) -> str:
         return f"LLMClients({len(self._clients)} open)"
@@ -89,7 +91,7 @@ class LLMClients:
         cache_key = (provider, base_url, digest, timeout)
         client = self._clients.get(cache_key)
         if client is None:
-            client = _build(provider, base_url, key, timeout)
+            client = _build(provider, base_url, key, timeout, self._anthropic_options)
             self._clients[cache_key] = client
         return client
 
@@ -133,14 +135,16 @@ def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
     return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
 
 
-def _build(provider: Provider, base_url: str, key: str, timeout: float) -> Any:
+def _build(
+    provider: Provider, base_url: str, key: str, timeout: float, anthropic_options: dict[str, Any]
+) -> Any:
     # Imported on first use: the SDKs take ~2 s to import, and code that only builds
     # flows (or runs in a workflow sandbox) never needs them.
     if provider == "anthropic":
         import anthropic
 
         return anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=key, base_url=base_url, timeout=timeout, max_retries=0, **anthropic_options
         )
     import openai
 

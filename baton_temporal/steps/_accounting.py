@@ -49,6 +49,7 @@ from ..ledger import (
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
 from ..llm._complete import BilledReplyError
 from ..metrics import ledger_counters
+from ..tracing import Tracing, trace_llm_call
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
 from ._job import Job
@@ -77,6 +78,8 @@ class WorkerResources:
     llm_error: str | None = None
     # The worker's own pool for sync steps (see steps/_threads.py).
     sync_threads: SyncStepThreads | None = None
+    # OpenTelemetry, when the plugin switched tracing on (see tracing.py); else None.
+    tracing: Tracing | None = None
 
     async def aclose(self) -> None:
         if self.sync_threads is not None:
@@ -182,13 +185,24 @@ async def call_llm(
         if attempt is not None and intent is not None:
             await _begin_call(attempt, intent)
         sent = True
-        response = await complete(
+        request = complete(
             messages,
             model=chosen,
             config=resources.llm_config if resources else None,
             clients=resources.clients if resources else None,
             call_id=call_id,
             **params,
+        )
+        # One span per call when tracing is on; when off, the request is awaited as is.
+        response = await trace_llm_call(
+            resources.tracing if resources else None,
+            request,
+            model=chosen,
+            messages=messages,
+            params=params,
+            job=job,
+            call_id=call_id,
+            pricer=resources.store.pricer if resources and resources.store else None,
         )
     except BilledReplyError as err:
         # Billed though unusable: recorded now; the attempt's failure marks it so.

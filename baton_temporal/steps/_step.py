@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import json
@@ -20,6 +21,7 @@ from ..flow._errors import FanInError, NotADependencyError
 from ..flow._json import find_non_json
 from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import StepOptions
+from ..logs import STEP_ATTRIBUTE
 from ..workflow._wire import (
     FAN_IN_ERROR,
     STEP_RESULT_ERROR,
@@ -192,6 +194,10 @@ def _make_activity(
             unprintable = _unprintable(err)
             if unprintable is not None:
                 raise unprintable from None
+            # The console's one line per failed attempt names the flow's step, not the
+            # activity (a fan-out's "assess_gpt_4o" runs "assess"); see logs.py.
+            with contextlib.suppress(Exception):
+                setattr(err, STEP_ATTRIBUTE, input.step)
             raise  # the user's own error: retried as the step's retry policy says
         finally:
             if keep_alive is not None:

@@ -107,6 +107,11 @@ def test_demo_runs_offline_and_leaves_nothing_running(tmp_path: Path) -> None:
     for step in SEED_STEPS:
         assert re.search(rf"^\s+[\d.]+s\s+{step}\s+completed\s", out, re.M), step
     assert "consensus score" in out
+    # The dev server's own log (banner, start-up ERROR lines) is in its file, not here.
+    assert not re.search(r"\bERROR\b|level=|Temporal Server:", out + err), out + err
+    server_log = tmp_path / ".baton" / "temporal-server.log"
+    assert re.search(rf"Server log\s+{re.escape(str(server_log))}$", out, re.M), out
+    assert "Temporal Server:" in server_log.read_text()
 
     by_model = _section(out, "Cost per model")
     for model in SEED_MODELS:
