@@ -98,11 +98,13 @@ async def execute_step(
     workflow_name: str | None = None,
     summary: str | None = None,
     on_wait: Callable[[str | None], None] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> StepOutput:
     """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt).
 
     ``on_wait(note)`` hears when the step waits for a worker that registers it (a
-    rolling deploy, see _unregistered.py), and None when it is scheduled again."""
+    rolling deploy, see _unregistered.py), and None when it is scheduled again.
+    ``budget``: the caps and spend the step's calls are checked against (_budget.py)."""
     if isinstance(step, StepRef):
         activity_type, step_defaults = step.name, step.options
     else:
@@ -114,6 +116,7 @@ async def execute_step(
         workflow_name=workflow_name or workflow.info().workflow_type,
         results=dict(results or {}),
         debug=debug,
+        budget=budget,
     )
     timeout = opts.start_to_close_timeout
     if timeout is None and opts.schedule_to_close_timeout is None:
@@ -162,6 +165,8 @@ async def _execute(
     # converter deep-copies a dataclass (asdict) and resolves its type hints on every
     # decode, work that the workflow sandbox makes dearer still.
     arg = vars(input)
+    if arg.get("budget") is None:  # steps without a cap send what they always sent
+        arg = {k: v for k, v in arg.items() if k != "budget"}
     if opts.local:
         raw = await workflow.execute_local_activity(
             activity_type,
