@@ -53,7 +53,7 @@ from ..metrics import ledger_counters
 from ..pricing import Pricer, pricer_from_env
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
-from ._budget_guard import AttemptBudget, call_cost, guard_call, settle_call
+from ._budget_guard import AttemptBudget, BudgetChannel, call_cost, guard_call, settle_call
 from ._job import Job
 from ._threads import SyncStepThreads
 
@@ -83,6 +83,7 @@ class WorkerResources:
     # The worker's default budget cap for flows that set none (BATON_BUDGET_USD).
     budget_usd: Decimal | None = None
     pricer: Pricer | None = None
+    budget_channel: BudgetChannel = field(default_factory=BudgetChannel)
 
     def budget_pricer(self) -> Pricer:
         """The pricer budget checks use: the ledger's, else the one from the environment."""
@@ -226,7 +227,7 @@ async def call_llm(
                 await _settle(attempt, _lost(attempt, intent))
         if guard is not None and hold is not None:
             cost = _cost_of(resources, err.usage)
-            await settle_call(guard, hold, job.step, cost)
+            settle_call(guard, hold, job.step, cost)
         raise
     except asyncio.CancelledError:
         # Cancelled with the request out: the reply may be billed and is lost. Cancelled
@@ -235,7 +236,7 @@ async def call_llm(
             await _settle(attempt, _lost(attempt, intent) if sent else _cancel(attempt, intent))
         if guard is not None and hold is not None:
             # A lost reply may be billed: it keeps its worst case.
-            await settle_call(guard, hold, job.step, None if sent else Decimal(0))
+            settle_call(guard, hold, job.step, None if sent else Decimal(0))
         raise
     except BaseException:
         # No billed reply (an error status, a reset, a timeout): the intent goes, so
@@ -243,10 +244,10 @@ async def call_llm(
         if attempt is not None and intent is not None:
             await _settle(attempt, _cancel(attempt, intent))
         if guard is not None and hold is not None:
-            await settle_call(guard, hold, job.step, Decimal(0))
+            settle_call(guard, hold, job.step, Decimal(0))
         raise
     if guard is not None and hold is not None:
-        await settle_call(guard, hold, job.step, _cost_of(resources, response.usage))
+        settle_call(guard, hold, job.step, _cost_of(resources, response.usage))
     if attempt is not None and call is not None:
         call.usage = response.usage
         await _complete_call(attempt, call)
@@ -477,6 +478,8 @@ class _UsageInbound(ActivityInboundInterceptor):
             result = await self.next.execute_activity(input)
         except BaseException as err:
             _attempt.reset(token)
+            if attempt.budget is not None:
+                await attempt.budget.channel.flush(attempt.budget)
             records = _call_records(attempt, "step_failed")
             pending = carried + await _write(resources, records)
             if pending:
@@ -484,6 +487,8 @@ class _UsageInbound(ActivityInboundInterceptor):
                 raise _with_pending(err, pending) from err
             raise
         _attempt.reset(token)
+        if attempt.budget is not None:
+            await attempt.budget.channel.flush(attempt.budget)  # the calls' settlements
         body = result.result if isinstance(result, StepOutput) else result
         body, raw = split_usage(body)
         try:
@@ -523,7 +528,13 @@ def _budget_of(
     default = resources.budget_usd if resources is not None else None
     if flow is None and default is None:
         return None
+    try:
+        client = activity.client()
+    except RuntimeError:  # a local activity has none; guard_call refuses it a budget
+        client = None
     return AttemptBudget(
+        client=client,
+        channel=resources.budget_channel if resources is not None else BudgetChannel(),
         flow=flow,
         worker_default=default,
         workflow_id=info.workflow_id or "",

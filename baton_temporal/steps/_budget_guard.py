@@ -17,9 +17,10 @@ input price, plus ``max_tokens`` at its output price. Under a cap:
 
 Example (what call_llm does)::
 
-    key = await guard_call(attempt_budget, job, model, messages, params, pricer)
+    key = await guard_call(budget, index=0, step=..., model=..., messages=...,
+                           params=..., pricer=...)
     ...  # the request
-    await settle_call(attempt_budget, key, cost)
+    settle_call(budget, key, step, cost)   # sent with the next request, or at the end
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
@@ -43,9 +44,16 @@ from ..llm._complete import DEFAULT_ANTHROPIC_MAX_TOKENS
 from ..llm._providers import resolve_provider
 from ..pricing import Pricer
 from ..usage import MAX_TOKENS, LLMUsage
-from ..workflow._budget import RESERVE_UPDATE, SETTLE_UPDATE
+from ..workflow._budget import BUDGET_UPDATE
 
-__all__ = ["AttemptBudget", "call_cost", "guard_call", "settle_call", "worst_case"]
+__all__ = [
+    "AttemptBudget",
+    "BudgetChannel",
+    "call_cost",
+    "guard_call",
+    "settle_call",
+    "worst_case",
+]
 
 log = logging.getLogger("baton_temporal.budget")
 
@@ -53,6 +61,7 @@ BUDGET_UNAVAILABLE = "BudgetUnavailable"
 BUDGET_UNSUPPORTED = "BudgetUnsupported"
 _PER_MESSAGE_TOKENS = 8
 _UPDATE_TIMEOUT_S = 30.0
+_MAX_OPS = 200  # requests per update (the workflow's validator takes up to MAX_OPS)
 
 
 @dataclass
@@ -68,6 +77,8 @@ class AttemptBudget:
     activity_id: str
     attempt: int
     is_local: bool
+    client: Any = None
+    channel: BudgetChannel = field(default_factory=lambda: BudgetChannel())
 
     @property
     def applies(self) -> bool:
@@ -188,10 +199,10 @@ async def guard_call(
         )
     worst = worst_case(pricer, model, messages, params)
     key = budget.key(index)
-    request: dict[str, Any] = {"key": key, "step": step, "worst_usd": str(worst)}
+    request: dict[str, Any] = {"op": "reserve", "key": key, "step": step, "worst_usd": str(worst)}
     if budget.worker_default is not None and (budget.flow or {}).get("cap_usd") is None:
         request["default_cap_usd"] = str(budget.worker_default)
-    answer = await _update(budget, RESERVE_UPDATE, request, key + "/reserve")
+    answer = await budget.channel.reserve(budget, request)
     if not answer.get("ok"):
         spent = Decimal(answer.get("used_usd") or "0")
         cap = Decimal(answer["refused_cap_usd"]) if answer.get("refused_cap_usd") else None
@@ -216,41 +227,113 @@ async def guard_call(
     return key
 
 
-async def settle_call(
-    budget: AttemptBudget, key: str | None, step: str, cost: Decimal | None
-) -> None:
-    """Replace the call's hold by its cost; runs to its end even if the attempt is being
-    cancelled. A settle that fails leaves the hold at the worst case (never less)."""
-    if key is None:
-        return
-    request = {"key": key, "step": step, "cost_usd": None if cost is None else str(cost)}
-    task = asyncio.ensure_future(_update(budget, SETTLE_UPDATE, request, key + "/settle"))
-    cancelled = False
-    while not task.done():
+def settle_call(budget: AttemptBudget, key: str | None, step: str, cost: Decimal | None) -> None:
+    """Replace the call's hold by its cost (None: unknown, it stays at its worst case).
+
+    Sent with this worker's next request to the flow, or when the attempt ends
+    (:meth:`BudgetChannel.flush`): one update per call instead of two. Until then the
+    hold stands at the worst case, which only makes other calls' checks stricter."""
+    if key is not None:
+        op: dict[str, Any] = {"op": "settle", "key": key, "step": step}
+        op["cost_usd"] = None if cost is None else str(cost)
+        budget.channel.later(budget, op)
+
+
+class BudgetChannel:
+    """One worker's line to its flows' budget books: requests for one run that queue up
+    while an update is in flight go together in the next one.
+
+    Temporal takes at most 10 updates in flight per run and 2,000 per run in all; a
+    fan-out of 100 models on one worker makes about one update per round trip, not 200.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str], list[tuple[dict[str, Any], Any]]] = {}
+        self._senders: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def reserve(self, budget: AttemptBudget, op: dict[str, Any]) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue(budget).append((op, future))
+        self._kick(budget)
+        return await future
+
+    def later(self, budget: AttemptBudget, op: dict[str, Any]) -> None:
+        self._queue(budget).append((op, None))
+
+    async def flush(self, budget: AttemptBudget) -> None:
+        """Send what is queued for the attempt's run and wait for it; never raises, and
+        runs to its end even if the attempt is being cancelled."""
+        key = (budget.workflow_id, budget.run_id)
+        cancelled = False
+        while self._queues.get(key) or (key in self._senders and not self._senders[key].done()):
+            self._kick(budget)
+            sender = self._senders[key]
+            try:
+                await asyncio.wait({sender}, timeout=_UPDATE_TIMEOUT_S * 2)
+            except asyncio.CancelledError:
+                cancelled = True
+            if not sender.done():
+                log.warning("budget settlements for %s not sent in time; holds stay", key)
+                break
+        if cancelled:
+            raise asyncio.CancelledError()
+
+    def _queue(self, budget: AttemptBudget) -> list[tuple[dict[str, Any], Any]]:
+        return self._queues.setdefault((budget.workflow_id, budget.run_id), [])
+
+    def _kick(self, budget: AttemptBudget) -> None:
+        key = (budget.workflow_id, budget.run_id)
+        sender = self._senders.get(key)
+        if sender is None or sender.done():
+            self._senders[key] = asyncio.ensure_future(self._send(budget, key))
+
+    async def _send(self, budget: AttemptBudget, key: tuple[str, str]) -> None:
         try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            cancelled = True
-    try:
-        task.result()
-    except Exception as err:
-        log.warning("budget hold %s not settled (it stays at its worst case): %s", key, err)
-    if cancelled:
-        raise asyncio.CancelledError()
+            while self._queues.get(key):
+                queue = self._queues[key]
+                batch, queue[:] = queue[:_MAX_OPS], queue[_MAX_OPS:]
+                try:
+                    answer = await _update(budget, [op for op, _ in batch])
+                    results = answer.get("results")
+                    if not isinstance(results, list) or len(results) != len(batch):
+                        raise ApplicationError(
+                            f"the flow answered the budget requests with {answer!r}",
+                            type=BUDGET_UNAVAILABLE,
+                            non_retryable=True,
+                        )
+                except Exception as err:
+                    for op, future in batch:
+                        if future is None:
+                            log.warning(
+                                "budget hold %s not settled (stays at its worst case): %s",
+                                op["key"],
+                                err,
+                            )
+                        elif not future.done():
+                            future.set_exception(err)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future is not None and not future.done():
+                        future.set_result(result)
+        finally:
+            if not self._queues.get(key):
+                self._queues.pop(key, None)
+                if self._senders.get(key) is asyncio.current_task():
+                    del self._senders[key]
 
 
-async def _update(
-    budget: AttemptBudget, name: str, request: dict[str, Any], update_id: str
-) -> dict[str, Any]:
-    handle = activity.client().get_workflow_handle(budget.workflow_id, run_id=budget.run_id)
+async def _update(budget: AttemptBudget, ops: list[dict[str, Any]]) -> dict[str, Any]:
+    handle = budget.client.get_workflow_handle(budget.workflow_id, run_id=budget.run_id)
     try:
         answer = await asyncio.wait_for(
-            handle.execute_update(name, request, id=update_id, result_type=dict),
+            handle.execute_update(
+                BUDGET_UPDATE, {"ops": ops}, id=f"baton-budget-{uuid.uuid4()}", result_type=dict
+            ),
             _UPDATE_TIMEOUT_S,
         )
     except WorkflowUpdateFailedError as err:
         raise ApplicationError(
-            f"the flow refused the budget request {update_id!r}: {err.cause or err}",
+            f"the flow refused the budget requests: {err.cause or err}",
             type=BUDGET_UNAVAILABLE,
             non_retryable=True,
         ) from None
@@ -262,7 +345,7 @@ async def _update(
         ) from None
     if not isinstance(answer, dict):
         raise ApplicationError(
-            f"the flow answered the budget request with {answer!r}",
+            f"the flow answered the budget requests with {answer!r}",
             type=BUDGET_UNAVAILABLE,
             non_retryable=True,
         )

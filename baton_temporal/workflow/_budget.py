@@ -3,12 +3,13 @@
 The rule (docs/budgets.md):
 
 * Before each model call, the step activity asks the flow workflow, with the Temporal
-  update ``baton.budget.reserve``, to hold the call's worst case (its prompt estimate at
-  the input price plus ``max_tokens`` at the output price). The workflow grants it only
-  if ``spent + held + worst <= cap`` (for the flow's cap, and for the step's own cap if it
-  has one), and then holds it. After the call, ``baton.budget.settle`` replaces the hold
-  by what the call cost. A call whose reply never came back (a worker killed mid-call)
-  keeps its hold: it counts at its worst case.
+  update ``baton.budget.requests``, to hold the call's worst case (its prompt estimate
+  at the input price plus ``max_tokens`` at the output price). The workflow grants it
+  only if ``spent + held + worst <= cap`` (for the flow's cap, and for the step's own cap
+  if it has one), and then holds it. After the call a settle request (sent with the
+  worker's next request, or when the attempt ends) replaces the hold by what the call
+  cost. A call whose reply never came back (a worker killed mid-call) keeps its hold: it
+  counts at its worst case. A worker sends its queued requests for a run together.
 * Updates are handled one at a time in workflow code and recorded in history, so steps
   racing for the last dollars cannot both take them: whatever the concurrency, the holds
   and settled costs never pass the cap. Only a call that costs more than its worst case
@@ -40,16 +41,19 @@ from ..flow._budget import BUDGET_EXCEEDED, MAX_BUDGET_USD, budget_problem, usd
 
 __all__ = [
     "BUDGET_QUERY",
-    "RESERVE_UPDATE",
-    "SETTLE_UPDATE",
+    "BUDGET_UPDATE",
+    "MAX_OPS",
     "BudgetBook",
     "carry_problem",
     "check_request",
+    "check_requests",
 ]
 
-RESERVE_UPDATE = "baton.budget.reserve"
-SETTLE_UPDATE = "baton.budget.settle"
+# One update carries a worker's queued requests for the run: {"ops": [...]}, each op a
+# reserve or a settle; the answer is {"results": [...]}, one per op, in order.
+BUDGET_UPDATE = "baton.budget.requests"
 BUDGET_QUERY = "baton.budget"
+MAX_OPS = 500
 # Bounds on what an update may carry: anyone who may send updates can send one.
 _MAX_KEY = 512
 _MAX_AMOUNT = Decimal(100_000)  # pricing.MAX_CALL_COST_USD: no call costs more
@@ -74,9 +78,21 @@ def _amount(
     return amount
 
 
+def check_requests(batch: Any) -> None:
+    """Refuse a malformed batch (the update's validator): a rejected update leaves no
+    trace in history and never fails the workflow task."""
+    ops = batch.get("ops") if isinstance(batch, dict) else None
+    if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS:
+        raise ValueError(f'budget requests come as {{"ops": [...]}}, 1 to {MAX_OPS} of them')
+    for op in ops:
+        kind = op.get("op") if isinstance(op, dict) else None
+        if kind not in ("reserve", "settle"):
+            raise ValueError("each budget request is a reserve or a settle")
+        check_request(op, settle=kind == "settle")
+
+
 def check_request(request: Any, *, settle: bool = False) -> None:
-    """Refuse a malformed reserve/settle request (the update's validator): a rejected
-    update leaves no trace in history and never fails the workflow task."""
+    """Refuse a malformed reserve/settle request."""
     if not isinstance(request, dict):
         raise ValueError("a budget request is a JSON object")
     key, step = request.get("key"), request.get("step")
@@ -193,6 +209,15 @@ class BudgetBook:
         self.held[key] = (step, worst)
         self.calls += 1
         return {"ok": True, **self.view()}
+
+    def handle(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The update: each request of the batch in order (checked by check_requests)."""
+        return {
+            "results": [
+                self.reserve(op) if op["op"] == "reserve" else self.settle(op)
+                for op in batch["ops"]
+            ]
+        }
 
     def settle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Replace a call's hold by its cost (None: unknown, it stays at its worst case)."""

@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from ..flow._budget import BUDGET_EXCEEDED
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
-from ._budget import BUDGET_QUERY, RESERVE_UPDATE, SETTLE_UPDATE, BudgetBook, check_request
+from ._budget import BUDGET_QUERY, BUDGET_UPDATE, BudgetBook, check_requests
 from ._continue import Carry
 from ._flow_input import (
     FLOW_FAILURE_EXCEPTION_TYPES,
@@ -101,21 +101,13 @@ class FlowWorkflow:
         self._budget = BudgetBook()
 
     # Budget caps (_budget.py): step activities hold each call's worst case, then settle it.
-    @workflow.update(name=RESERVE_UPDATE)
-    def budget_reserve(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._budget.reserve(request)
+    @workflow.update(name=BUDGET_UPDATE)
+    def budget_requests(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return self._budget.handle(batch)
 
-    @budget_reserve.validator
-    def _check_reserve(self, request: dict[str, Any]) -> None:
-        check_request(request)
-
-    @workflow.update(name=SETTLE_UPDATE)
-    def budget_settle(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._budget.settle(request)
-
-    @budget_settle.validator
-    def _check_settle(self, request: dict[str, Any]) -> None:
-        check_request(request, settle=True)
+    @budget_requests.validator
+    def _check_budget_requests(self, batch: dict[str, Any]) -> None:
+        check_requests(batch)
 
     @workflow.query(name=BUDGET_QUERY)
     def budget(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ async def spent_in_ledger(store: LedgerStore, workflow_id: str) -> Decimal:
     return sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
 
 
+@pytest.mark.slow  # ~6 s: runs `baton status` as a program
 async def test_fan_out_whose_third_model_would_cross_the_cap(
     client: Client, task_queue: str, baton_worker, standin: StandIn, tmp_path: Path
 ) -> None:

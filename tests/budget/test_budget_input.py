@@ -9,7 +9,13 @@ import pytest
 
 import baton_temporal as baton
 from baton_temporal.worker import WorkerSettings
-from baton_temporal.workflow._budget import BudgetBook, carry_problem, check_request
+from baton_temporal.workflow._budget import (
+    MAX_OPS,
+    BudgetBook,
+    carry_problem,
+    check_request,
+    check_requests,
+)
 from baton_temporal.workflow._continue import split_input
 
 FIX = 'positive number of US dollars, e.g. 5 or "2.50"'
@@ -90,6 +96,11 @@ def test_forged_budget_requests_and_carries_are_refused() -> None:
             check_request(bad)
     with pytest.raises(ValueError):
         check_request({"key": "k", "step": "s", "cost_usd": "-0.1"}, settle=True)
+    ok = {"op": "reserve", "key": "k", "step": "s", "worst_usd": "1"}
+    check_requests({"ops": [ok, {"op": "settle", "key": "k", "step": "s", "cost_usd": "0.5"}]})
+    for batch in ({"ops": []}, {"ops": [ok] * (MAX_OPS + 1)}, {"ops": [{**ok, "op": "x"}]}, []):
+        with pytest.raises(ValueError):
+            check_requests(batch)
     assert carry_problem({"spent_usd": "1", "steps": {"a": "x"}})
     assert carry_problem({"spent_usd": "1", "extra": 1})
     with pytest.raises(ValueError) as err:
