@@ -110,6 +110,15 @@ async def execute_step(
     else:
         activity_type, step_defaults = step, StepOptions()
     opts = (options or StepOptions()).merged_over(step_defaults)
+    if opts.budget_usd is not None and budget is None:
+        # Only the flow workflow keeps a budget book; silently uncapped calls would be worse.
+        raise ApplicationError(
+            f"step {name or activity_type!r} has budget_usd, which only flows built with "
+            "baton.new(...) enforce; a hand-written workflow cannot: drop budget_usd from "
+            "its options, or run the steps as a flow",
+            type="BudgetUnsupported",
+            non_retryable=True,
+        )
     input = StepInput(
         step=name or activity_type,
         args=dict(args or {}),

@@ -70,3 +70,22 @@ async def plain(job: baton.Job) -> dict:
 
 
 ALL = [ask, ask_then_fail, synthesize, plain]
+
+
+@baton.step(local=True)
+async def ask_locally(job: baton.Job) -> dict:
+    reply = await baton.call_llm(job, prompt(job), model=SONNET, max_tokens=MAX_TOKENS)
+    return {"text": reply.text[:20]}
+
+
+@baton.step
+async def ask_or_skip(job: baton.Job) -> dict:
+    """Catches the refusal and carries on: the flow still starts no new step."""
+    try:
+        await baton.call_llm(job, prompt(job), model=SONNET, max_tokens=MAX_TOKENS)
+    except baton.BudgetExceeded as err:
+        return {"skipped": err.message[:60], "cap": str(err.cap_usd)}
+    return {"skipped": None}
+
+
+ALL += [ask_locally, ask_or_skip]
