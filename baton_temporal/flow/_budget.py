@@ -75,11 +75,11 @@ def check_budget(value: Any, where: str = "budget_usd") -> Decimal:
 
 
 def usd(amount: Decimal) -> str:
-    """An amount for people: ``$0.0123``, at most 6 decimals, no float rounding."""
+    """An amount for people: ``$2.50``, ``$0.0123``; 2 to 6 decimals, no float rounding."""
     text = f"{amount.quantize(Decimal('0.000001')):f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "$" + text
+    whole, _, cents = text.partition(".")
+    cents = cents.rstrip("0").ljust(2, "0")
+    return f"${whole}.{cents}"
 
 
 class BudgetExceeded(ApplicationError):

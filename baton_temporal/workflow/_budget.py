@@ -279,12 +279,25 @@ class BudgetBook:
         if self.from_worker_default:
             where = "the worker's BATON_BUDGET_USD, or set the flow's own budget_usd"
         skipped = f"; steps not started: {', '.join(not_started)}" if not_started else ""
+        held = self.held_total
+        lost = f" (+{usd(held)} held for calls whose cost never came back)" if held else ""
         return (
             f"flow {workflow_name!r} stopped by its budget ({BUDGET_EXCEEDED}): "
-            f"{self.refused}{skipped}. Spent {usd(self.spent)}"
-            f" (+{usd(self.held_total)} held for calls whose cost never came back). "
+            f"{self.refused}{skipped}. Spent {usd(self.spent)}{lost}. "
             f"To let it spend more, raise {where}, then start the flow again"
         )
+
+    def relabel(self, states: Mapping[str, Any]) -> list[str]:
+        """Say "not started" for the steps the budget stopped (the cascade's wording is
+        about dependencies); return their names."""
+        stopped = []
+        note = self.stop_note()
+        for name, state in states.items():
+            error = state.error or ""
+            if note is not None and state.state == "cancelled" and error.endswith(note):
+                state.error = "not started: " + note
+                stopped.append(name)
+        return stopped
 
     def to_carry(self) -> dict[str, Any] | None:
         """What continue-as-new hands the next run (None: nothing to carry)."""

@@ -269,11 +269,9 @@ class FlowWorkflow:
         # a failed last step, or one that cancelled a dependent, fails the flow.
         fatal = [n for n in failed if n not in has_dependents]
         if self._budget.refused is not None and (cancelled or failed):
+            not_started = self._budget.relabel(self._states)
             raise ApplicationError(
-                self._budget.failure_message(
-                    spec.workflow_name,
-                    [n for n in cancelled if (self._states[n].error or "").find("budget:") >= 0],
-                ),
+                self._budget.failure_message(spec.workflow_name, not_started),
                 {"failed": failed, "cancelled": cancelled, "budget": self._budget.view()},
                 type=BUDGET_EXCEEDED,
                 non_retryable=True,

@@ -87,13 +87,15 @@ async def test_fan_out_whose_third_model_would_cross_the_cap(
     failure = budget_failure(err)
     assert failure.type == "BudgetExceeded" == baton.BUDGET_EXCEEDED
     # The reason names the spend, the cap and the fix.
-    assert "$2.5" in failure.message and "raise budget_usd" in failure.message
+    assert "the flow's budget of $2.50 would be exceeded: $2.0" in failure.message
+    assert "raise budget_usd of baton.new(...)" in failure.message
     assert "steps not started: assess_synthesis" in failure.message
     assert [states[n]["state"] for n in ("assess_sonnet_4", "assess_opus_4")] == ["completed"] * 2
     refused = states["assess_3_5_haiku"]
     assert refused["state"] == "failed" and refused["error"].startswith("BudgetExceeded: ")
     assert "raise the flow's budget_usd" in refused["error"]
     assert states["assess_synthesis"]["state"] == "cancelled"
+    assert states["assess_synthesis"]["error"].startswith("not started: budget: the flow's")
     # Two calls ran and are recorded; the third never left.
     assert standin.billed_calls() == 2
     assert [r.model for r in standin.billed_requests()] == [SONNET, OPUS]
@@ -105,8 +107,8 @@ async def test_fan_out_whose_third_model_would_cross_the_cap(
     assert view["stopped"] and view["calls"] == 2
     print(f"\nfan-out: spent {spent} of cap 2.50 (book {view['spent_usd']}), 2 of 3 models")
     assert status.code == 0, status.err
-    assert "budget      $2.0" in status.out and "of $2.5" in status.out, status.out
-    assert "stopped: the flow's budget of $2.5 would be exceeded" in status.out
+    assert "budget      $2.0" in status.out and "spent of $2.50 (81%)" in status.out
+    assert "stopped: the flow's budget of $2.50 would be exceeded" in status.out
     await store.close()
 
 
