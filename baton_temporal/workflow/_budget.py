@@ -201,7 +201,7 @@ class BudgetBook:
             )
             if step_used + worst > step_cap:
                 why = (
-                    f"step {step!r}'s budget of {usd(step_cap)} would be exceeded: "
+                    f"the budget of step {step!r} ({usd(step_cap)}) would be exceeded: "
                     f"{usd(step_used)} spent or held so far, and this call's worst case "
                     f"is {usd(worst)}"
                 )
