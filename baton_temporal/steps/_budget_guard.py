@@ -15,6 +15,9 @@ input price, plus ``max_tokens`` at its output price. Under a cap:
 * a step run as a local activity cannot call a model (the workflow cannot answer while
   its task runs the step): run it as a regular step.
 
+Non-text content (an image's base64 data) counts byte for byte: such calls are
+over-estimated, never under.
+
 Example (what call_llm does)::
 
     key = await guard_call(budget, index=0, step=..., model=..., messages=...,
@@ -198,6 +201,14 @@ async def guard_call(
             non_retryable=True,
         )
     worst = worst_case(pricer, model, messages, params)
+    stopped = budget.channel.stopped.get((budget.workflow_id, budget.run_id))
+    if stopped is not None:
+        # The flow's cap already refused a call: it refuses every later one (the book
+        # never un-stops), so this one is refused here, without asking again.
+        raise BudgetExceeded(
+            f"call to {model!r} in step {step!r} refused: {stopped}",
+            worst_usd=worst,
+        )
     key = budget.key(index)
     request: dict[str, Any] = {"op": "reserve", "key": key, "step": step, "worst_usd": str(worst)}
     if budget.worker_default is not None and (budget.flow or {}).get("cap_usd") is None:
@@ -205,6 +216,8 @@ async def guard_call(
     answer = await budget.channel.reserve(budget, request)
     if not answer.get("ok"):
         spent = Decimal(answer.get("used_usd") or "0")
+        if not answer.get("step_cap") and answer.get("stopped"):
+            budget.channel.stopped[(budget.workflow_id, budget.run_id)] = str(answer["stopped"])
         cap = Decimal(answer["refused_cap_usd"]) if answer.get("refused_cap_usd") else None
         which = (
             "the step's StepOptions(budget_usd=...) / options.budget_usd"
@@ -250,6 +263,8 @@ class BudgetChannel:
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str], list[tuple[dict[str, Any], Any]]] = {}
         self._senders: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Runs whose flow cap refused a call (bounded: the oldest are forgotten).
+        self.stopped: dict[tuple[str, str], str] = _Bounded()
 
     async def reserve(self, budget: AttemptBudget, op: dict[str, Any]) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -320,6 +335,15 @@ class BudgetChannel:
                 self._queues.pop(key, None)
                 if self._senders.get(key) is asyncio.current_task():
                     del self._senders[key]
+
+
+class _Bounded(dict[tuple[str, str], str]):
+    """A dict that keeps its newest 1,000 entries."""
+
+    def __setitem__(self, key: tuple[str, str], value: str) -> None:
+        super().__setitem__(key, value)
+        while len(self) > 1000:
+            del self[next(iter(self))]
 
 
 async def _update(budget: AttemptBudget, ops: list[dict[str, Any]]) -> dict[str, Any]:

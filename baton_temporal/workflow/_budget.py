@@ -13,9 +13,9 @@ The rule (docs/budgets.md):
 * Updates are handled one at a time in workflow code and recorded in history, so steps
   racing for the last dollars cannot both take them: whatever the concurrency, the holds
   and settled costs never pass the cap. Only a call that costs more than its worst case
-  (a prompt longer in tokens than in UTF-8 bytes, which no text tokenizer produces;
-  images are not estimated) can take the spend past it, and by at most that call's
-  excess.
+  (a prompt longer in tokens than in UTF-8 bytes, which no text tokenizer produces, or a
+  pricer that prices the reply above the same tokens' quote) could take the spend past
+  it, and by at most that call's excess.
 * The first call refused for the flow's cap stops the flow: no new step starts, and the
   flow fails with type ``BudgetExceeded`` once the steps in flight end. A call refused for
   a step's own cap fails that step only (its dependents are cancelled as usual).
