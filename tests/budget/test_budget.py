@@ -9,8 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 import baton_temporal as baton
 from baton_temporal import multi_model
@@ -46,6 +47,11 @@ async def open_store(tmp_path: Path, pricer=PRICES) -> LedgerStore:
     store = LedgerStore.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", pricer=pricer)
     await store.migrate()
     return store
+
+
+async def replays(history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=[], plugins=[baton.BatonPlugin(ledger=False)])
+    await replayer.replay_workflow(history)  # raises on nondeterminism
 
 
 def budget_failure(err: pytest.ExceptionInfo[WorkflowFailureError]) -> ApplicationError:
@@ -128,6 +134,8 @@ async def test_concurrent_steps_racing_for_the_last_dollars(
             view = await handle.query("baton.budget")
             states = await handle.query("baton.steps")
         billed = standin.billed_calls()
+    # The book is kept by workflow code: the recorded run, updates and all, replays.
+    await replays(await handle.fetch_history())
     assert budget_failure(err).type == "BudgetExceeded"
     done = sorted(n for n, s in states.items() if s["state"] == "completed")
     refused = sorted(n for n, s in states.items() if "BudgetExceeded" in (s["error"] or ""))

@@ -15,7 +15,7 @@ from baton_temporal.testing import StandIn
 
 from .handwritten import HandwrittenAsk
 from .steps import ALL, PRICES, SONNET, ask, ask_locally, ask_or_skip, long_answer, plain
-from .test_budget import budget_failure, open_store, spent_in_ledger
+from .test_budget import budget_failure, open_store, replays, spent_in_ledger
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,6 +44,7 @@ async def test_spend_carries_over_continue_as_new(
             await handle.result()
         view = await handle.query("baton.budget")
         description = await handle.describe()
+        await replays(await handle.fetch_history())  # the last run, from its carried book
     assert budget_failure(err).type == "BudgetExceeded"
     assert description.run_id != handle.first_execution_run_id  # it did continue as new
     assert standin.billed_calls() == 4
