@@ -45,7 +45,7 @@ from ..flow._budget import BudgetExceeded, usd
 from ..flow._spec import FLOW_WORKFLOW_TYPE
 from ..llm._complete import DEFAULT_ANTHROPIC_MAX_TOKENS
 from ..llm._providers import resolve_provider
-from ..pricing import Pricer
+from ..pricing import MAX_CALL_COST_USD, Pricer
 from ..usage import MAX_TOKENS, LLMUsage
 from ..workflow._budget import BUDGET_UPDATE
 
@@ -62,6 +62,7 @@ log = logging.getLogger("baton_temporal.budget")
 
 BUDGET_UNAVAILABLE = "BudgetUnavailable"
 BUDGET_UNSUPPORTED = "BudgetUnsupported"
+PRICING_FAILED = "PricingFailed"
 _PER_MESSAGE_TOKENS = 8
 _UPDATE_TIMEOUT_S = 30.0
 _MAX_OPS = 200  # requests per update (the workflow's validator takes up to MAX_OPS)
@@ -146,7 +147,24 @@ def worst_case(
         output_tokens=_max_output(model, params),
         requested_at=datetime.now(UTC),
     )
-    quote = pricer.cost(usage)
+    try:
+        quote = pricer.cost(usage)
+    except Exception as err:  # a broken custom pricer stays broken: no retry helps
+        raise ApplicationError(
+            f"the pricer {pricer!r} failed to price {model!r} ({type(err).__name__}: {err}); "
+            "under a budget each call needs its worst case priced: fix the pricer "
+            "(BATON_PRICER, BATON_PRICES_FILE or BatonPlugin(pricer=...))",
+            type=PRICING_FAILED,
+            non_retryable=True,
+        ) from None
+    if quote is not None and quote.cost_usd is not None and not _sane(quote.cost_usd):
+        raise ApplicationError(
+            f"the pricer {pricer!r} quoted {quote.cost_usd} USD for the worst case of a call "
+            f"to {model!r}, outside 0..{MAX_CALL_COST_USD}; fix its prices (USD per million "
+            "tokens)",
+            type=PRICING_FAILED,
+            non_retryable=True,
+        )
     if quote is None or quote.cost_usd is None:
         why = f" ({quote.note})" if quote is not None and quote.note else ""
         raise BudgetExceeded(
@@ -165,7 +183,14 @@ def call_cost(pricer: Pricer, usage: LLMUsage) -> Decimal | None:
     except Exception:  # a broken pricer: the hold stays at the worst case
         log.exception("pricer failed for %r; its budget hold stays at the worst case", usage)
         return None
-    return None if quote is None else quote.cost_usd
+    cost = None if quote is None else quote.cost_usd
+    # A cost the book would refuse (NaN, negative, absurd) keeps the worst case instead:
+    # sent, it would make the flow refuse the whole batch it travels in.
+    return cost if cost is not None and _sane(cost) else None
+
+
+def _sane(amount: Decimal) -> bool:
+    return isinstance(amount, Decimal) and amount.is_finite() and 0 <= amount <= MAX_CALL_COST_USD
 
 
 async def guard_call(

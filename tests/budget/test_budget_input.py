@@ -6,8 +6,12 @@ import json
 from decimal import Decimal
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 import baton_temporal as baton
+from baton_temporal.pricing import PriceQuote, TablePricer
+from baton_temporal.steps._budget_guard import call_cost, worst_case
+from baton_temporal.usage import LLMUsage
 from baton_temporal.worker import WorkerSettings
 from baton_temporal.workflow._budget import (
     MAX_OPS,
@@ -123,3 +127,39 @@ def test_the_book_never_grants_past_the_cap() -> None:
     carried = book.to_carry()
     assert carried is not None and carried["spent_usd"] == "0.70"
     assert carry_problem(carried) is None
+
+
+class _Broken:
+    def cost(self, usage: object) -> object:
+        raise ZeroDivisionError("bad table")
+
+
+class _Absurd:
+    def cost(self, usage: object) -> PriceQuote:
+        return PriceQuote.model_construct(
+            cost_usd=Decimal("NaN"), price_model="m", price_version="v", note=None
+        )
+
+
+def test_a_broken_or_absurd_pricer_is_named_not_retried() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    for pricer, why in ((_Broken(), "failed to price"), (_Absurd(), "outside 0..")):
+        with pytest.raises(ApplicationError) as err:
+            worst_case(pricer, "gpt-4o", messages, {"max_tokens": 10})  # type: ignore[arg-type]
+        assert err.value.type == "PricingFailed" and err.value.non_retryable
+        assert why in err.value.message and "fix" in err.value.message
+    # A settled cost the book would refuse keeps the call at its worst case instead.
+    assert call_cost(_Absurd(), LLMUsage(model="gpt-4o")) is None  # type: ignore[arg-type]
+
+
+def test_the_worst_case_bounds_the_prompt_by_its_bytes() -> None:
+    pricer = TablePricer({"gpt-4o": {"input": "100000", "output": "0"}})  # $0.10 a token
+    text = "日本語のテキスト"  # 8 characters, 24 bytes in UTF-8, at most 24 tokens
+    worst = worst_case(pricer, "gpt-4o", [{"role": "user", "content": text}], {"max_tokens": 1})
+    assert worst == Decimal(24 + 8) / 10
+    with pytest.raises(baton.BudgetExceeded) as err:
+        worst_case(pricer, "gpt-4o", [{"role": "user", "content": text}], {})
+    assert "needs max_tokens=..." in err.value.message
+    # Anthropic's default reply bound is priced when max_tokens is left out.
+    claude = TablePricer({"claude-sonnet-4-20250514": {"input": "0", "output": "100000"}})
+    assert worst_case(claude, "claude-sonnet-4-20250514", [], {}) == Decimal(1024) / 10
