@@ -27,8 +27,10 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._plugin import BatonPlugin
     from .flow import (
+        BUDGET_EXCEEDED,
         FLOW_WORKFLOW_TYPE,
         SCHEMA_VERSION,
+        BudgetExceeded,
         Flow,
         FlowError,
         FlowSpec,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(
         (
+            "BUDGET_EXCEEDED",
+            "BudgetExceeded",
             "FLOW_WORKFLOW_TYPE",
             "SCHEMA_VERSION",
             "Flow",
@@ -76,9 +80,11 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [
+    "BUDGET_EXCEEDED",
     "FLOW_WORKFLOW_TYPE",
     "SCHEMA_VERSION",
     "BatonPlugin",
+    "BudgetExceeded",
     "Flow",
     "FlowError",
     "FlowResult",

@@ -9,8 +9,9 @@ import difflib
 import importlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
@@ -22,6 +23,7 @@ from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._routing import TaskQueueAllowList, allowed_task_queues_from
+from .flow._budget import check_budget
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
 from .llm import LLMClients, LLMConfig, LLMConfigError
@@ -103,6 +105,8 @@ class BatonPlugin(SimplePlugin):
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
     ``BATON_TRACING=true`` is set; a ``TracerProvider``: spans go to it; see
     :mod:`baton_temporal.tracing`).
+    ``budget_usd``: the budget cap, in US dollars, of flows that set none themselves
+    (default ``$BATON_BUDGET_USD``; unset: no cap). See docs/budgets.md.
     """
 
     def __init__(
@@ -121,8 +125,11 @@ class BatonPlugin(SimplePlugin):
         payload_threshold: int | None = None,
         unregistered_step_wait: timedelta | float | None = None,
         tracing: Any = None,
+        budget_usd: Decimal | str | float | None = None,
     ) -> None:
         self.steps = _check_steps(steps)
+        # Checked now: a bad default stops the worker at start-up, not a call later.
+        self.budget_usd = budget_from_env() if budget_usd is None else check_budget(budget_usd)
         # Imported (with OpenTelemetry) only when on; see baton_temporal.tracing.
         self.tracing: Tracing | None = None
         if tracing is None:
@@ -284,7 +291,23 @@ class BatonPlugin(SimplePlugin):
             llm_error=llm_error,
             sync_threads=SyncStepThreads(threads),
             tracing=self.tracing,
+            budget_usd=self.budget_usd,
+            pricer=self._pricer,
         )
+
+
+BUDGET_ENV = "BATON_BUDGET_USD"
+
+
+def budget_from_env(environ: Mapping[str, str] | None = None) -> Decimal | None:
+    """The worker's default budget cap from ``BATON_BUDGET_USD`` (None if unset)."""
+    raw = (os.environ if environ is None else environ).get(BUDGET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        return check_budget(raw, BUDGET_ENV)
+    except ValueError as err:
+        raise ValueError(f"{err} (or unset it for no default cap)") from None
 
 
 def _import_heavy_modules() -> None:

@@ -31,6 +31,9 @@ Settings (environment, or the matching keyword arguments of :func:`run_worker`):
 ``BATON_MAX_RETRY_AFTER_S``     longest provider ``retry-after`` obeyed (default 600)
 ``BATON_UNREGISTERED_STEP_WAIT_S`` how long a flow waits for a worker that registers a step
                                 this one lacks (a rolling deploy; default 600, 0: fail)
+``BATON_BUDGET_USD``            default budget cap in US dollars for flows that set none
+                                (e.g. ``5``); a model call that could pass it is refused
+                                (``BudgetExceeded``, see docs/budgets.md); unset: no cap
 ``BATON_CODEC_KEYS``            encrypt payloads in Temporal history (``id:base64key,...``,
                                 newest last; see ``baton_temporal.codec``)
 =============================== ==========================================================
@@ -51,6 +54,7 @@ import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio.client import Client
@@ -58,7 +62,7 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
-from ._plugin import BatonPlugin
+from ._plugin import BatonPlugin, budget_from_env
 from ._rollout import DEFAULT_DRAIN, drain_warnings
 from ._routing import allowed_task_queues_from
 from .steps._step import Step
@@ -82,6 +86,7 @@ class WorkerSettings:
     deployment_name: str | None = None
     promote_first_version: bool = False
     allowed_task_queues: frozenset[str] | None = None
+    budget_usd: Decimal | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -103,6 +108,7 @@ class WorkerSettings:
             deployment_name=env.get("BATON_DEPLOYMENT_NAME", "").strip() or None,
             promote_first_version=_flag(env, "BATON_PROMOTE_FIRST_VERSION"),
             allowed_task_queues=allowed_task_queues_from(environ=env),
+            budget_usd=budget_from_env(env),
         )
 
 
@@ -234,7 +240,9 @@ async def run_worker(
     all_steps = [*steps, *load_steps(settings.step_modules)]
     allowed = settings.allowed_task_queues
     plugin = plugin or BatonPlugin(
-        steps=all_steps, allowed_task_queues=sorted(allowed) if allowed else None
+        steps=all_steps,
+        allowed_task_queues=sorted(allowed) if allowed else None,
+        budget_usd=settings.budget_usd,
     )
     await plugin.preflight()  # an unmigrated or misconfigured ledger stops us here
     if client is None:

@@ -380,7 +380,7 @@ async def _step_states(handle: Any, description: Any) -> tuple[dict[str, Any] | 
     return {n: _state_dict(s) for n, s in dict(states or {}).items()}, note
 
 
-def _status_text(handle: Any, description: Any, states: Any, note: str) -> str:
+def _status_text(handle: Any, description: Any, states: Any, note: str, budget: Any = None) -> str:
     status = description.status.name if description.status else "UNKNOWN"
     lines = [
         f"workflow    {handle.id}",
@@ -389,6 +389,10 @@ def _status_text(handle: Any, description: Any, states: Any, note: str) -> str:
         f"started     {description.start_time:%Y-%m-%d %H:%M:%S %Z}"
         + (f"   closed {description.close_time:%H:%M:%S}" if description.close_time else ""),
     ]
+    if budget is not None:
+        from ._budget import budget_line
+
+        lines += budget_line(budget)
     if states is not None:
         counts: dict[str, int] = {}
         for s in states.values():
@@ -428,6 +432,7 @@ def _retrying(description: Any) -> list[str]:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from ._budget import flow_budget
     from ._ledger_models import fill_models_from_ledger
     from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
 
@@ -438,7 +443,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         states, note = await _step_states(handle, description)
         states = await fill_models_from_ledger(handle.id, states)
         note = "\n".join(filter(None, [ledger_wait(description), note]))
-        text = _status_text(handle, description, states, note)
+        budget = await flow_budget(handle, description)
+        text = _status_text(handle, description, states, note, budget)
         if args.json:
             text = json.dumps(
                 {
@@ -446,6 +452,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
                     "status": description.status.name if description.status else None,
                     "steps": states,
                     "retrying": _retrying(description),
+                    "budget": budget,
                     "note": note or None,
                 },
                 indent=2,

@@ -11,6 +11,7 @@ Example::
     flow.to_json()
 """
 
+from ._budget import BUDGET_EXCEEDED, BudgetExceeded
 from ._builder import Flow, new
 from ._errors import FanInError, FlowError, NotADependencyError, StepDefinitionError
 from ._json import find_non_json
@@ -18,9 +19,11 @@ from ._options import DEFAULT_RETRY, StepOptions, StepRef
 from ._spec import FLOW_WORKFLOW_TYPE, SCHEMA_VERSION, FlowSpec, StepSpec, check_flow, parse_flow
 
 __all__ = [
+    "BUDGET_EXCEEDED",
     "DEFAULT_RETRY",
     "FLOW_WORKFLOW_TYPE",
     "SCHEMA_VERSION",
+    "BudgetExceeded",
     "FanInError",
     "Flow",
     "FlowError",

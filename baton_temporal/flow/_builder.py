@@ -8,10 +8,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from temporalio.common import RetryPolicy
 
+from ._budget import check_budget
 from ._errors import FlowError, StepDefinitionError
 from ._json import find_non_json
 from ._limits import MAX_CONCURRENCY, MAX_JSON_DEPTH, id_problem
@@ -281,6 +283,7 @@ def new(
     debug: bool = False,
     max_concurrency: int | None = None,
     max_history_events: int | None = None,
+    budget_usd: Decimal | str | int | float | None = None,
 ) -> Flow:
     """Begin a flow (Baton's ``Baton.new``).
 
@@ -290,10 +293,13 @@ def new(
     the default: Temporal allows 2,000 pending activities per run).
     ``max_history_events``: the run continues as new once its history has this many
     events (default 10,000; 20 to 40,000), carrying every step's state and result over.
+    ``budget_usd`` caps the flow's LLM spend in US dollars (a Decimal, a string like
+    ``"2.50"`` or a number): a ``call_llm`` whose worst case would pass it is refused with
+    :class:`BudgetExceeded` and the flow starts no further steps (docs/budgets.md).
 
     Example::
 
-        flow = baton.new(workflow_name="brief", max_concurrency=4)
+        flow = baton.new(workflow_name="brief", max_concurrency=4, budget_usd="2.50")
     """
     if not isinstance(workflow_name, str) or not workflow_name.strip():
         raise FlowError(
@@ -323,7 +329,12 @@ def new(
             f"max_history_events must be a whole number from 20 to 40000, got "
             f"{max_history_events!r}; leave it None for the default (10,000)"
         )
+    try:
+        budget = None if budget_usd is None else check_budget(budget_usd, "budget_usd")
+    except ValueError as err:
+        raise FlowError(f"baton.new(): {err}") from None
     spec = FlowSpec.model_construct(
+        budget_usd=budget,
         workflow_name=workflow_name,
         workflow_id=workflow_id or str(uuid.uuid4()),
         debug=bool(debug),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 from temporalio.common import RetryPolicy
 
+from ._budget import budget_problem, check_budget
 from ._errors import FlowError
 from ._limits import (
     INT32_MAX,
@@ -63,6 +65,9 @@ class StepOptions:
     """Run as a Temporal local activity: ~10 ms instead of ~50-100 ms per step, for
     short steps that do no LLM call (parsing, formatting). Local activities retry
     inside the workflow task and are not visible as separate tasks in the UI."""
+    budget_usd: Decimal | str | int | float | None = None
+    """Cap on this step's LLM spend in USD, all attempts together, within the flow's own
+    cap (see docs/budgets.md). Kept as a Decimal."""
 
     def __post_init__(self) -> None:
         # Refused here, where the options are written: Temporal would refuse them only
@@ -91,6 +96,12 @@ class StepOptions:
                 problems.append(bad)
         if self.local is not None and not isinstance(self.local, bool):
             problems.append(f"local is {self.local!r}; use True or False")
+        if self.budget_usd is not None:
+            bad = budget_problem(self.budget_usd, "budget_usd")
+            if bad:
+                problems.append(bad)
+            else:
+                object.__setattr__(self, "budget_usd", check_budget(self.budget_usd))
         if problems:
             raise FlowError("bad step options: " + "; ".join(problems))
 
@@ -131,6 +142,8 @@ class StepOptions:
             out["task_queue"] = self.task_queue
         if self.local is not None:
             out["local"] = self.local
+        if self.budget_usd is not None:
+            out["budget_usd"] = str(self.budget_usd)
         return out
 
     @classmethod
@@ -195,6 +208,7 @@ class StepOptions:
             retry_policy=policy,
             task_queue=spec.task_queue,
             local=spec.local,
+            budget_usd=spec.budget_usd,
         )
 
 

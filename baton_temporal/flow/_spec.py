@@ -12,6 +12,7 @@ Schema (version 1)::
       "debug": false,                       # save full LLM requests/responses
       "max_concurrency": null,              # at most this many steps running at once
       "max_history_events": null,           # continue as new past this (default 10,000)
+      "budget_usd": null,                   # cap on the flow's LLM spend, e.g. "2.50"
       "models": {"parse": "claude-sonnet-4-20250514"},
       "steps": [
         {"name": "fetch", "step": "fetch_sources", "args": {"url": "..."}},
@@ -19,7 +20,7 @@ Schema (version 1)::
          "ignore_failed": false, "ignore_cancelled": false, "quorum": null,
          "cancel_stragglers": null,          # with quorum: false lets stragglers finish
          "options": {"start_to_close_timeout": 60, "local": false,
-                     "retry": {"maximum_attempts": 3}}}
+                     "retry": {"maximum_attempts": 3}, "budget_usd": "0.50"}}
       ]
     }
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import (
@@ -41,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._budget import check_budget
 from ._json import find_non_json
 from ._limits import (
     INT32_MAX,
@@ -151,6 +154,11 @@ class OptionsSpec(_Frozen):
     retry: RetrySpec | None = None
     task_queue: str | None = Field(default=None, min_length=1)
     local: bool | None = None
+    budget_usd: Decimal | None = None
+
+    _budget = field_validator("budget_usd", mode="before")(
+        classmethod(lambda cls, v: _budget_or_none(v, "options.budget_usd"))
+    )
 
     @model_validator(mode="after")
     def _within_temporal_bounds(self, info: ValidationInfo) -> OptionsSpec:
@@ -242,7 +250,7 @@ class StepSpec(_Frozen):
             ) from None
         # Unset fields stay unset: a partial retry spec merges over the library's defaults
         # when the options are used (StepOptions.from_json).
-        return checked.model_dump(exclude_none=True)
+        return checked.model_dump(exclude_none=True, mode="json")
 
 
 class FlowSpec(_Frozen):
@@ -256,6 +264,12 @@ class FlowSpec(_Frozen):
     max_history_events: int | None = Field(default=None, ge=20, le=40_000)
     models: dict[str, str] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = ()
+    budget_usd: Decimal | None = None
+    """Cap on the flow's LLM spend in USD (see flow/_budget.py); None: no cap."""
+
+    _budget = field_validator("budget_usd", mode="before")(
+        classmethod(lambda cls, v: _budget_or_none(v, "budget_usd"))
+    )
 
     @field_validator("workflow_name", "workflow_id")
     @classmethod
@@ -282,6 +296,10 @@ class FlowSpec(_Frozen):
         if not steps:
             raise ValueError("a flow needs at least one step; add one with .add(name, step)")
         return steps
+
+
+def _budget_or_none(value: Any, where: str) -> Decimal | None:
+    return None if value is None else check_budget(value, where)
 
 
 def name_problem(name: Any, what: str = "step name") -> str | None:

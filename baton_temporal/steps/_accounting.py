@@ -28,6 +28,7 @@ import contextvars
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
@@ -49,9 +50,11 @@ from ..ledger import (
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
 from ..llm._complete import BilledReplyError
 from ..metrics import ledger_counters
+from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
+from ._budget_guard import AttemptBudget, BudgetChannel, call_cost, guard_call, settle_call
 from ._job import Job
 from ._threads import SyncStepThreads
 
@@ -80,6 +83,16 @@ class WorkerResources:
     sync_threads: SyncStepThreads | None = None
     # OpenTelemetry, when the plugin switched tracing on (see tracing.py); else None.
     tracing: Tracing | None = None
+    # The worker's default budget cap for flows that set none (BATON_BUDGET_USD).
+    budget_usd: Decimal | None = None
+    pricer: Pricer | None = None
+    budget_channel: BudgetChannel = field(default_factory=BudgetChannel)
+
+    def budget_pricer(self) -> Pricer:
+        """The pricer budget checks use: the ledger's, else the one from the environment."""
+        if self.pricer is None:
+            self.pricer = self.store.pricer if self.store is not None else pricer_from_env()
+        return self.pricer
 
     async def aclose(self) -> None:
         if self.sync_threads is not None:
@@ -109,6 +122,7 @@ class _Attempt:
     # Set after an intent or completion write failed: the ledger is not answering, so
     # this attempt stops putting writes in front of its requests.
     ledger_down: bool = False
+    budget: AttemptBudget | None = None
 
     def reserve(self, step: str, attempt: int) -> _Call:
         """The next call's index and id, taken before anything is awaited: concurrent
@@ -179,6 +193,19 @@ async def call_llm(
         raise ApplicationError(resources.llm_error, type=INVALID_LLM_CONFIG, non_retryable=True)
     call = attempt.reserve(job.step, job.attempt) if attempt is not None else None
     call_id = call.call_id if call is not None else f"{job.step}/{job.attempt}/0"
+    # Under a budget cap, the flow holds the call's worst case first, or refuses it.
+    guard = attempt.budget if attempt is not None else None
+    hold = None
+    if guard is not None and guard.applies and call is not None and resources is not None:
+        hold = await guard_call(
+            guard,
+            index=call.index,
+            step=job.step,
+            model=chosen,
+            messages=messages,
+            params=params,
+            pricer=resources.budget_pricer(),
+        )
     intent = _intent_of(attempt, call, chosen, messages) if attempt and call else None
     sent = False
     try:
@@ -212,25 +239,41 @@ async def call_llm(
                 await _complete_call(attempt, call)
             elif intent is not None:
                 await _settle(attempt, _lost(attempt, intent))
+        if guard is not None and hold is not None:
+            cost = _cost_of(resources, err.usage)
+            settle_call(guard, hold, job.step, cost)
         raise
     except asyncio.CancelledError:
         # Cancelled with the request out: the reply may be billed and is lost. Cancelled
         # while writing the intent: no request left.
         if attempt is not None and intent is not None:
             await _settle(attempt, _lost(attempt, intent) if sent else _cancel(attempt, intent))
+        if guard is not None and hold is not None:
+            # A lost reply may be billed: it keeps its worst case.
+            settle_call(guard, hold, job.step, None if sent else Decimal(0))
         raise
     except BaseException:
         # No billed reply (an error status, a reset, a timeout): the intent goes, so
         # that it is never counted as a lost reply.
         if attempt is not None and intent is not None:
             await _settle(attempt, _cancel(attempt, intent))
+        if guard is not None and hold is not None:
+            settle_call(guard, hold, job.step, Decimal(0))
         raise
+    if guard is not None and hold is not None:
+        settle_call(guard, hold, job.step, _cost_of(resources, response.usage))
     if attempt is not None and call is not None:
         call.usage = response.usage
         await _complete_call(attempt, call)
         if resources and resources.store is not None and (job.debug or resources.debug):
             await _save_debug(resources.store, job, response)
     return response
+
+
+def _cost_of(resources: WorkerResources | None, usage: LLMUsage | None) -> Decimal | None:
+    if resources is None or usage is None:
+        return None
+    return call_cost(resources.budget_pricer(), usage)
 
 
 def _prompt_chars(messages: Sequence[Message]) -> int:
@@ -441,7 +484,7 @@ class _UsageInbound(ActivityInboundInterceptor):
         carried = pending_from(info.heartbeat_details)
         if self._outbound is not None:
             self._outbound.pending = carried
-        attempt = _Attempt(resources, context)
+        attempt = _Attempt(resources, context, budget=_budget_of(resources, step_input, info))
         if info.attempt > 1:
             await _reconcile_earlier(resources, context)
         token = _attempt.set(attempt)
@@ -449,6 +492,8 @@ class _UsageInbound(ActivityInboundInterceptor):
             result = await self.next.execute_activity(input)
         except BaseException as err:
             _attempt.reset(token)
+            if attempt.budget is not None:
+                await attempt.budget.channel.flush(attempt.budget)
             records = _call_records(attempt, "step_failed")
             pending = carried + await _write(resources, records)
             if pending:
@@ -456,6 +501,8 @@ class _UsageInbound(ActivityInboundInterceptor):
                 raise _with_pending(err, pending) from err
             raise
         _attempt.reset(token)
+        if attempt.budget is not None:
+            await attempt.budget.channel.flush(attempt.budget)  # the calls' settlements
         body = result.result if isinstance(result, StepOutput) else result
         body, raw = split_usage(body)
         try:
@@ -485,6 +532,32 @@ class _UsageInbound(ActivityInboundInterceptor):
                 len(pending),
             )
         return body
+
+
+def _budget_of(
+    resources: WorkerResources | None, step_input: StepInput | None, info: activity.Info
+) -> AttemptBudget | None:
+    """The attempt's budget: what its flow sent, else the worker's default (None: none)."""
+    flow = step_input.budget if step_input is not None else None
+    default = resources.budget_usd if resources is not None else None
+    if flow is None and default is None:
+        return None
+    try:
+        client = activity.client()
+    except RuntimeError:  # a local activity has none; guard_call refuses it a budget
+        client = None
+    return AttemptBudget(
+        client=client,
+        channel=resources.budget_channel if resources is not None else BudgetChannel(),
+        flow=flow,
+        worker_default=default,
+        workflow_id=info.workflow_id or "",
+        run_id=info.workflow_run_id or "",
+        workflow_type=info.workflow_type or "",
+        activity_id=info.activity_id,
+        attempt=info.attempt,
+        is_local=info.is_local,
+    )
 
 
 class _CarryPending(ActivityOutboundInterceptor):

@@ -27,6 +27,8 @@ from typing import Any
 
 from temporalio import workflow
 
+from ._budget import carry_problem
+
 __all__ = ["CARRY_KEY", "DEFAULT_HISTORY_EVENTS", "HISTORY_BYTES", "Carry", "split_input"]
 
 CARRY_KEY = "baton_continue"
@@ -45,6 +47,8 @@ class Carry:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: int = 1
+    budget: dict[str, Any] | None = None
+    """The budget book's spend so far (_budget.py), for a flow with a cap."""
 
     def check(self, step_names: list[str]) -> None:
         """Refuse states and results that do not fit the flow (``ValueError``)."""
@@ -77,6 +81,7 @@ class Carry:
             "states": self.states,
             "results": self.results,
             "runs": self.runs,
+            **({"budget": self.budget} if self.budget is not None else {}),
         }
 
 
@@ -95,7 +100,7 @@ def split_input(data: Any) -> Carry:
             f"{CARRY_KEY!r}: 1 (it writes that key itself at continue-as-new): start a flow "
             "with the flow JSON alone"
         )
-    extra = sorted(set(data) - {CARRY_KEY, "flow", "states", "results", "runs"})
+    extra = sorted(set(data) - {CARRY_KEY, "flow", "states", "results", "runs", "budget"})
     states, results, runs = data.get("states", {}), data.get("results", {}), data.get("runs", 1)
     problems = [f"unknown key {key!r}" for key in extra]
     if not isinstance(states, dict) or not all(
@@ -108,9 +113,13 @@ def split_input(data: Any) -> Carry:
         problems.append("'results' must map step names to JSON objects")
     if type(runs) is not int or runs < 1:
         problems.append(f"'runs' must be a whole number >= 1, got {runs!r}")
+    budget = data.get("budget")
+    bad_budget = None if budget is None else carry_problem(budget)
+    if bad_budget:
+        problems.append(bad_budget)
     if problems:
         raise ValueError(_carry_error(problems))
-    return Carry(flow=data.get("flow"), states=states, results=results, runs=runs)
+    return Carry(flow=data.get("flow"), states=states, results=results, runs=runs, budget=budget)
 
 
 _STATE_FIELDS = {

@@ -12,8 +12,10 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
+from ..flow._budget import BUDGET_EXCEEDED
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
+from ._budget import BUDGET_QUERY, BUDGET_UPDATE, BudgetBook, check_requests
 from ._continue import Carry
 from ._flow_input import (
     FLOW_FAILURE_EXCEPTION_TYPES,
@@ -26,7 +28,7 @@ from ._flow_input import (
 from ._quorum import QUORUM_MET, QuorumTracker
 from ._runtime import ROUTED_QUEUE_WAIT, execute_step
 from ._scheduler import Scheduler
-from ._versioning import BIG_FLOWS
+from ._versioning import BIG_FLOWS, BUDGET_CAPS
 from ._wire import FLOW_FAILED_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
@@ -96,6 +98,21 @@ class FlowWorkflow:
     def __init__(self) -> None:
         self._states: dict[str, StepState] = {}
         self._quorum: QuorumTracker | None = None
+        self._budget = BudgetBook()
+
+    # Budget caps (_budget.py): step activities hold each call's worst case, then settle it.
+    @workflow.update(name=BUDGET_UPDATE)
+    def budget_requests(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return self._budget.handle(batch)
+
+    @budget_requests.validator
+    def _check_budget_requests(self, batch: dict[str, Any]) -> None:
+        check_requests(batch)
+
+    @workflow.query(name=BUDGET_QUERY)
+    def budget(self) -> dict[str, Any]:
+        """Spend against budget: cap, spent, held for calls in flight, stop reason."""
+        return self._budget.view()
 
     @workflow.query(name="baton.steps")
     def steps(self) -> dict[str, StepState]:
@@ -126,6 +143,7 @@ class FlowWorkflow:
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
         }
         results: dict[str, dict[str, Any]] = {}
+        self._budget.start(spec.budget_usd, flow_input.options, flow_input.carry.budget)
         if workflow.patched(BIG_FLOWS):
             # Any width and length: a window, a per-task budget, continue-as-new.
             return await self._run_big(flow_input, info.workflow_id)
@@ -173,7 +191,8 @@ class FlowWorkflow:
         )
         if not await scheduler.run():
             states = {n: asdict(s) for n, s in self._states.items()}
-            workflow.continue_as_new(Carry(carry.flow, states, results, carry.runs + 1).to_input())
+            onward = Carry(carry.flow, states, results, carry.runs + 1, self._budget.to_carry())
+            workflow.continue_as_new(onward.to_input())
         return self._outcome(spec, workflow_id, results)
 
     async def _execute_node(
@@ -201,6 +220,7 @@ class FlowWorkflow:
                 # outside the sandbox.
                 summary=_label(node.name, node.step),
                 on_wait=lambda note: _show_wait(state, note),
+                budget=self._budget.for_step(node.name),
             )
         except ActivityError as err:
             why = quorum.cancelled_as_straggler(node.name) if quorum else None
@@ -215,6 +235,9 @@ class FlowWorkflow:
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
         """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""
+        stop = self._budget.stop_note()
+        if stop is not None and workflow.patched(BUDGET_CAPS):
+            return [stop]  # a call was refused for the flow's budget: no new step starts
         states = {d: self._states[d].state for d in node.deps}
         if node.quorum is not None:
             ok = sum(1 for s in states.values() if s == COMPLETED)
@@ -245,6 +268,14 @@ class FlowWorkflow:
         # A failure is absorbed when every dependent ran anyway (ignore_failed/quorum);
         # a failed last step, or one that cancelled a dependent, fails the flow.
         fatal = [n for n in failed if n not in has_dependents]
+        if self._budget.refused is not None and (cancelled or failed):
+            not_started = self._budget.relabel(self._states)
+            raise ApplicationError(
+                self._budget.failure_message(spec.workflow_name, not_started),
+                {"failed": failed, "cancelled": cancelled, "budget": self._budget.view()},
+                type=BUDGET_EXCEEDED,
+                non_retryable=True,
+            )
         if cancelled or fatal:
             parts = [f"step {n!r} failed: {self._states[n].error}" for n in failed]
             if cancelled:

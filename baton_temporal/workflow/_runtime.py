@@ -98,22 +98,34 @@ async def execute_step(
     workflow_name: str | None = None,
     summary: str | None = None,
     on_wait: Callable[[str | None], None] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> StepOutput:
     """:func:`run_step`, returning the whole :class:`StepOutput` (result and attempt).
 
     ``on_wait(note)`` hears when the step waits for a worker that registers it (a
-    rolling deploy, see _unregistered.py), and None when it is scheduled again."""
+    rolling deploy, see _unregistered.py), and None when it is scheduled again.
+    ``budget``: the caps and spend the step's calls are checked against (_budget.py)."""
     if isinstance(step, StepRef):
         activity_type, step_defaults = step.name, step.options
     else:
         activity_type, step_defaults = step, StepOptions()
     opts = (options or StepOptions()).merged_over(step_defaults)
+    if opts.budget_usd is not None and budget is None:
+        # Only the flow workflow keeps a budget book; silently uncapped calls would be worse.
+        raise ApplicationError(
+            f"step {name or activity_type!r} has budget_usd, which only flows built with "
+            "baton.new(...) enforce; a hand-written workflow cannot: drop budget_usd from "
+            "its options, or run the steps as a flow",
+            type="BudgetUnsupported",
+            non_retryable=True,
+        )
     input = StepInput(
         step=name or activity_type,
         args=dict(args or {}),
         workflow_name=workflow_name or workflow.info().workflow_type,
         results=dict(results or {}),
         debug=debug,
+        budget=budget,
     )
     timeout = opts.start_to_close_timeout
     if timeout is None and opts.schedule_to_close_timeout is None:
@@ -162,6 +174,8 @@ async def _execute(
     # converter deep-copies a dataclass (asdict) and resolves its type hints on every
     # decode, work that the workflow sandbox makes dearer still.
     arg = vars(input)
+    if arg.get("budget") is None:  # steps without a cap send what they always sent
+        arg = {k: v for k, v in arg.items() if k != "budget"}
     if opts.local:
         raw = await workflow.execute_local_activity(
             activity_type,

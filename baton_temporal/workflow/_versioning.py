@@ -37,6 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "BIG_FLOWS",
+    "BUDGET_CAPS",
     "FAN_OUT_QUORUM_EARLY",
     "FLOW_ERRORS_FAIL_RUN",
     "QUORUM_EARLY_START",
@@ -65,3 +66,5 @@ QUORUM_EARLY_START = "baton.quorum-early-start"
 FAN_OUT_QUORUM_EARLY = "baton.fan-out-quorum-early"
 # After 0.1.0: a step no worker registers is rescheduled with backoff until one does (bounded).
 UNREGISTERED_STEP_WAIT = "baton.unregistered-step-wait"
+# After 0.1.0: a call refused for the flow's budget stops the flow (no new step starts; it fails).
+BUDGET_CAPS = "baton.budget-caps"

@@ -39,6 +39,9 @@ class StepInput:
     workflow_name: str = ""
     results: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
+    budget: dict[str, Any] | None = None
+    """The caps that apply and the spend so far (workflow/_budget.py); None: no cap
+    (sent only when set, so steps without one keep the same input)."""
 
 
 @dataclass(frozen=True)
