@@ -30,7 +30,14 @@ from ._errors import (
     redact,
 )
 from ._providers import Provider, resolve_provider
-from ._responses import API, build_responses_body, choose_api, extract_responses, failed_reason
+from ._responses import (
+    API,
+    build_responses_body,
+    check_api,
+    choose_api,
+    extract_responses,
+    failed_reason,
+)
 from ._streaming import StreamBroken, prepare_stream_body, read_stream, stall_limit, wants_stream
 from ._usage import usage_from_reply
 
@@ -320,6 +327,18 @@ def _billed_stream_error(
         type=error.type or PROVIDER_RETRYABLE,
         non_retryable=error.non_retryable,
     )
+
+
+def check_call_options(model: str, params: Mapping[str, Any]) -> None:
+    """Refuse a bad ``api=`` or ``stream=`` before anything is recorded or sent
+    (``InvalidLLMRequest``, non-retryable, naming the fix)."""
+    check_api(model, params.get("api"))
+    stream = params.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid(
+            f"stream={stream!r}: use stream=True, stream=False, or leave it out to stream "
+            "only when the request needs it"
+        )
 
 
 def _build_request(

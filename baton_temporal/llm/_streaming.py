@@ -190,22 +190,34 @@ async def read_stream(
         chunks = response.iter_bytes().__aiter__()
         loop = asyncio.get_running_loop()
         while not acc.done:
-            pending = asyncio.ensure_future(chunks.__anext__())
-            limit = stall_limit_s if acc.output_started else first_limit_s
-            deadline = loop.time() + limit
-            while not pending.done():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise _Stalled(limit)
-                await asyncio.wait({pending}, timeout=min(remaining, beat.interval))
-                if not pending.done() and not acc.output_started:
-                    beat.now()  # the model is thinking: alive, as a non-streamed call is
-            try:
-                chunk = pending.result()
-            except StopAsyncIteration:
-                break
-            finally:
-                pending = None
+            if acc.output_started:
+                # Output flows: each read gets the stall limit. No task per read (a stream
+                # has tens of thousands of events); a stall cancels the read, and the stream.
+                try:
+                    async with asyncio.timeout(stall_limit_s):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _Stalled(stall_limit_s) from None
+            else:
+                # The model may think for minutes: wait without cancelling the read, and
+                # heartbeat meanwhile, as a call that does not stream does.
+                pending = asyncio.ensure_future(chunks.__anext__())
+                deadline = loop.time() + first_limit_s
+                while not pending.done():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise _Stalled(first_limit_s)
+                    await asyncio.wait({pending}, timeout=min(remaining, beat.interval))
+                    if not pending.done():
+                        beat.now()
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    pending = None
             for event, data in decoder.feed(chunk):
                 acc.feed(event, data)
                 if acc.done:
@@ -338,12 +350,9 @@ class _SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, Any]]:
         out: list[tuple[str | None, Any]] = []
-        self._buffer += chunk
-        while True:
-            cut = self._buffer.find(b"\n")
-            if cut < 0:
-                break
-            line, self._buffer = self._buffer[:cut], self._buffer[cut + 1 :]
+        lines = (self._buffer + chunk).split(b"\n")
+        self._buffer = lines.pop()  # the unfinished last line (b"" after a newline)
+        for line in lines:
             dispatched = self._line(line.rstrip(b"\r"))
             if dispatched is not None:
                 out.append(dispatched)
@@ -430,7 +439,9 @@ _RETRYABLE_KINDS = ("overloaded", "api_error", "rate_limit", "server_error", "ti
 
 def _error_event(error: Any) -> _ProviderError:
     error = error if isinstance(error, Mapping) else {}
-    kind = str(error.get("type") or error.get("code") or "error")
+    # Responses error events say what went wrong in "code" ("type" is the event's kind).
+    code = error.get("code")
+    kind = str(code if isinstance(code, str) and code else error.get("type") or "error")
     message = str(error.get("message") or "no message")[:1000]
     return _ProviderError(message, kind, any(k in kind for k in _RETRYABLE_KINDS))
 

@@ -47,7 +47,7 @@ from ..ledger import (
     UsageRecord,
 )
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
-from ..llm._complete import BilledReplyError
+from ..llm._complete import BilledReplyError, check_call_options
 from ..metrics import ledger_counters
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
@@ -170,6 +170,8 @@ async def call_llm(
             type="UnknownModel",
             non_retryable=True,
         )
+    # A bad api= / stream= is refused before an intent is written or anything is sent.
+    check_call_options(chosen, params)
     attempt = _attempt.get()
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:

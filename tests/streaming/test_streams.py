@@ -1,0 +1,200 @@
+"""Streamed replies through the real SDK clients and the stand-in's server-sent events:
+the same LLMResponse as without streaming, streaming by default where a request needs
+it, huge outputs, and every way a stream can go wrong."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from baton_temporal.llm import LLMClients, LLMConfig, complete
+from baton_temporal.llm._complete import BilledReplyError
+from baton_temporal.testing import Fault, StandIn
+
+SYSTEM = {"role": "system", "content": "You grade documents. Answer in JSON, briefly."}
+USER = {"role": "user", "content": "Grade: revenue grew by a tenth; costs fell."}
+MODELS = {
+    "messages": ("claude-sonnet-4-20250514", {}),
+    "chat": ("gpt-4o", {}),
+    "responses": ("o3-pro", {}),
+}
+
+
+@pytest.mark.parametrize("api", MODELS)
+async def test_a_streamed_reply_is_the_same_llmresponse(
+    api: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    model, params = MODELS[api]
+    whole = await complete([SYSTEM, USER], model=model, config=config, clients=clients, **params)
+    standin.reset()  # the same emulated cache state for the streamed call
+    streamed = await complete(
+        [SYSTEM, USER], model=model, stream=True, config=config, clients=clients, **params
+    )
+    assert (whole.streamed, streamed.streamed) == (False, True)
+    assert streamed.api == whole.api == api
+    assert streamed.text == whole.text and streamed.stop_reason == whole.stop_reason
+    assert streamed.model == whole.model
+    drop = {"latency_ms", "call_id", "requested_at"}
+    assert streamed.usage.model_dump(exclude=drop) == whole.usage.model_dump(exclude=drop)
+    assert streamed.usage.input_tokens > 0 and streamed.usage.output_tokens > 0
+    assert [i.get("type") for i in streamed.output_items] == [
+        i.get("type") for i in whole.output_items
+    ]
+    assert streamed.raw_request["stream"] is True
+    if api == "chat":  # usage at the end of a Chat Completions stream is asked for
+        assert streamed.raw_request["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize(
+    ("model", "max_tokens", "streams"),
+    [
+        ("claude-sonnet-4-20250514", 21_333, False),
+        ("claude-sonnet-4-20250514", 21_334, True),  # the SDK's 10-minute estimate
+        ("claude-opus-4-20250514", 8_193, True),  # the SDK's per-model limit
+        ("gpt-4o", 30_000, True),
+        ("gpt-4o", 4_000, False),
+        ("openai-compatible:llama3.2", 30_000, False),  # only when asked
+    ],
+)
+async def test_requests_that_need_streaming_stream_by_default(
+    model: str, max_tokens: int, streams: bool, config: LLMConfig, clients: LLMClients
+) -> None:
+    reply = await complete(
+        [USER], model=model, max_tokens=max_tokens, config=config, clients=clients
+    )
+    assert reply.streamed is streams
+
+
+async def test_stream_false_on_a_request_that_needs_streaming_is_refused(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [USER],
+            model="claude-sonnet-4-20250514",
+            max_tokens=64_000,
+            stream=False,
+            config=config,
+            clients=clients,
+        )
+    assert caught.value.type == "InvalidLLMRequest" and caught.value.non_retryable
+    assert "leave stream= out" in caught.value.message
+    assert standin.requests == []
+
+
+@pytest.mark.parametrize("api", MODELS)
+async def test_tens_of_thousands_of_output_tokens_stream_whole(
+    api: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    model, _ = MODELS[api]
+    text = "".join(f"line {i:06d} of a long report.\n" for i in range(6_000))  # ~50k tokens
+    standin.script(model, [Fault.stream(text, chunk_chars=120)])
+    started = time.perf_counter()
+    reply = await complete([USER], model=model, max_tokens=64_000, config=config, clients=clients)
+    took = time.perf_counter() - started
+    assert reply.streamed and reply.text == text
+    (billed,) = standin.billed_requests()
+    assert reply.usage.output_tokens >= len(text) // 4 > 40_000
+    assert reply.usage.output_tokens == (
+        billed.usage["output_tokens"] if api != "chat" else billed.usage["completion_tokens"]
+    )
+    print(f"\n{api}: {len(text):,} chars in {len(text) // 120:,} deltas read in {took:.2f} s")
+
+
+BREAKS = {
+    "cut mid-stream": Fault.stream(cut_after=3),
+    "reset mid-stream": Fault.stream(cut_after=3, reset=True),
+    "garbled event": Fault.stream(garble_at=2),
+    "overloaded error event": Fault.stream(error_at=2),
+}
+
+
+@pytest.mark.parametrize("api", MODELS)
+@pytest.mark.parametrize("name", BREAKS)
+async def test_a_broken_stream_is_a_billed_retryable_failure_with_the_usage_reported(
+    name: str, api: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    model, _ = MODELS[api]
+    standin.script(model, [BREAKS[name]])
+    with pytest.raises(BilledReplyError) as caught:
+        await complete([SYSTEM, USER], model=model, stream=True, config=config, clients=clients)
+    err = caught.value
+    assert err.type == "ProviderRetryable" and not err.non_retryable, err.message
+    assert "stream" in err.message or "error event" in err.message
+    (sent,) = standin.requests
+    if api == "messages":
+        # message_start reported the whole input before the break: it is kept.
+        assert err.usage is not None and sent.usage is not None
+        reported = sent.usage
+        total = (
+            reported["input_tokens"]
+            + reported["cache_creation_input_tokens"]
+            + reported["cache_read_input_tokens"]
+        )
+        assert err.usage.input_tokens == total > 0
+    else:
+        # OpenAI reports usage only at the end: the call is billed, its usage unknown
+        # (call_llm records it as a lost reply).
+        assert err.usage is None
+    # The next attempt succeeds.
+    reply = await complete([SYSTEM, USER], model=model, stream=True, config=config, clients=clients)
+    assert reply.text
+
+
+async def test_an_error_event_the_provider_will_refuse_again_is_not_retried(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    standin.script(
+        "claude-sonnet-4-20250514", [Fault.stream(error_at=3, error_type="invalid_request_error")]
+    )
+    with pytest.raises(BilledReplyError) as caught:
+        await complete(
+            [USER], model="claude-sonnet-4-20250514", stream=True, config=config, clients=clients
+        )
+    assert caught.value.type == "ProviderRejected" and caught.value.non_retryable
+
+
+@pytest.mark.parametrize("fault", [Fault.malformed(), Fault.reset(), Fault.status(529)])
+async def test_a_stream_that_never_began_is_not_billed(
+    fault: Fault, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    standin.script("claude-sonnet-4-20250514", [fault])
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [USER], model="claude-sonnet-4-20250514", stream=True, config=config, clients=clients
+        )
+    assert not isinstance(caught.value, BilledReplyError)
+    assert caught.value.type == "ProviderRetryable"
+
+
+async def test_usage_missing_from_the_final_event(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    # Anthropic: message_start's counts stand (input whole, output as last reported).
+    standin.script("claude-sonnet-4-20250514", [Fault.stream(drop_usage=True)])
+    reply = await complete(
+        [USER], model="claude-sonnet-4-20250514", stream=True, config=config, clients=clients
+    )
+    (sent,) = standin.requests
+    assert sent.usage is not None and reply.usage.input_tokens == sent.usage["input_tokens"] > 0
+    assert reply.text and reply.usage.output_tokens == sent.usage["output_tokens"] == 1
+
+
+async def test_a_stall_outside_an_activity_is_bounded_by_the_request_timeout(
+    standin: StandIn, clients: LLMClients
+) -> None:
+    standin.script("gpt-4o", [Fault.stream(stall_after=4)])
+    started = time.perf_counter()
+    with pytest.raises(BilledReplyError) as caught:
+        await complete(
+            [USER],
+            model="gpt-4o",
+            stream=True,
+            config=standin.config(timeout_s=0.5),
+            clients=clients,
+        )
+    assert time.perf_counter() - started < 3
+    assert "stalled: no data for 0.5 s" in caught.value.message
+    assert caught.value.type == "ProviderRetryable"
