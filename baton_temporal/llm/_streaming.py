@@ -10,8 +10,9 @@ same JSON reply (usage included) as a non-streamed call, priced the same way.
 
 Time limits while a stream is open:
 
-* until the first output event (the model may think for minutes, as it would without
-  streaming): the request timeout, heartbeating meanwhile;
+* until the first output event (an OpenAI model may think for minutes in silence, as it
+  would without streaming): the request timeout, heartbeating meanwhile. Anthropic
+  streams thinking and pings while quiet, so its ``message_start`` counts as output;
 * after it, no gap between events longer than the *stall limit*: 80% of the running
   activity's heartbeat timeout (the request timeout outside an activity). A stalled
   stream fails the attempt (retryable) before Temporal's heartbeat timeout would, and
@@ -39,6 +40,7 @@ from ._errors import INVALID_REQUEST, PROVIDER_REJECTED, PROVIDER_RETRYABLE
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "MAX_STREAM_BYTES",
     "STALL_FRACTION",
     "StreamBroken",
     "prepare_stream_body",
@@ -58,6 +60,9 @@ STALL_FRACTION = 0.8
 # One server-sent event larger than this is not a provider's (their deltas are small,
 # final events hold the reply once): refused rather than buffered without end.
 MAX_EVENT_BYTES = 32 * 1024 * 1024
+# A whole stream larger than this is not a reply (100,000 output tokens stream as a few
+# MB of events): refused rather than read into memory without end.
+MAX_STREAM_BYTES = 256 * 1024 * 1024
 _MAX_BEAT_INTERVAL_S = 5.0
 
 
@@ -344,12 +349,16 @@ class _SSEDecoder:
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._total = 0
         self._event: str | None = None
         self._data: list[bytes] = []
         self._size = 0
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, Any]]:
         out: list[tuple[str | None, Any]] = []
+        self._total += len(chunk)
+        if self._total > MAX_STREAM_BYTES:
+            raise _Garbled(f"a stream over {MAX_STREAM_BYTES:,} bytes")
         lines = (self._buffer + chunk).split(b"\n")
         self._buffer = lines.pop()  # the unfinished last line (b"" after a newline)
         for line in lines:
@@ -462,6 +471,9 @@ class _AnthropicAccumulator(_Accumulator):
         if kind == "message_start":
             self.message = dict(_obj(data.get("message"), "message_start.message"))
             self.message["usage"] = dict(_obj(self.message.get("usage") or {}, "usage"))
+            # Anthropic streams thinking as it goes and pings while quiet: from here on a
+            # silence is a stall.
+            self.output_started = True
             return
         if kind in ("ping", None) or self.message is None:
             if kind not in ("ping", None):

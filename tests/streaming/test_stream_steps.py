@@ -1,0 +1,126 @@
+"""Streams inside steps, on a real Temporal server with a real ledger: a stalled stream
+fails its attempt within the step's heartbeat timeout and is retried; a stream cut off
+mid-way is retried and the usage reported before the cut is recorded for the cut
+attempt; a stream that runs longer than the heartbeat timeout lives as long as events
+arrive."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from temporalio.client import Client
+
+import baton_temporal as baton
+from baton_temporal.ledger import LedgerStore
+from baton_temporal.testing import Fault, StandIn
+
+from . import steps
+from .conftest import ledger_rows
+
+pytestmark = pytest.mark.timeout(90)
+
+MODELS = {
+    "anthropic": "claude-sonnet-4-20250514",
+    "openai": "gpt-4o",
+    "responses": "o3-pro",
+}
+HEARTBEAT_S = steps.HEARTBEAT_TIMEOUT.total_seconds()
+
+
+def three_streams(name: str) -> baton.Flow:
+    flow = baton.new(workflow_name=name)
+    for step, model in MODELS.items():
+        flow = flow.add(step, steps.ask, {"model": model, "params": {"stream": True}})
+    return flow
+
+
+def anthropic_input(usage: dict) -> int:
+    return (
+        usage["input_tokens"]
+        + usage["cache_creation_input_tokens"]
+        + usage["cache_read_input_tokens"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fault",
+    # After a few text deltas: before the first, an OpenAI model may be thinking in silence
+    # (the request timeout applies then, as without streaming).
+    [Fault.stream("x" * 400, stall_after=9), Fault.stream("x" * 400, cut_after=9)],
+    ids=["stalled", "cut"],
+)
+async def test_a_broken_stream_is_retried_and_its_reported_usage_recorded(
+    fault: Fault,
+    client: Client,
+    task_queue: str,
+    baton_worker,
+    store: LedgerStore,
+    standin: StandIn,
+) -> None:
+    for model in MODELS.values():
+        standin.script(model, [fault])
+    flow = three_streams("broken-stream")
+    async with baton_worker(steps.ALL, ledger=store, llm=standin.config(timeout_s=30)):
+        result = await flow.run(client, task_queue=task_queue)
+    rows = await ledger_rows(store, flow.workflow_id)
+    for step, model in MODELS.items():
+        assert result.results[step]["attempt"] == 2 and result.results[step]["streamed"]
+        first, second = [r for r in standin.requests if r.model == model]
+        assert first.billed and second.billed and second.outcome == "ok"
+        if fault.stream_plan and fault.stream_plan.stall_after is not None:
+            # Noticed by the worker at 80% of the heartbeat timeout (not start-to-close,
+            # 10 minutes), then retried after 0.2 s.
+            assert first.outcome == "client_gone"
+            assert second.time - first.time < HEARTBEAT_S + 1.0, step
+        else:
+            assert first.outcome == "stream_cut"
+        mine = {r["attempt"]: r for r in rows if r["step"] == step}
+        assert sorted(mine) == [1, 2], (step, rows)
+        assert mine[2]["status"] == "ok" and mine[2]["cost_usd"] is not None
+        if step == "anthropic":
+            # message_start reported the input before the break: a priced row.
+            assert first.usage is not None
+            assert mine[1]["status"] == "step_failed"
+            assert mine[1]["input_tokens"] == anthropic_input(first.usage) > 0
+            assert mine[1]["output_tokens"] == first.usage["output_tokens"]
+            assert mine[1]["cost_usd"] is not None and mine[1]["cost_usd"] > 0
+        else:
+            # OpenAI reports usage only at the end: billed, counts unknown (lost reply).
+            assert first.usage is None
+            assert mine[1]["status"] == "lost_reply" and mine[1]["cost_usd"] is None
+            assert mine[1]["input_tokens"] > 0  # estimated from the prompt
+
+
+@pytest.mark.slow
+async def test_a_stream_longer_than_the_heartbeat_timeout_lives_while_events_arrive(
+    client: Client, task_queue: str, baton_worker, store: LedgerStore, standin: StandIn
+) -> None:
+    # ~3.5 s of events, 50 ms apart: longer than the 2 s heartbeat timeout, and than
+    # the 1.6 s stall limit, but never silent for long.
+    text = "x" * (70 * 16)
+    model = MODELS["anthropic"]
+    standin.script(model, [Fault.stream(text, chunk_delay=0.05)])
+    # max_tokens over the SDK's non-streaming limit: it streams without being asked.
+    flow = baton.new(workflow_name="long-stream").add(
+        "long", steps.ask, {"model": model, "params": {"max_tokens": 30_000}}
+    )
+    started = time.monotonic()
+    async with baton_worker(steps.ALL, ledger=store, llm=standin.config(timeout_s=30)):
+        result = await flow.run(client, task_queue=task_queue)
+    took = time.monotonic() - started
+    out = result.results["long"]
+    assert out == {
+        "chars": len(text),
+        "api": "messages",
+        "streamed": True,
+        "attempt": 1,
+        "items": 1,
+    }
+    assert took > HEARTBEAT_S
+    (sent,) = standin.requests
+    assert sent.body["stream"] is True and sent.outcome == "ok"
+    (row,) = await ledger_rows(store, flow.workflow_id)
+    assert row["status"] == "ok" and row["output_tokens"] == sent.usage["output_tokens"]
+    assert row["input_tokens"] == anthropic_input(sent.usage)
