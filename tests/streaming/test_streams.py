@@ -198,3 +198,31 @@ async def test_a_stall_outside_an_activity_is_bounded_by_the_request_timeout(
     assert time.perf_counter() - started < 3
     assert "stalled: no data for 0.5 s" in caught.value.message
     assert caught.value.type == "ProviderRetryable"
+
+
+def test_events_split_anywhere_with_crlf_comments_and_multiline_data_decode_alike() -> None:
+    from baton_temporal.llm import _streaming as streaming
+
+    raw = (
+        b": keep-alive comment\r\n"
+        b'event: message_start\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
+        b"event: ping\ndata: {}\n\n"
+        b"data: [DONE]\n\n"
+    )
+    expected = [("message_start", {"a": 1}), ("ping", {}), (None, None)]
+    for size in range(1, len(raw) + 1):
+        decoder = streaming._SSEDecoder()
+        got = []
+        for i in range(0, len(raw), size):
+            got += decoder.feed(raw[i : i + size])
+        assert got == expected, size
+
+
+def test_an_event_without_end_is_refused_not_buffered_for_ever(monkeypatch) -> None:
+    from baton_temporal.llm import _streaming as streaming
+
+    monkeypatch.setattr(streaming, "MAX_EVENT_BYTES", 1000)
+    decoder = streaming._SSEDecoder()
+    with pytest.raises(streaming._Garbled, match="over 1,000 bytes"):
+        for _ in range(100):
+            decoder.feed(b"x" * 100)
