@@ -32,3 +32,38 @@ async def ask(job: baton.Job) -> dict:
 
 
 ALL = [ask]
+
+
+# ---- a plain activity (no @baton.step keep-alive): only the stream's own heartbeats ----
+
+import anthropic  # noqa: E402,F401  (loaded before any activity runs, as a worker would)
+from temporalio import activity, workflow  # noqa: E402
+
+from baton_temporal.llm import LLMConfig, complete  # noqa: E402
+
+
+@activity.defn(name="stream_plainly")
+async def stream_plainly(base_url: str) -> dict:
+    config = LLMConfig(
+        anthropic_api_key="sk-ant-standin-not-a-real-key",
+        anthropic_base_url=base_url,
+        timeout_s=30,
+    )
+    prompt = [{"role": "user", "content": "stream please"}]
+    reply = await complete(prompt, model="claude-sonnet-4-20250514", stream=True, config=config)
+    return {"chars": len(reply.text), "attempt": activity.info().attempt}
+
+
+@workflow.defn(sandboxed=False)
+class StreamPlainly:
+    """Runs ``stream_plainly`` once with a 2 s heartbeat timeout and no retry."""
+
+    @workflow.run
+    async def run(self, base_url: str) -> dict:
+        return await workflow.execute_activity(
+            stream_plainly,
+            base_url,
+            start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )

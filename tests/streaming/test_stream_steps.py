@@ -124,3 +124,42 @@ async def test_a_stream_longer_than_the_heartbeat_timeout_lives_while_events_arr
     (row,) = await ledger_rows(store, flow.workflow_id)
     assert row["status"] == "ok" and row["output_tokens"] == sent.usage["output_tokens"]
     assert row["input_tokens"] == anthropic_input(sent.usage)
+
+
+@pytest.mark.slow
+async def test_a_plain_activity_heartbeats_as_events_arrive_and_notices_a_stall(
+    client: Client, task_queue: str, standin: StandIn
+) -> None:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.worker import Worker
+
+    # 3 s of events 50 ms apart under a 2 s heartbeat timeout: only the stream's own
+    # heartbeats keep the activity alive (there is no step keep-alive here).
+    model = MODELS["anthropic"]
+    standin.script(model, [Fault.stream("y" * (60 * 16), chunk_delay=0.05)])
+    standin.script(model, [Fault.stream("z" * 400, stall_after=9)])
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[steps.StreamPlainly],
+        activities=[steps.stream_plainly],
+    ):
+        started = time.monotonic()
+        out = await client.execute_workflow(
+            steps.StreamPlainly.run, standin.url, id=f"plain-{task_queue}", task_queue=task_queue
+        )
+        assert out == {"chars": 60 * 16, "attempt": 1}
+        assert time.monotonic() - started > 2.5
+        started = time.monotonic()
+        with pytest.raises(WorkflowFailureError) as caught:
+            await client.execute_workflow(
+                steps.StreamPlainly.run,
+                standin.url,
+                id=f"stall-{task_queue}",
+                task_queue=task_queue,
+            )
+        took = time.monotonic() - started
+    # The worker gave up at 1.6 s of silence, before Temporal's 2 s heartbeat timeout.
+    cause = caught.value.cause.cause if caught.value.cause else None
+    assert cause is not None and "stalled: no data for 1.6 s" in str(cause), caught.value
+    assert took < 5
