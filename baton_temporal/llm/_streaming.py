@@ -577,7 +577,9 @@ class _ChatAccumulator(_Accumulator):
         for key in ("content", "refusal"):
             if delta.get(key) is not None:
                 message[key] = (message.get(key) or "") + _text(delta[key])
-                self.output_started = True
+                # The first chunk (role, content "") may come before a reasoning model's
+                # silent thinking: only text counts as output flowing.
+                self.output_started = self.output_started or bool(delta[key])
         for call in delta.get("tool_calls") or ():
             call = _obj(call, "tool_call")
             calls = message.setdefault("tool_calls", [])

@@ -14,7 +14,7 @@ QUICK_RETRY = RetryPolicy(
     maximum_attempts=3,
 )
 # Short, so that a stalled stream is noticed in a test's time; the stall limit is 80% of it.
-HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+HEARTBEAT_TIMEOUT = timedelta(seconds=3)
 
 
 @baton.step(retry_policy=QUICK_RETRY, heartbeat_timeout=HEARTBEAT_TIMEOUT)
@@ -56,7 +56,7 @@ async def stream_plainly(base_url: str) -> dict:
 
 @workflow.defn(sandboxed=False)
 class StreamPlainly:
-    """Runs ``stream_plainly`` once with a 2 s heartbeat timeout and no retry."""
+    """Runs ``stream_plainly`` once with a 3 s heartbeat timeout and no retry."""
 
     @workflow.run
     async def run(self, base_url: str) -> dict:
