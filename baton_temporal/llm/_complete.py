@@ -140,6 +140,8 @@ async def complete(
     rest Chat Completions. ``stream=True`` streams the reply (heartbeating as events
     arrive); left out, a call streams when it needs to (a ``max_tokens`` the Anthropic SDK
     refuses without streaming). Either way the same :class:`LLMResponse` comes back.
+    ``stall_timeout`` (seconds) is the longest silence allowed once a stream's output
+    flows; by default 80% of the running activity's heartbeat timeout.
 
     ``config`` defaults to :meth:`LLMConfig.from_env`; pass ``clients`` to reuse
     connections across calls (otherwise a client is built and closed per call).
@@ -169,7 +171,9 @@ async def complete(
             raise ApplicationError(str(err), type=INVALID_LLM_CONFIG, non_retryable=True) from None
     params = dict(params)
     api = choose_api(provider, name, params.pop("api", None))
+    check_call_options(model, params)
     asked = params.pop("stream", None)
+    stall = params.pop("stall_timeout", None)
     body, sdk_options = _build_request(provider, name, messages, params, api)
     secrets = config.secrets()
     call_id = call_id or uuid.uuid4().hex
@@ -204,7 +208,7 @@ async def complete(
                         api,
                         who=f"{provider} (model {name!r})",
                         first_limit_s=timeout_s,
-                        stall_limit_s=stall_limit(timeout_s),
+                        stall_limit_s=float(stall) if stall else stall_limit(timeout_s),
                         redact=lambda text: redact(text, secrets),
                     )
                 else:
@@ -330,9 +334,17 @@ def _billed_stream_error(
 
 
 def check_call_options(model: str, params: Mapping[str, Any]) -> None:
-    """Refuse a bad ``api=`` or ``stream=`` before anything is recorded or sent
-    (``InvalidLLMRequest``, non-retryable, naming the fix)."""
+    """Refuse a bad ``api=``, ``stream=`` or ``stall_timeout=`` before anything is
+    recorded or sent (``InvalidLLMRequest``, non-retryable, naming the fix)."""
     check_api(model, params.get("api"))
+    stall = params.get("stall_timeout")
+    if stall is not None and (
+        isinstance(stall, bool) or not isinstance(stall, int | float) or not 0 < stall < 1e6
+    ):
+        raise _invalid(
+            f"stall_timeout={stall!r}: give the longest silence allowed mid-stream in seconds "
+            "(e.g. 60), or leave it out for 80% of the step's heartbeat timeout"
+        )
     stream = params.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _invalid(
