@@ -410,8 +410,10 @@ class _Accumulator:
         self.output_started = False
 
     def feed(self, event: str | None, data: Any) -> None:
-        self.events += 1
+        # Counted once read well: an error as the first event is a request that failed,
+        # not one the provider began answering (and billing).
         self._feed(event, data)
+        self.events += 1
 
     def _feed(self, event: str | None, data: Any) -> None:
         raise NotImplementedError

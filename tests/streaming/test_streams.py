@@ -248,3 +248,16 @@ async def test_stall_timeout_overrides_the_stall_limit_and_is_checked(
         assert refused.value.type == "InvalidLLMRequest" and refused.value.non_retryable
         assert "longest silence allowed mid-stream in seconds" in refused.value.message
     assert len(standin.requests) == 1
+
+
+async def test_an_error_as_the_first_event_is_not_billed(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    standin.script("claude-sonnet-4-20250514", [Fault.stream(error_at=0)])
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [USER], model="claude-sonnet-4-20250514", stream=True, config=config, clients=clients
+        )
+    assert not isinstance(caught.value, BilledReplyError)
+    assert caught.value.type == "ProviderRetryable"
+    assert "error event after 0 event(s): overloaded_error: Overloaded" in caught.value.message
