@@ -43,6 +43,13 @@ async def test_a_streamed_reply_is_the_same_llmresponse(
         i.get("type") for i in whole.output_items
     ]
     assert streamed.raw_request["stream"] is True
+    # The reply read from the events is one the SDK accepts as a non-streamed reply.
+    import anthropic.types as at
+    import openai.types.chat as oc
+    import openai.types.responses as orr
+
+    kind = {"messages": at.Message, "chat": oc.ChatCompletion, "responses": orr.Response}[api]
+    kind.model_validate(streamed.raw_response)
     if api == "chat":  # usage at the end of a Chat Completions stream is asked for
         assert streamed.raw_request["stream_options"] == {"include_usage": True}
 
@@ -261,3 +268,162 @@ async def test_an_error_as_the_first_event_is_not_billed(
     assert not isinstance(caught.value, BilledReplyError)
     assert caught.value.type == "ProviderRetryable"
     assert "error event after 0 event(s): overloaded_error: Overloaded" in caught.value.message
+
+
+def test_tool_calls_and_thinking_accumulate_into_replies_the_sdks_accept() -> None:
+    import anthropic.types as at
+    import openai.types.chat as oc
+
+    from baton_temporal.llm import _streaming as streaming
+
+    anthropic_events = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-x",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": 50,
+                        "cache_read_input_tokens": 10,
+                        "output_tokens": 1,
+                    },
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": "Let me see."},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "signature_delta", "signature": "sig"},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "tool_use", "id": "tu_1", "name": "score", "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": '{"score": '},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": "7}"},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 30, "input_tokens": None},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    acc = streaming._accumulator("messages")
+    for event, data in anthropic_events:
+        acc.feed(event, data)
+    message = at.Message.model_validate(acc.final())
+    assert message.stop_reason == "tool_use"
+    assert message.content[0].type == "thinking" and message.content[0].thinking == "Let me see."
+    assert message.content[1].type == "tool_use" and message.content[1].input == {"score": 7}
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (50, 30)
+    assert message.usage.cache_read_input_tokens == 10  # kept from message_start
+
+    head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+    chunks = [
+        {
+            **head,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "score", "arguments": ""},
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+        {
+            **head,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"score"'}}]},
+                }
+            ],
+        },
+        {
+            **head,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 7}"}}]},
+                }
+            ],
+        },
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        {
+            **head,
+            "choices": [],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29},
+        },
+        None,
+    ]
+    acc = streaming._accumulator("chat")
+    for data in chunks:
+        acc.feed(None, data)
+    completion = oc.ChatCompletion.model_validate(acc.final())
+    call = completion.choices[0].message.tool_calls[0]
+    assert (call.id, call.function.name, call.function.arguments) == (
+        "call_1",
+        "score",
+        '{"score": 7}',
+    )
+    assert completion.choices[0].finish_reason == "tool_calls"
+    assert completion.usage is not None and completion.usage.completion_tokens == 9
