@@ -181,7 +181,7 @@ async def complete(
     owned = clients is None
     active = clients if clients is not None else LLMClients()
     requested_at = datetime.now(UTC)
-    streamed = False
+    streaming = streamed = False
     try:
         # Built (or found) before the clock starts; raises MissingAPIKey without a key.
         client: Any = active.get(provider, config)
@@ -192,18 +192,18 @@ async def complete(
             if api == "responses"
             else client.chat.completions
         )
-        streamed = wants_stream(provider, name, body, client, asked)
-        if streamed:
+        streaming = wants_stream(provider, name, body, client, asked)
+        if streaming:
             body = prepare_stream_body(api, body)
-        wrapper = resource.with_streaming_response if streamed else resource.with_raw_response
+        wrapper = resource.with_streaming_response if streaming else resource.with_raw_response
         create: Any = wrapper.create
         timeout = sdk_options.get("timeout")
         timeout_s = timeout if isinstance(timeout, int | float) else config.timeout_s
         started = time.perf_counter()
-        async with _heartbeating() if not streamed else contextlib.nullcontext():
+        async with _heartbeating() if not streaming else contextlib.nullcontext():
             try:
-                if streamed:
-                    data = await read_stream(
+                if streaming:
+                    data, streamed = await read_stream(
                         create(**_as_sdk_kwargs(create, body, sdk_options)),
                         api,
                         who=f"{provider} (model {name!r})",
@@ -238,7 +238,7 @@ async def complete(
         if owned:
             await active.aclose()
 
-    if not streamed:
+    if not streaming:
         data = _parse_json(content, provider, name, secrets)
     reported = data.get("model")
     if not isinstance(reported, str) or not reported or len(reported) > 256:

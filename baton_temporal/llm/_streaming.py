@@ -176,8 +176,9 @@ async def read_stream(
     first_limit_s: float,
     stall_limit_s: float,
     redact: Callable[[str], str],
-) -> dict[str, Any]:
-    """Open the SDK's streaming response ``manager`` and return the whole reply.
+) -> tuple[dict[str, Any], bool]:
+    """Open the SDK's streaming response ``manager``; return the whole reply, and whether
+    it came as a stream.
 
     SDK errors while opening (an error status) propagate unchanged; anything that goes
     wrong after is a :class:`StreamBroken`. A server that answers a streamed request with
@@ -190,7 +191,8 @@ async def read_stream(
     try:
         content_type = str(response.http_response.headers.get("content-type", ""))
         if "text/event-stream" not in content_type:
-            return _whole_json(await response.http_response.aread())
+            # Not a stream after all: the reply, as a non-streamed call gets it.
+            return _whole_json(await response.http_response.aread()), False
         decoder = _SSEDecoder()
         chunks = response.iter_bytes().__aiter__()
         loop = asyncio.get_running_loop()
@@ -230,7 +232,7 @@ async def read_stream(
             beat.maybe()
         if not acc.done:
             raise _Truncated()
-        return acc.final()
+        return acc.final(), True
     except asyncio.CancelledError:
         raise
     except Exception as exc:

@@ -427,3 +427,29 @@ def test_tool_calls_and_thinking_accumulate_into_replies_the_sdks_accept() -> No
     )
     assert completion.choices[0].finish_reason == "tool_calls"
     assert completion.usage is not None and completion.usage.completion_tokens == 9
+
+
+async def test_a_server_that_answers_a_stream_request_whole_is_read_whole(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    # Some OpenAI-compatible servers ignore stream=true and send one JSON reply.
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "llama3.2",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "whole"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    standin.script("llama3.2", [Fault.reply(body)])
+    reply = await complete(
+        [USER], model="openai-compatible:llama3.2", stream=True, config=config, clients=clients
+    )
+    assert (reply.text, reply.streamed) == ("whole", False)
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (5, 2)
