@@ -184,9 +184,9 @@ async def read_stream(
     wrong after is a :class:`StreamBroken`. A server that answers a streamed request with
     a plain JSON body (some OpenAI-compatible ones) has that body returned.
     """
-    response = await manager.__aenter__()
-    acc = _accumulator(api)
     beat = _Beat()
+    response = await _open(manager, beat)  # SDK errors (an error status) propagate
+    acc = _accumulator(api)
     pending: asyncio.Future[bytes] | None = None
     try:
         content_type = str(response.http_response.headers.get("content-type", ""))
@@ -246,6 +246,24 @@ async def read_stream(
                 await pending
         with contextlib.suppress(Exception):
             await manager.__aexit__(None, None, None)
+
+
+async def _open(manager: Any, beat: _Beat) -> Any:
+    """Send the request and wait for the response head, heartbeating meanwhile: a server
+    may hold its headers back while the model starts (the SDK's timeout bounds it)."""
+    opening = asyncio.ensure_future(manager.__aenter__())
+    try:
+        while not opening.done():
+            await asyncio.wait({opening}, timeout=beat.interval)
+            if not opening.done():
+                beat.now()
+    except asyncio.CancelledError:
+        opening.cancel()
+        with contextlib.suppress(BaseException):
+            await opening
+            await manager.__aexit__(None, None, None)  # it had opened after all
+        raise
+    return opening.result()
 
 
 def _whole_json(content: bytes) -> dict[str, Any]:

@@ -15,6 +15,7 @@ QUICK_RETRY = RetryPolicy(
 )
 # Short, so that a stalled stream is noticed in a test's time; the stall limit is 80% of it.
 HEARTBEAT_TIMEOUT = timedelta(seconds=3)
+PLAIN_HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 
 
 @baton.step(retry_policy=QUICK_RETRY, heartbeat_timeout=HEARTBEAT_TIMEOUT)
@@ -56,7 +57,7 @@ async def stream_plainly(base_url: str) -> dict:
 
 @workflow.defn(sandboxed=False)
 class StreamPlainly:
-    """Runs ``stream_plainly`` once with a 3 s heartbeat timeout and no retry."""
+    """Runs ``stream_plainly`` once with a 2 s heartbeat timeout and no retry."""
 
     @workflow.run
     async def run(self, base_url: str) -> dict:
@@ -64,6 +65,6 @@ class StreamPlainly:
             stream_plainly,
             base_url,
             start_to_close_timeout=timedelta(seconds=60),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            heartbeat_timeout=PLAIN_HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=1),
         )

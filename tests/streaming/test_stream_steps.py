@@ -124,10 +124,12 @@ async def test_a_plain_activity_heartbeats_as_events_arrive_and_notices_a_stall(
     from temporalio.client import WorkflowFailureError
     from temporalio.worker import Worker
 
-    # 5 s of events 50 ms apart under a 3 s heartbeat timeout: only the stream's own
-    # heartbeats keep the activity alive (there is no step keep-alive here).
+    # The response head held back 2.5 s (the model starting), then 3 s of events 50 ms
+    # apart, under a 2 s heartbeat timeout: only the call's own heartbeats keep the
+    # activity alive (there is no step keep-alive here).
     model = MODELS["anthropic"]
-    standin.script(model, [Fault.stream("y" * (100 * 16), chunk_delay=0.05)])
+    standin.set_latency(2.5, model)
+    standin.script(model, [Fault.stream("y" * (60 * 16), chunk_delay=0.05)])
     standin.script(model, [Fault.stream("z" * 400, stall_after=9)])
     async with Worker(
         client,
@@ -139,8 +141,9 @@ async def test_a_plain_activity_heartbeats_as_events_arrive_and_notices_a_stall(
         out = await client.execute_workflow(
             steps.StreamPlainly.run, standin.url, id=f"plain-{task_queue}", task_queue=task_queue
         )
-        assert out == {"chars": 100 * 16, "attempt": 1}
-        assert time.monotonic() - started > HEARTBEAT_S
+        assert out == {"chars": 60 * 16, "attempt": 1}
+        assert time.monotonic() - started > 2 * steps.PLAIN_HEARTBEAT_TIMEOUT.total_seconds()
+        standin.set_latency(0.0, model)
         with pytest.raises(WorkflowFailureError) as caught:
             await client.execute_workflow(
                 steps.StreamPlainly.run,
@@ -148,6 +151,6 @@ async def test_a_plain_activity_heartbeats_as_events_arrive_and_notices_a_stall(
                 id=f"stall-{task_queue}",
                 task_queue=task_queue,
             )
-    # The worker gave up at 2.4 s of silence, before Temporal's 3 s heartbeat timeout.
+    # The worker gave up at 1.6 s of silence, before Temporal's 2 s heartbeat timeout.
     cause = caught.value.cause.cause if caught.value.cause else None
-    assert cause is not None and "stalled: no data for 2.4 s" in str(cause), caught.value
+    assert cause is not None and "stalled: no data for 1.6 s" in str(cause), caught.value
