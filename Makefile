@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,10 @@ big-flow: $(STAMP)
 # quorum=2 against all-must-finish on the seed fan-out with one slow model (~3 minutes)
 bench-quorum: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.quorum
+
+# A reply streamed for 2.5 minutes inside a step, heartbeat timeout 10 s (docs/providers.md)
+stream-soak: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.stream_soak --seconds 150
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -35,9 +35,12 @@ from ._errors import (
     retry_delay_from_headers,
 )
 from ._providers import PROVIDERS, Provider, UnknownModelError, resolve_provider
+from ._responses import API, APIS, RESPONSES_ONLY_MODELS, is_responses_only
 from ._usage import normalize_usage, usage_from_anthropic, usage_from_openai
 
 __all__ = [
+    "API",
+    "APIS",
     "DEFAULT_ANTHROPIC_MAX_TOKENS",
     "DEFAULT_BASE_URLS",
     "INVALID_LLM_CONFIG",
@@ -48,6 +51,7 @@ __all__ = [
     "PROVIDERS",
     "PROVIDER_REJECTED",
     "PROVIDER_RETRYABLE",
+    "RESPONSES_ONLY_MODELS",
     "UNKNOWN_MODEL",
     "LLMClients",
     "LLMConfig",
@@ -57,6 +61,7 @@ __all__ = [
     "Provider",
     "UnknownModelError",
     "complete",
+    "is_responses_only",
     "is_retryable_status",
     "map_provider_error",
     "normalize_usage",

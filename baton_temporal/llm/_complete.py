@@ -30,6 +30,15 @@ from ._errors import (
     redact,
 )
 from ._providers import Provider, resolve_provider
+from ._responses import (
+    API,
+    build_responses_body,
+    check_api,
+    choose_api,
+    extract_responses,
+    failed_reason,
+)
+from ._streaming import StreamBroken, prepare_stream_body, read_stream, stall_limit, wants_stream
 from ._usage import usage_from_reply
 
 __all__ = [
@@ -99,6 +108,13 @@ class LLMResponse(BaseModel):
     stop_reason: str | None = None
     raw_request: dict[str, Any]
     raw_response: dict[str, Any]
+    api: API = "chat"
+    """The API that answered: ``"messages"`` (Anthropic), ``"chat"`` or ``"responses"``."""
+    streamed: bool = False
+    """Whether the reply came as a stream (it is the same reply either way)."""
+    output_items: list[Any] = []
+    """The reply's raw output items: Responses ``output``, Anthropic ``content`` blocks,
+    or the Chat Completions ``message``."""
 
 
 async def complete(
@@ -118,6 +134,14 @@ async def complete(
     gets ``max_tokens=1024`` when none is given and OpenAI gets ``max_tokens`` as
     ``max_completion_tokens`` (its reasoning models refuse the old name). ``timeout``,
     ``extra_headers``, ``extra_query`` and ``extra_body`` go to the SDK call.
+
+    ``api`` picks OpenAI's API: ``"responses"`` or ``"chat"``; left out, models OpenAI
+    serves only through the Responses API (``o3-pro``, codex models...) use it and the
+    rest Chat Completions. ``stream=True`` streams the reply (heartbeating as events
+    arrive); left out, a call streams when it needs to (a ``max_tokens`` the Anthropic SDK
+    refuses without streaming). Either way the same :class:`LLMResponse` comes back.
+    ``stall_timeout`` (seconds) is the longest silence allowed once a stream's output
+    flows; by default 80% of the running activity's heartbeat timeout.
 
     ``config`` defaults to :meth:`LLMConfig.from_env`; pass ``clients`` to reuse
     connections across calls (otherwise a client is built and closed per call).
@@ -145,33 +169,56 @@ async def complete(
         except LLMConfigError as err:
             # Inside an activity a plain exception is retried for ever; this cannot heal.
             raise ApplicationError(str(err), type=INVALID_LLM_CONFIG, non_retryable=True) from None
-    body, sdk_options = _build_request(provider, name, messages, params)
+    params = dict(params)
+    api = choose_api(provider, name, params.pop("api", None))
+    check_call_options(model, params)
+    asked = params.pop("stream", None)
+    stall = params.pop("stall_timeout", None)
+    body, sdk_options = _build_request(provider, name, messages, params, api)
     secrets = config.secrets()
     call_id = call_id or uuid.uuid4().hex
 
     owned = clients is None
     active = clients if clients is not None else LLMClients()
     requested_at = datetime.now(UTC)
+    streaming = streamed = False
     try:
         # Built (or found) before the clock starts; raises MissingAPIKey without a key.
-        create: Any
-        if provider == "anthropic":
-            create = active.get(provider, config).messages.with_raw_response.create
-        else:
-            create = active.get(provider, config).chat.completions.with_raw_response.create
+        client: Any = active.get(provider, config)
+        resource: Any = (
+            client.messages
+            if api == "messages"
+            else client.responses
+            if api == "responses"
+            else client.chat.completions
+        )
+        streaming = wants_stream(provider, name, body, client, asked)
+        if streaming:
+            body = prepare_stream_body(api, body)
+        wrapper = resource.with_streaming_response if streaming else resource.with_raw_response
+        create: Any = wrapper.create
+        timeout = sdk_options.get("timeout")
+        timeout_s = timeout if isinstance(timeout, int | float) else config.timeout_s
         started = time.perf_counter()
-        async with _heartbeating():
+        async with _heartbeating() if not streaming else contextlib.nullcontext():
             try:
-                raw = await create(**_as_sdk_kwargs(create, body, sdk_options))
-                content = await raw.http_response.aread()
+                if streaming:
+                    data, streamed = await read_stream(
+                        create(**_as_sdk_kwargs(create, body, sdk_options)),
+                        api,
+                        who=f"{provider} (model {name!r})",
+                        first_limit_s=timeout_s,
+                        stall_limit_s=float(stall) if stall else stall_limit(timeout_s),
+                        redact=lambda text: redact(text, secrets),
+                    )
+                else:
+                    raw = await create(**_as_sdk_kwargs(create, body, sdk_options))
+                    content = await raw.http_response.aread()
+            except StreamBroken:
+                raise
             except Exception as exc:
-                timeout = sdk_options.get("timeout")
                 mapped = map_provider_error(
-                    exc,
-                    provider=provider,
-                    model=name,
-                    secrets=secrets,
-                    timeout_s=timeout if isinstance(timeout, int | float) else config.timeout_s,
+                    exc, provider=provider, model=name, secrets=secrets, timeout_s=timeout_s
                 )
                 if mapped is None and type(exc).__module__.startswith("httpx"):
                     # The body broke off after the SDK handed the response over.
@@ -185,11 +232,14 @@ async def complete(
                 # and Temporal would serialise a cause into the failure it stores.
                 raise mapped from None
         latency_ms = round((time.perf_counter() - started) * 1000)
+    except StreamBroken as broken:
+        raise _billed_stream_error(broken, provider, name, call_id, requested_at, secrets) from None
     finally:
         if owned:
             await active.aclose()
 
-    data = _parse_json(content, provider, name, secrets)
+    if not streaming:
+        data = _parse_json(content, provider, name, secrets)
     reported = data.get("model")
     if not isinstance(reported, str) or not reported or len(reported) > 256:
         reported = name
@@ -208,9 +258,26 @@ async def complete(
         raise BilledReplyError(
             redact(str(exc), secrets), usage=None, type=INVALID_PROVIDER_USAGE, non_retryable=True
         ) from None
-    extract = _extract_anthropic if provider == "anthropic" else _extract_openai
     try:
-        text, stop_reason = extract(data)
+        if api == "responses":
+            failed = failed_reason(data)
+            if failed is not None:
+                raise BilledReplyError(
+                    redact(
+                        f"{provider} (model {name!r}) answered a failed response: {failed}; "
+                        "will be retried",
+                        secrets,
+                    ),
+                    usage=usage,
+                    type=PROVIDER_RETRYABLE,
+                )
+            text, stop_reason, items = extract_responses(data)
+        elif provider == "anthropic":
+            text, stop_reason = _extract_anthropic(data)
+            items = list(data["content"])
+        else:
+            text, stop_reason = _extract_openai(data)
+            items = [data["choices"][0]["message"]]
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         error = malformed_response_error(
             provider, name, f"unexpected shape: {type(exc).__name__} {exc}", secrets
@@ -226,26 +293,87 @@ async def complete(
         stop_reason=stop_reason,
         raw_request=_redacted(body, secrets),
         raw_response=_redacted(data, secrets),
+        api=api,
+        streamed=streamed,
+        output_items=_redacted(items, secrets),
     )
 
 
+def _billed_stream_error(
+    broken: StreamBroken,
+    provider: Provider,
+    name: str,
+    call_id: str,
+    requested_at: datetime,
+    secrets: list[str],
+) -> ApplicationError:
+    """The error of a stream that ended badly: billed (with the usage the provider had
+    reported, or None) once the provider began answering, else the plain error."""
+    error = broken.error
+    if not broken.billed:
+        return error
+    usage = None
+    if broken.partial is not None:
+        reported = broken.partial.get("model")
+        try:
+            usage = usage_from_reply(
+                broken.partial,
+                provider=provider,
+                model=reported if isinstance(reported, str) and reported else name,
+                call_id=call_id,
+                requested_at=requested_at,
+            )
+        except UsageError as exc:
+            log.warning("usage reported before the stream broke cannot be stored: %s", exc)
+    return BilledReplyError(
+        redact(error.message, secrets),
+        usage=usage,
+        type=error.type or PROVIDER_RETRYABLE,
+        non_retryable=error.non_retryable,
+    )
+
+
+def check_call_options(model: str, params: Mapping[str, Any]) -> None:
+    """Refuse a bad ``api=``, ``stream=`` or ``stall_timeout=`` before anything is
+    recorded or sent (``InvalidLLMRequest``, non-retryable, naming the fix)."""
+    check_api(model, params.get("api"))
+    stall = params.get("stall_timeout")
+    if stall is not None and (
+        isinstance(stall, bool) or not isinstance(stall, int | float) or not 0 < stall < 1e6
+    ):
+        raise _invalid(
+            f"stall_timeout={stall!r}: give the longest silence allowed mid-stream in seconds "
+            "(e.g. 60), or leave it out for 80% of the step's heartbeat timeout"
+        )
+    stream = params.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid(
+            f"stream={stream!r}: use stream=True, stream=False, or leave it out to stream "
+            "only when the request needs it"
+        )
+
+
 def _build_request(
-    provider: Provider, name: str, messages: Sequence[Message], params: dict[str, Any]
+    provider: Provider,
+    name: str,
+    messages: Sequence[Message],
+    params: dict[str, Any],
+    api: API = "chat",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The JSON body for the provider, and the SDK-level options apart from it."""
     sdk_options = {k: params.pop(k) for k in list(params) if k in _SDK_OPTIONS}
-    if params.get("stream"):
-        raise _invalid("stream=True is not supported by complete(); it returns whole replies")
-    params.pop("stream", None)
     checked = _check_messages(messages)
-    if provider == "anthropic":
+    body: dict[str, Any]
+    if api == "responses":
+        body = build_responses_body(name, checked, params)
+    elif provider == "anthropic":
         system = [m["content"] for m in checked if m["role"] == "system"]
         chat = [m for m in checked if m["role"] != "system"]
         if not chat:
             raise _invalid("Anthropic needs at least one user message besides system ones")
         if system and "system" in params:
             raise _invalid("give the system prompt as a system message or system=, not both")
-        body: dict[str, Any] = {"model": name, "messages": chat}
+        body = {"model": name, "messages": chat}
         if system:
             body["system"] = "\n\n".join(_text(s) for s in system)
         body.update(params)

@@ -35,8 +35,9 @@ class UnknownModelError(ApplicationError, ValueError):
 def resolve_provider(model: str) -> tuple[Provider, str]:
     """Return ``(provider, model_name_to_send)`` for a model string.
 
-    Known families are inferred: ``claude-*`` is Anthropic; ``gpt-*``, ``chatgpt-*``
-    and ``o<digit>*`` (``o1``, ``o3-mini``, ``o4-mini``) are OpenAI. A
+    Known families are inferred: ``claude-*`` is Anthropic; ``gpt-*``, ``chatgpt-*``,
+    ``codex-*``, ``computer-use-*`` and ``o<digit>*`` (``o1``, ``o3-mini``, ``o4-mini``)
+    are OpenAI. A
     ``provider:`` prefix overrides inference and is stripped from the name sent:
     ``anthropic:``, ``openai:`` or ``openai-compatible:`` (a local Ollama/vLLM server
     at ``BATON_OPENAI_COMPATIBLE_BASE_URL``).
@@ -79,4 +80,6 @@ def resolve_provider(model: str) -> tuple[Provider, str]:
 
 
 def _is_openai_name(lowered: str) -> bool:
-    return lowered.startswith(("gpt-", "chatgpt-")) or _OPENAI_REASONING.match(lowered) is not None
+    # codex-mini-latest and computer-use-preview: served by OpenAI's Responses API only.
+    prefixes = ("gpt-", "chatgpt-", "codex-", "computer-use-")
+    return lowered.startswith(prefixes) or _OPENAI_REASONING.match(lowered) is not None

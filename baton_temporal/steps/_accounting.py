@@ -48,7 +48,7 @@ from ..ledger import (
     UsageRecord,
 )
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
-from ..llm._complete import BilledReplyError
+from ..llm._complete import BilledReplyError, check_call_options
 from ..metrics import ledger_counters
 from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
@@ -187,6 +187,8 @@ async def call_llm(
             type="UnknownModel",
             non_retryable=True,
         )
+    # A bad api= / stream= is refused before an intent is written or anything is sent.
+    check_call_options(chosen, params)
     attempt = _attempt.get()
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:

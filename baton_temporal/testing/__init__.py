@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .standin import Fault, RecordedRequest, StandIn
+    from .standin import Fault, RecordedRequest, StandIn, StreamPlan
 
-__all__ = ["Fault", "RecordedRequest", "StandIn"]
+__all__ = ["Fault", "RecordedRequest", "StandIn", "StreamPlan"]
 
 
 def __getattr__(name: str) -> Any:

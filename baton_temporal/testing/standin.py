@@ -52,6 +52,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from ._streams import (
+    StreamPlan,
+    encode_event,
+    error_event,
+    responses_input_messages,
+    responses_reply,
+    sse_events,
+)
+
 if TYPE_CHECKING:
     from baton_temporal.llm import LLMConfig
 
@@ -59,6 +68,7 @@ __all__ = [
     "Fault",
     "RecordedRequest",
     "StandIn",
+    "StreamPlan",
     "assessment_text",
     "count_tokens",
     "default_answer",
@@ -159,6 +169,47 @@ class Fault:
     delay: float = 0.0
     text: str | None = None
     body: Mapping[str, Any] | None = None
+    stream_plan: StreamPlan | None = None
+
+    @classmethod
+    def stream(
+        cls,
+        text: str | None = None,
+        *,
+        chunk_delay: float = 0.0,
+        stall_after: int | None = None,
+        stall_for: float | None = None,
+        cut_after: int | None = None,
+        reset: bool = False,
+        garble_at: int | None = None,
+        drop_usage: bool = False,
+        error_at: int | None = None,
+        error_type: str = "overloaded_error",
+        chunk_chars: int = 16,
+    ) -> Fault:
+        """A normal answer that, to a streamed request, streams as :class:`StreamPlan`
+        says: ``chunk_delay`` s before each event, a stall after ``stall_after`` events
+        (``stall_for`` s, or until the client hangs up), a cut after ``cut_after`` events,
+        a garbled event, an error event, or no usage in the final event. A request that
+        does not stream gets the whole answer.
+
+        Example::
+
+            standin.script("claude-sonnet-4-20250514", [Fault.stream(cut_after=5), Fault.ok()])
+        """
+        plan = StreamPlan(
+            chunk_delay=chunk_delay,
+            stall_after=stall_after,
+            stall_for=stall_for,
+            cut_after=cut_after,
+            reset=reset,
+            garble_at=garble_at,
+            drop_usage=drop_usage,
+            error_at=error_at,
+            error_type=error_type,
+            chunk_chars=chunk_chars,
+        )
+        return cls(kind="ok", text=text, stream_plan=plan)
 
     @classmethod
     def reply(cls, body: Mapping[str, Any], *, delay: float = 0.0) -> Fault:
@@ -245,8 +296,11 @@ class RecordedRequest:
     api_key_present: bool
     api_key_fingerprint: str | None
     body: Any
-    # "pending" until answered; "client_gone" when the client hung up while it waited.
-    outcome: Literal["pending", "ok", "status", "malformed", "reset", "client_gone", "invalid"]
+    # "pending" until answered; "client_gone" when the client hung up while it waited (or,
+    # streaming, mid-stream: then billed); "stream_cut" when a scripted cut ended a stream.
+    outcome: Literal[
+        "pending", "ok", "status", "malformed", "reset", "client_gone", "invalid", "stream_cut"
+    ]
     status_code: int | None
     billed: bool
     usage: dict[str, Any] | None
@@ -551,10 +605,13 @@ class StandIn:
         """Answer one request; False when the connection must close afterwards."""
         path = urlsplit(request.target).path.rstrip("/")
         provider: Literal["anthropic", "openai"] | None = None
+        api = "chat"
         if path.endswith("/messages"):
-            provider = "anthropic"
+            provider, api = "anthropic", "messages"
         elif path.endswith("/chat/completions"):
             provider = "openai"
+        elif path.endswith("/responses"):
+            provider, api = "openai", "responses"
         key = _api_key(request.headers)
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
 
@@ -611,11 +668,7 @@ class StandIn:
             record(outcome="status", status_code=401, billed=False, body=payload, model=model)
             await _write(writer, 401, _error_body(provider, 401, None, None, model))
             return True
-        if payload.get("stream"):
-            record(outcome="invalid", status_code=400, billed=False, body=payload, model=model)
-            reason = "the stand-in does not stream; send stream=false"
-            await _write(writer, 400, _error_body(provider, 400, reason, None, model))
-            return True
+        streaming = payload.get("stream") is True
 
         fault, latency = self._next_fault(model)
         record(outcome="pending", status_code=None, billed=False, body=payload, model=model)
@@ -663,7 +716,9 @@ class StandIn:
             return True
         billed = fault.kind == "ok"
         try:
-            reply, usage, text = self._answer(provider, model, payload, fault.text, commit=billed)
+            reply, usage, text = self._answer(
+                provider, model, payload, fault.text, commit=billed, api=api
+            )
         except Exception as exc:  # a broken responder shows up as a 500 that says why
             message = f"stand-in responder failed: {type(exc).__name__}: {exc}"
             record(outcome="status", status_code=500, billed=False, body=payload, model=model)
@@ -674,6 +729,15 @@ class StandIn:
             raw = json.dumps(reply).encode()
             await _write_raw(writer, 200, raw[: len(raw) // 2])
             return True
+        if streaming:
+            options = payload.get("stream_options")
+            include_usage = api != "chat" or (
+                isinstance(options, dict) and options.get("include_usage") is True
+            )
+            plan = fault.stream_plan or StreamPlan()
+            return await _write_stream(
+                reader, writer, api, reply, plan, include_usage, record, payload, model, text
+            )
         # Recorded before the reply is written, so a caller that has its answer always
         # finds it counted.
         record(
@@ -700,10 +764,18 @@ class StandIn:
             return fault, self._latency_by_model.get(model, self._latency)
 
     def _answer(
-        self, provider: str, model: str, payload: dict[str, Any], text: str | None, commit: bool
+        self,
+        provider: str,
+        model: str,
+        payload: dict[str, Any],
+        text: str | None,
+        commit: bool,
+        api: str = "chat",
     ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """The 200 body, its usage block and the text, derived from the request."""
-        raw_messages = payload.get("messages")
+        raw_messages = (
+            responses_input_messages(payload) if api == "responses" else payload.get("messages")
+        )
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
         system = _content_text(payload.get("system")) if provider == "anthropic" else ""
         if provider == "openai":
@@ -738,7 +810,11 @@ class StandIn:
                 if commit:
                     self._cache_seen.add(cache_key)
 
-        limit = payload.get("max_tokens") or payload.get("max_completion_tokens")
+        limit = (
+            payload.get("max_tokens")
+            or payload.get("max_completion_tokens")
+            or payload.get("max_output_tokens")
+        )
         visible = count_tokens(text)
         stop = "end_turn" if provider == "anthropic" else "stop"
         if isinstance(limit, int) and limit > 0 and visible > limit:
@@ -777,6 +853,19 @@ class StandIn:
             if isinstance(limit, int) and limit > 0:
                 reasoning = min(reasoning, max(0, limit - visible))
         read = 0 if first_sight else cached
+        if api == "responses":
+            reply = responses_reply(
+                n,
+                model,
+                text,
+                prompt_tokens=prompt_tokens,
+                cached=read,
+                visible=visible,
+                reasoning=reasoning,
+                truncated=stop == "length",
+                payload=payload,
+            )
+            return reply, reply["usage"], text
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": visible + reasoning,
@@ -872,6 +961,114 @@ async def _write_raw(
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     await writer.drain()
+
+
+async def _write_stream(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    api: str,
+    reply: dict[str, Any],
+    plan: StreamPlan,
+    include_usage: bool,
+    record: Callable[..., None],
+    payload: dict[str, Any],
+    model: str,
+    text: str,
+) -> bool:
+    """Stream ``reply`` as server-sent events, misbehaving as ``plan`` says. False when
+    the connection must close afterwards."""
+    head = [
+        "HTTP/1.1 200 OK",
+        "content-type: text/event-stream; charset=utf-8",
+        "transfer-encoding: chunked",
+        "cache-control: no-cache",
+        f"request-id: req_standin_{time.monotonic_ns():x}",
+        "connection: keep-alive",
+    ]
+    buffer = bytearray(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    reported: dict[str, Any] | None = None  # the usage the events sent so far report
+
+    def done(outcome: str, billed: bool = True) -> None:
+        record(
+            outcome=outcome,
+            status_code=200,
+            billed=billed,
+            body=payload,
+            model=model,
+            usage=reported,
+            text=text if outcome == "ok" else None,
+        )
+
+    async def flush() -> None:
+        if buffer:
+            writer.write(bytes(buffer))
+            buffer.clear()
+            await writer.drain()
+
+    sent = 0
+    try:
+        for event, data in sse_events(api, reply, plan, include_usage):
+            if plan.cut_after is not None and sent >= plan.cut_after:
+                await flush()
+                done("stream_cut", billed=sent > 0)
+                if plan.reset:
+                    _abort_with_reset(writer)
+                else:
+                    writer.close()  # an orderly close in mid-body: the chunked body is cut
+                return False
+            if plan.stall_after is not None and sent == plan.stall_after:
+                await flush()
+                wait = plan.stall_for if plan.stall_for is not None else 3600.0
+                if await _client_leaves_within(reader, wait):
+                    done("client_gone", billed=sent > 0)
+                    return False
+            if plan.error_at is not None and sent == plan.error_at:
+                name, body = error_event(api, plan.error_type)
+                buffer += _chunk(encode_event(name, body)) + b"0\r\n\r\n"
+                done("stream_cut", billed=sent > 0)
+                await flush()
+                return True
+            if plan.chunk_delay > 0:
+                await flush()
+                if await _client_leaves_within(reader, plan.chunk_delay):
+                    done("client_gone", billed=sent > 0)
+                    return False
+            buffer += _chunk(encode_event(event, data, garble=sent == plan.garble_at))
+            reported = _usage_so_far(api, data, reported)
+            sent += 1
+            if len(buffer) >= 64 * 1024:
+                await flush()
+        buffer += b"0\r\n\r\n"
+        # Recorded before the last bytes go, so a caller that has its answer finds it counted.
+        done("ok")
+        await flush()
+        return True
+    except ConnectionError:
+        done("client_gone", billed=sent > 0)
+        return False
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _usage_so_far(api: str, data: Any, reported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The usage a client could know once ``data`` (one event) has arrived."""
+    if not isinstance(data, dict):
+        return reported
+    if api == "messages":
+        if data.get("type") == "message_start":
+            return dict(data["message"]["usage"])
+        if data.get("type") == "message_delta" and isinstance(data.get("usage"), dict):
+            return {**(reported or {}), **data["usage"]}
+        return reported
+    if api == "responses":
+        response = data.get("response")
+        if data.get("type") in ("response.completed", "response.incomplete"):
+            usage = response.get("usage") if isinstance(response, dict) else None
+            return dict(usage) if isinstance(usage, dict) else reported
+        return reported
+    return dict(data["usage"]) if isinstance(data.get("usage"), dict) else reported
 
 
 async def _client_leaves_within(reader: asyncio.StreamReader, seconds: float) -> bool:
