@@ -51,6 +51,7 @@ from ..llm._complete import BilledReplyError
 from ..metrics import ledger_counters
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
+from ._batch import batch_reply
 from ._job import Job
 from ._threads import SyncStepThreads
 
@@ -170,6 +171,10 @@ async def call_llm(
             type="UnknownModel",
             non_retryable=True,
         )
+    # In a batch fan-out step the reply comes from the batch (its usage already recorded).
+    batched = await batch_reply(job, messages, chosen, params)
+    if batched is not None:
+        return batched
     attempt = _attempt.get()
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:

@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 __all__ = [
+    "BATCH_FAN_OUT",
     "BIG_FLOWS",
     "FAN_OUT_QUORUM_EARLY",
     "FLOW_ERRORS_FAIL_RUN",
@@ -65,3 +66,5 @@ QUORUM_EARLY_START = "baton.quorum-early-start"
 FAN_OUT_QUORUM_EARLY = "baton.fan-out-quorum-early"
 # After 0.1.0: a step no worker registers is rescheduled with backoff until one does (bounded).
 UNREGISTERED_STEP_WAIT = "baton.unregistered-step-wait"
+# After 0.1.0: a fan-out step marked batch runs through the providers' batch APIs (_batch.py).
+BATCH_FAN_OUT = "baton.batch-fan-out"
