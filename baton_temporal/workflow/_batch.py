@@ -61,9 +61,10 @@ FETCH_ACTIVITY = "baton.batch_fetch"
 CANCEL_ACTIVITY = "baton.batch_cancel"
 # A request the provider did not answer (errored, expired, cancelled, missing).
 BATCH_FAILED_ERROR = "BatchRequestFailed"
-# One submission's requests, as JSON: kept under Temporal's 2 MB payload limit even
-# without a payload store; a bigger pool is sent as several provider batches.
-MAX_SUBMIT_BYTES = 1_500_000
+# One submission's requests, as JSON: kept well under Temporal's 2 MB payload limit even
+# without a payload store (with one, payloads over 256 KiB leave history anyway); a
+# bigger pool is sent as several provider batches.
+MAX_SUBMIT_BYTES = 1_000_000
 # Providers' own ceilings are 100,000 (Anthropic) and 50,000 (OpenAI) requests.
 MAX_SUBMIT_REQUESTS = 10_000
 # Polls after a cancel that the provider has not finished yet: then the batch is given up.
@@ -183,6 +184,9 @@ class BatchGroup:
     _pool: list[_Pending] = field(default_factory=list)
     _flusher: asyncio.Future[None] | None = None
     _seq: int = 0
+    # Submissions one at a time: each in its own workflow task, so that several large
+    # ones never add up past Temporal's 4 MB cap on one task's commands.
+    _submitting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def execute(
         self,
@@ -268,21 +272,15 @@ class BatchGroup:
             if not item.future.done():  # a quorum straggler may have been cancelled
                 item.future.set_result({**reply, "model": item.request.get("model")})
 
-    async def _submit_and_wait(
-        self,
-        provider: str,
-        key: str,
-        ids: list[str],
-        items: list[_Pending],
-        options: BatchOptions,
-    ) -> dict[str, dict[str, Any]]:
-        info = workflow.info()
-        submitted = await workflow.execute_activity(
+    async def _submit(
+        self, provider: str, key: str, ids: list[str], items: list[_Pending], workflow_id: str
+    ) -> dict[str, Any]:
+        submitted: dict[str, Any] = await workflow.execute_activity(
             SUBMIT_ACTIVITY,
             {
                 "provider": provider,
                 "key": key,
-                "workflow_id": info.workflow_id[:200],
+                "workflow_id": workflow_id[:200],
                 "requests": [
                     {"custom_id": cid, "body": item.request.get("body")}
                     for cid, item in zip(ids, items, strict=True)
@@ -293,6 +291,19 @@ class BatchGroup:
             retry_policy=_ACTIVITY_RETRY,
             summary=f"submit a {provider} batch of {len(items)} requests",
         )
+        return submitted
+
+    async def _submit_and_wait(
+        self,
+        provider: str,
+        key: str,
+        ids: list[str],
+        items: list[_Pending],
+        options: BatchOptions,
+    ) -> dict[str, dict[str, Any]]:
+        info = workflow.info()
+        async with self._submitting:
+            submitted = await self._submit(provider, key, ids, items, info.workflow_id)
         batch_id = submitted["batch_id"]
         handle = {"provider": provider, "batch_id": batch_id}
         deadline = workflow.now() + options.max_wait

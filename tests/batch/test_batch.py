@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +32,9 @@ FAST = multi_model.BatchOptions(
 )
 
 
-def batch_flow(docs: int, *, synthesize: bool = False) -> baton.Flow:
+def batch_flow(
+    docs: int, *, synthesize: bool = False, options: multi_model.BatchOptions = FAST
+) -> baton.Flow:
     flow = baton.new(workflow_name="batch-docs")
     for i in range(docs):
         flow = flow.pipe(
@@ -40,7 +43,7 @@ def batch_flow(docs: int, *, synthesize: bool = False) -> baton.Flow:
             assess_doc,
             models=[CLAUDE, GPT],
             args={"text": f"Document {i}: " + "quarterly figures and outlook. " * (i % 7 + 1)},
-            batch=FAST,
+            batch=options,
             **({"synthesize_with": pick_best} if synthesize else {}),
         )
     return flow
@@ -126,9 +129,14 @@ async def test_hundred_documents_two_models_across_a_worker_restart(
     cost = sum((r["cost_usd"] for r in rows), Decimal(0))
     expected = expected_batch_cost(standin)
     assert cost == expected
+    history = await handle.fetch_history()
+    events, size = len(history.events), len(history.to_json())
+    # 400 step activities (prepare and finish), 2 submits, the polls, 2 fetches.
+    assert events < 2_000 and size < 2_000_000
     print(
         f"\n200 batch requests, {len(rows)} ledger rows, cost ${cost} = batch price "
-        f"${expected}; {elapsed:.1f} s across a worker restart"
+        f"${expected}; {elapsed:.1f} s across a worker restart; history {events} events, "
+        f"{size:,} bytes"
     )
 
 
@@ -168,7 +176,7 @@ async def test_hand_written_run_fan_out_batch_with_quorum(
     assert [(r["step"], r["service_tier"]) for r in rows] == [("assess_gpt_4o", "batch")]
 
 
-@pytest.mark.parametrize("how", ["expired", "no_results"])
+@pytest.mark.parametrize("how", ["expired", "no_results", "failed", "max_wait"])
 async def test_batch_ended_without_every_result(
     how: str,
     client: Client,
@@ -177,19 +185,31 @@ async def test_batch_ended_without_every_result(
     standin: StandIn,
     sqlite_store: LedgerStore,
 ) -> None:
+    options = FAST
     if how == "expired":
         standin.batch.end_as = "expired"  # the provider answers half, expires the rest
-    else:
+    elif how == "no_results":
         standin.batch.drop_results = True  # ended, but no results file
-    flow = batch_flow(2)
+    elif how == "failed":
+        standin.batch.end_as = "failed"  # OpenAI: validation failed; Anthropic: all errored
+    else:
+        standin.batch.delay = 60.0  # never ends by itself: cancelled at max_wait
+        options = replace(FAST, max_wait=timedelta(seconds=1))
+    flow = batch_flow(2, options=options)
     async with baton_worker(STEPS, ledger=sqlite_store, llm=standin.config()):
         with pytest.raises(WorkflowFailureError) as caught:
             await flow.run(client, task_queue=task_queue)
     message = str(caught.value.cause)
     rows = await ledger_rows(sqlite_store, flow.workflow_id)
-    if how == "expired":
-        assert "expired before this request was processed" in message or "batch_expired" in message
+    if how in ("expired", "max_wait"):
+        word = "expired" if how == "expired" else "cancel"
+        assert "BatchRequestFailed" in message and word in message
         assert len(rows) == standin.batch.billed() == 2  # half of each provider's two
+        cancelled = [b.cancelled_at is not None for b in standin.batch.batches]
+        assert cancelled == [how == "max_wait"] * 2
+    elif how == "failed":
+        assert "failed validation" in message
+        assert rows == []
     else:
         assert "no results file" in message or "returned no result" in message
         assert rows == []
