@@ -33,7 +33,7 @@ FAST = multi_model.BatchOptions(
 
 
 def batch_flow(
-    docs: int, *, synthesize: bool = False, options: multi_model.BatchOptions = FAST
+    docs: int, *, quorum: int | None = None, options: multi_model.BatchOptions = FAST
 ) -> baton.Flow:
     flow = baton.new(workflow_name="batch-docs")
     for i in range(docs):
@@ -44,7 +44,11 @@ def batch_flow(
             models=[CLAUDE, GPT],
             args={"text": f"Document {i}: " + "quarterly figures and outlook. " * (i % 7 + 1)},
             batch=options,
-            **({"synthesize_with": pick_best} if synthesize else {}),
+            **(
+                {"synthesize_with": pick_best, "quorum": quorum, "cancel_stragglers": False}
+                if quorum
+                else {}
+            ),
         )
     return flow
 
@@ -145,17 +149,19 @@ async def test_per_request_error_fails_its_branch_and_a_lost_submit_reply_is_not
 ) -> None:
     standin.batch.fail_request("doc1_gpt_4o")  # custom ids name the step
     standin.batch.lose_create_replies = 2  # both providers' first create: made, reply lost
-    flow = batch_flow(3)
+    flow = batch_flow(3, quorum=1)  # each document's synthesis needs 1 of its 2 models
     async with baton_worker(STEPS, ledger=sqlite_store, llm=standin.config()):
-        with pytest.raises(WorkflowFailureError) as caught:
-            await flow.run(client, task_queue=task_queue)
-    message = str(caught.value.cause)
-    assert "doc1_gpt_4o" in message and "BatchRequestFailed" in message
-    assert "prompt is too long" in message  # the provider's own error
+        result = await flow.run(client, task_queue=task_queue)
+    # The failed request failed its own step only, with the provider's error.
+    assert result.failed == ["doc1_gpt_4o"]
+    error = result.steps["doc1_gpt_4o"].error or ""
+    assert "BatchRequestFailed" in error and "prompt is too long" in error
+    assert result.results["doc1_synthesis"]["models"] == [CLAUDE]
     # One batch per provider although each create was sent twice.
     assert sorted(b.provider for b in standin.batch.batches) == ["anthropic", "openai"]
     rows = await ledger_rows(sqlite_store, flow.workflow_id)
-    assert len(rows) == standin.batch.billed() == 5
+    batch_rows = [r for r in rows if r["service_tier"] == "batch"]
+    assert len(batch_rows) == standin.batch.billed() == 5
     assert "doc1_gpt_4o" not in {r["step"] for r in rows}
 
 
