@@ -41,7 +41,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from ..flow._names import fan_out_names, with_model
 from ..flow._options import StepOptions, StepRef
 from ._runtime import execute_step
-from ._wire import RECORD_USAGE_ACTIVITY, StepOutput
+from ._wire import RECORD_USAGE_ACTIVITY, StepOutput, invalid
 
 __all__ = [
     "BATCH_ARG",
@@ -61,6 +61,9 @@ FETCH_ACTIVITY = "baton.batch_fetch"
 CANCEL_ACTIVITY = "baton.batch_cancel"
 # A request the provider did not answer (errored, expired, cancelled, missing).
 BATCH_FAILED_ERROR = "BatchRequestFailed"
+BATCH_UNSUPPORTED_ERROR = "BatchUnsupported"
+# Models of servers without a batch API (llm/_providers.py's explicit prefix).
+NO_BATCH_API_PREFIX = "openai-compatible:"
 # One submission's requests, as JSON: kept well under Temporal's 2 MB payload limit even
 # without a payload store (with one, payloads over 256 KiB leave history anyway); a
 # bigger pool is sent as several provider batches.
@@ -151,7 +154,11 @@ def batch_options_of(fan_out: Mapping[str, str] | None) -> BatchOptions | None:
     """The batch options of a flow node's ``fan_out`` entry; None for a normal step."""
     if not fan_out or fan_out.get(_FAN_OUT_MODE) != _BATCH_MODE:
         return None
-    return BatchOptions.from_fan_out(fan_out)
+    try:
+        return BatchOptions.from_fan_out(fan_out)
+    except ValueError as err:
+        # A hand-edited flow file: the run fails, saying what to fix (never a task retry).
+        raise invalid(f"invalid flow: {err} (in the fan_out entry of a batch step)") from None
 
 
 def deferred_requests(result: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -434,6 +441,16 @@ async def run_batch_fan_out(
     from ._fan_out import FAN_OUT_FAILED_ERROR
 
     step_names = fan_out_names(base, models, names)
+    unbatchable = [m for m in step_names if m.startswith(NO_BATCH_API_PREFIX)]
+    if unbatchable:
+        # Before any step runs: its prepare phase would fail the same way, step by step.
+        raise ApplicationError(
+            f"fan-out {base!r}: {', '.join(unbatchable)} is served by an OpenAI-compatible "
+            "server, which has no batch API (only Anthropic and OpenAI have one); drop "
+            "batch=True or fan out to Anthropic / OpenAI models only",
+            type=BATCH_UNSUPPORTED_ERROR,
+            non_retryable=True,
+        )
     need = len(step_names) if quorum is None else quorum
     if isinstance(need, bool) or not isinstance(need, int) or not 1 <= need <= len(step_names):
         raise ApplicationError(

@@ -19,7 +19,7 @@ from baton_temporal.testing.postgres import PostgresServer
 
 @pytest_asyncio.fixture
 async def standin() -> AsyncIterator[StandIn]:
-    async with StandIn(batch_delay=1.0) as s:
+    async with StandIn(batch_delay=0.5) as s:
         yield s
 
 

@@ -29,3 +29,15 @@ class BatchBrief:
             batch=FAST,
         )
         return {model: result["score"] for model, result in by_model.items()}
+
+
+@workflow.defn
+class BatchAny:
+    """Fans out to the given models in batch mode; returns each model's score."""
+
+    @workflow.run
+    async def run(self, models: list[str]) -> dict:
+        by_model = await multi_model.run_fan_out(
+            assess_doc, base="assess", models=models, args={"text": "memo"}, batch=FAST
+        )
+        return {model: result["score"] for model, result in by_model.items()}

@@ -13,6 +13,7 @@ from typing import Any
 import genai_prices
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import baton_temporal as baton
@@ -23,12 +24,12 @@ from baton_temporal.ledger._schema import quantize_cost
 from baton_temporal.testing import StandIn
 
 from .conftest import ledger_rows
-from .handwritten import BatchBrief
+from .handwritten import BatchAny, BatchBrief
 from .steps import STEPS, assess_doc, pick_best
 
 CLAUDE, GPT = "claude-sonnet-4-20250514", "gpt-4o"
 FAST = multi_model.BatchOptions(
-    poll_interval=timedelta(milliseconds=300), max_poll_interval=timedelta(seconds=1)
+    poll_interval=timedelta(milliseconds=200), max_poll_interval=timedelta(seconds=1)
 )
 
 
@@ -112,13 +113,14 @@ async def test_hundred_documents_two_models_across_a_worker_restart(
         while len(standin.batch.batches) < 2:
             await asyncio.sleep(0.05)
     # The first worker is gone while both batches are still processing at the provider.
-    assert all(b.results is None for b in standin.batch.batches)
+    assert all(time.time() - b.created < standin.batch.delay for b in standin.batch.batches)
     await asyncio.sleep(0.5)
     async with worker():
         result = await handle.result()
     elapsed = time.monotonic() - started
 
-    assert len(result.results) == 200 and not result.failed
+    problems = {n: s.error for n, s in result.steps.items() if s.state != "completed"}
+    assert len(result.results) == 200 and not result.failed, problems
     assert {r["tier"] for r in result.results.values()} == {"batch"}
     batches = standin.batch.batches
     assert sorted((b.provider, len(b.requests)) for b in batches) == [
@@ -135,8 +137,9 @@ async def test_hundred_documents_two_models_across_a_worker_restart(
     assert cost == expected
     history = await handle.fetch_history()
     events, size = len(history.events), len(history.to_json())
-    # 400 step activities (prepare and finish), 2 submits, the polls, 2 fetches.
-    assert events < 2_000 and size < 2_000_000
+    # 400 step activities (prepare and finish), 2 submits, the polls, 2 fetches; the
+    # JSON holds payloads base64-encoded.
+    assert events < 2_000 and size < 10_000_000
     print(
         f"\n200 batch requests, {len(rows)} ledger rows, cost ${cost} = batch price "
         f"${expected}; {elapsed:.1f} s across a worker restart; history {events} events, "
@@ -239,3 +242,35 @@ def test_batch_fan_out_to_a_server_without_batch_api_is_refused_at_build() -> No
         multi_model.BatchOptions(
             poll_interval=timedelta(minutes=5), max_poll_interval=timedelta(seconds=1)
         )
+
+
+async def test_hand_written_batch_fan_out_to_a_server_without_batch_api_fails_at_once(
+    client: Client, task_queue: str, baton_worker: Any, standin: StandIn
+) -> None:
+    async with baton_worker([assess_doc], workflows=[BatchAny], llm=standin.config()):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await client.execute_workflow(
+                BatchAny.run,
+                ["gpt-4o", "openai-compatible:llama3.2"],
+                id=f"any-{task_queue}",
+                task_queue=task_queue,
+            )
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "BatchUnsupported"
+    assert "no batch API" in cause.message and "drop batch=True" in cause.message
+    assert standin.batch.batches == [] and standin.requests == []  # nothing was sent
+
+
+async def test_bad_batch_options_in_a_flow_file_fail_the_run_naming_the_entry(
+    client: Client, task_queue: str, baton_worker: Any, standin: StandIn
+) -> None:
+    data = batch_flow(1).to_dict()
+    for step in data["steps"]:
+        step["fan_out"]["poll_seconds"] = "soon"
+    flow = baton.Flow.from_json(data)
+    async with baton_worker(STEPS, llm=standin.config()):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await flow.run(client, task_queue=task_queue)
+    text = str(caught.value.cause)
+    assert "InvalidFlow" in text and "bug" not in text
+    assert "poll_seconds is 'soon'" in text and "number of seconds" in text
