@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,15 +117,18 @@ async def batch_reply(
             non_retryable=True,
         )
     body, _sdk_options = _build_request(provider, name, messages, dict(params))
+    digest = hashlib.sha256(
+        json.dumps([model, body], sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
     if index < len(run.replies):
         reply = run.replies[index]
-        asked = reply.get("model")
-        if asked is not None and asked != model:
+        if reply.get("digest") not in (None, digest):
             raise ApplicationError(
-                f"step {job.step!r} made call {index} to {model!r} when run again, but the "
-                f"batch answered a call to {asked!r}: a batch step must make the same LLM "
-                "calls in the same order each time it runs (no randomness or clocks in "
-                "what it asks)",
+                f"step {job.step!r} made call {index} (to {model!r}) differently when run "
+                f"again than when it was batched (the batch answered a call to "
+                f"{reply.get('model')!r}): a batch step must make the same LLM calls, with "
+                "the same messages and parameters, in the same order each time it runs (no "
+                "randomness or clocks in what it asks)",
                 type=BATCH_UNSUPPORTED,
                 non_retryable=True,
             )
@@ -137,7 +142,7 @@ async def batch_reply(
             type=BATCH_UNSUPPORTED,
             non_retryable=True,
         )
-    run.requests.append({"provider": provider, "model": model, "body": body})
+    run.requests.append({"provider": provider, "model": model, "body": body, "digest": digest})
     raise BatchDeferred()
 
 

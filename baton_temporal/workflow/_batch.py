@@ -277,7 +277,9 @@ class BatchGroup:
                 f"(step {item.step!r}); the step can be run again without batch",
             )
             if not item.future.done():  # a quorum straggler may have been cancelled
-                item.future.set_result({**reply, "model": item.request.get("model")})
+                # What was asked, so the step can check it asks the same when run again.
+                asked = {k: item.request.get(k) for k in ("model", "digest")}
+                item.future.set_result({**reply, **asked})
 
     async def _submit(
         self, provider: str, key: str, ids: list[str], items: list[_Pending], workflow_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import baton_temporal as baton
 from baton_temporal import multi_model
@@ -29,4 +30,12 @@ async def pick_best(job: baton.Job) -> dict:
     return {"models": sorted(by_model), "best": max(r["score"] for r in by_model.values())}
 
 
-STEPS = [assess_doc, pick_best]
+@baton.step
+async def drifting(job: baton.Job) -> dict:
+    # Wrong on purpose: the prompt differs on every run of the step.
+    prompt = f"Score this at {time.monotonic_ns()}"
+    reply = await baton.call_llm(job, [{"role": "user", "content": prompt}], model="gpt-4o")
+    return {"text": reply.text}
+
+
+STEPS = [assess_doc, pick_best, drifting]

@@ -25,7 +25,7 @@ from baton_temporal.testing import StandIn
 
 from .conftest import ledger_rows
 from .handwritten import BatchAny, BatchBrief
-from .steps import STEPS, assess_doc, pick_best
+from .steps import STEPS, assess_doc, drifting, pick_best
 
 CLAUDE, GPT = "claude-sonnet-4-20250514", "gpt-4o"
 FAST = multi_model.BatchOptions(
@@ -274,3 +274,17 @@ async def test_bad_batch_options_in_a_flow_file_fail_the_run_naming_the_entry(
     text = str(caught.value.cause)
     assert "InvalidFlow" in text and "bug" not in text
     assert "poll_seconds is 'soon'" in text and "number of seconds" in text
+
+
+async def test_a_batch_step_that_asks_differently_when_run_again_fails(
+    client: Client, task_queue: str, baton_worker: Any, standin: StandIn
+) -> None:
+    flow = baton.new(workflow_name="drift").pipe(
+        multi_model.fan_out, "d", drifting, models=["gpt-4o"], batch=FAST
+    )
+    async with baton_worker(STEPS, llm=standin.config()):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await flow.run(client, task_queue=task_queue)
+    text = str(caught.value.cause)
+    assert "BatchUnsupported" in text and "differently when run again" in text
+    assert "the same messages and parameters" in text
