@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum batch-restart big-flow clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,10 @@ big-flow: $(STAMP)
 # quorum=2 against all-must-finish on the seed fan-out with one slow model (~3 minutes)
 bench-quorum: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.quorum
+
+# a batch fan-out across a Temporal server SIGKILL and restart (~30 s; docs/batch.md)
+batch-restart: $(STAMP)
+	$(VENV)/bin/python -m tests.batch.server_restart
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
