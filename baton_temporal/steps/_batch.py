@@ -61,6 +61,7 @@ log = logging.getLogger("baton_temporal.batch")
 # LLM calls one batch step may make; each call past the replies costs a batch round.
 MAX_BATCH_CALLS = 32
 _LEDGER_TIMEOUT_S = 10.0
+_KEEP_ALIVE_S = 10.0
 
 
 class BatchDeferred(BaseException):
@@ -146,6 +147,12 @@ async def batch_reply(
     raise BatchDeferred()
 
 
+async def _beat_every(seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        activity.heartbeat()
+
+
 class BatchActivities:
     """The batch activities; registered by ``BatonPlugin``."""
 
@@ -167,6 +174,9 @@ class BatchActivities:
 
     async def _call(self, provider: str, what: str, coro: Any) -> Any:
         _client, secrets, config = self._client(provider)
+        # An upload or a download of thousands of requests can take a while: heartbeat
+        # so that the activity's heartbeat timeout measures liveness, not size.
+        beat = asyncio.ensure_future(_beat_every(_KEEP_ALIVE_S))
         try:
             return await coro
         except ApplicationError:
@@ -182,6 +192,8 @@ class BatchActivities:
             if mapped is None:
                 raise
             raise mapped from None
+        finally:
+            beat.cancel()
 
     @activity.defn(name=SUBMIT_ACTIVITY)
     async def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
