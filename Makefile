@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum batch-restart big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,9 +58,11 @@ big-flow: $(STAMP)
 bench-quorum: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.quorum
 
-# a batch fan-out across a Temporal server SIGKILL and restart (~30 s; docs/batch.md)
-batch-restart: $(STAMP)
+# batch fan-outs across a Temporal server SIGKILL and restart, and a ledger outage when
+# the results arrive (~1 min; docs/batch.md)
+batch-faults: $(STAMP)
 	$(VENV)/bin/python -m tests.batch.server_restart
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/batch/ledger_outage.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -44,6 +44,7 @@ from ..llm._complete import _build_request
 from ..llm._config import LLMConfig
 from ..llm._errors import map_provider_error
 from ..llm._providers import resolve_provider
+from ..metrics import ledger_counters
 from ..workflow._batch import (
     BATCH_ARG,
     CANCEL_ACTIVITY,
@@ -293,8 +294,10 @@ class BatchActivities:
             log.error("the ledger refused %d batch usage rows: %s", len(records), err)
             return []
         except (LedgerError, TimeoutError, OSError) as err:
+            ledger_counters().failed(len(records), deferred=True)
             log.warning(
                 "ledger write of %d batch rows deferred to the workflow: %s", len(records), err
             )
             return [r.model_dump(mode="json") for r in records]
+        ledger_counters().wrote(len(records), path="batch")
         return []

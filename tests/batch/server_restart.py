@@ -1,5 +1,5 @@
 """A batch fan-out through a Temporal server SIGKILLed mid-wait and restarted on its
-database file (``make batch-restart``, ~30 s; not in the test suite for its time).
+database file (``make batch-faults``, ~30 s; not in the test suite for its time).
 
 20 documents x 2 models in batch mode; the server is killed as soon as both provider
 batches exist and started again 2 s later. Checks: every step completed, one batch per
