@@ -246,7 +246,15 @@ class BatchActivities:
         everyone = raw.pop(ALL_FAILED, None)
         replies: dict[str, dict[str, Any]] = {}
         records: list[UsageRecord] = []
-        for index, request in enumerate(spec["requests"]):
+        requests = spec["requests"]
+        start = int(spec.get("start") or 0)
+        budget = int(spec.get("max_bytes") or 0) or None
+        size, following = 0, None
+        for index in range(start, len(requests)):
+            request = requests[index]
+            if budget is not None and replies and size >= budget:
+                following = index  # the rest in the next page
+                break
             cid = request["custom_id"]
             reply = raw.get(cid) or everyone
             if reply is None:
@@ -281,8 +289,9 @@ class BatchActivities:
                     )
                 )
             replies[cid] = reply
+            size += len(json.dumps(reply, separators=(",", ":")))
         pending = await self._record(records)
-        return {"replies": replies, "pending_usage": pending}
+        return {"replies": replies, "pending_usage": pending, "next": following}
 
     async def _record(self, records: list[UsageRecord]) -> list[dict[str, Any]]:
         resources = self._get_resources()

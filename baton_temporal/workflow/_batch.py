@@ -68,6 +68,8 @@ NO_BATCH_API_PREFIX = "openai-compatible:"
 # without a payload store (with one, payloads over 256 KiB leave history anyway); a
 # bigger pool is sent as several provider batches.
 MAX_SUBMIT_BYTES = 1_000_000
+# One fetch activity's replies, as JSON (then the next page is fetched).
+MAX_FETCH_BYTES = 1_000_000
 # Providers' own ceilings are 100,000 (Anthropic) and 50,000 (OpenAI) requests.
 MAX_SUBMIT_REQUESTS = 10_000
 # Polls after a cancel that the provider has not finished yet: then the batch is given up.
@@ -347,37 +349,47 @@ class BatchGroup:
                     return {cid: _error_reply("BatchTimedOut", message) for cid in ids}
             await workflow.sleep(wait)
             wait = min(wait * 2, options.max_poll_interval)
-        fetched = await workflow.execute_activity(
-            FETCH_ACTIVITY,
-            {
-                **handle,
-                "key": key,
-                "workflow_name": info.workflow_type,
-                "requests": [
-                    {"custom_id": cid, "step": item.step, "model": item.request.get("model")}
-                    for cid, item in zip(ids, items, strict=True)
-                ],
-            },
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(minutes=1),
-            retry_policy=_ACTIVITY_RETRY,
-            summary=f"fetch results of {provider} batch {batch_id}",
-        )
-        pending = fetched.get("pending_usage") or []
-        if pending:
-            # The ledger was down: the rows wait in history until it is back.
-            await workflow.execute_activity(
-                RECORD_USAGE_ACTIVITY,
-                pending,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1),
-                    maximum_interval=timedelta(seconds=30),
-                    maximum_attempts=0,
-                ),
-                summary=f"record usage of {provider} batch {batch_id}",
+        requests = [
+            {"custom_id": cid, "step": item.step, "model": item.request.get("model")}
+            for cid, item in zip(ids, items, strict=True)
+        ]
+        replies: dict[str, dict[str, Any]] = {}
+        page: int | None = 0
+        # In pages of about MAX_FETCH_BYTES of replies: long answers would otherwise make
+        # one activity result over Temporal's 2 MB payload limit.
+        while page is not None:
+            fetched = await workflow.execute_activity(
+                FETCH_ACTIVITY,
+                {
+                    **handle,
+                    "key": key,
+                    "workflow_name": info.workflow_type,
+                    "requests": requests,
+                    "start": page,
+                    "max_bytes": MAX_FETCH_BYTES,
+                },
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=_ACTIVITY_RETRY,
+                summary=f"fetch results of {provider} batch {batch_id}",
             )
-        replies: dict[str, dict[str, Any]] = fetched.get("replies") or {}
+            pending = fetched.get("pending_usage") or []
+            if pending:
+                # The ledger was down: the rows wait in history until it is back.
+                await workflow.execute_activity(
+                    RECORD_USAGE_ACTIVITY,
+                    pending,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=30),
+                        maximum_attempts=0,
+                    ),
+                    summary=f"record usage of {provider} batch {batch_id}",
+                )
+            replies.update(fetched.get("replies") or {})
+            following = fetched.get("next")
+            page = following if isinstance(following, int) and following > page else None
         return replies
 
 

@@ -22,6 +22,7 @@ from baton_temporal.flow import FlowError
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.ledger._schema import quantize_cost
 from baton_temporal.testing import StandIn
+from baton_temporal.workflow import _batch as batch_workflow
 
 from .conftest import ledger_rows
 from .handwritten import BatchAny, BatchBrief
@@ -148,8 +149,15 @@ async def test_hundred_documents_two_models_across_a_worker_restart(
 
 
 async def test_per_request_error_fails_its_branch_and_a_lost_submit_reply_is_not_resubmitted(
-    client: Client, task_queue: str, baton_worker: Any, standin: StandIn, sqlite_store: LedgerStore
+    client: Client,
+    task_queue: str,
+    baton_worker: Any,
+    standin: StandIn,
+    sqlite_store: LedgerStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Results fetched one reply at a time (pages), as long answers would be.
+    monkeypatch.setattr(batch_workflow, "MAX_FETCH_BYTES", 500)
     standin.batch.fail_request("doc1_gpt_4o")  # custom ids name the step
     standin.batch.lose_create_replies = 2  # both providers' first create: made, reply lost
     flow = batch_flow(3, quorum=1)  # each document's synthesis needs 1 of its 2 models
@@ -166,6 +174,13 @@ async def test_per_request_error_fails_its_branch_and_a_lost_submit_reply_is_not
     batch_rows = [r for r in rows if r["service_tier"] == "batch"]
     assert len(batch_rows) == standin.batch.billed() == 5
     assert "doc1_gpt_4o" not in {r["step"] for r in rows}
+    history = await client.get_workflow_handle(flow.workflow_id).fetch_history()
+    fetches = [
+        e
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "baton.batch_fetch"
+    ]
+    assert len(fetches) > 2  # more than one page per provider
 
 
 async def test_hand_written_run_fan_out_batch_with_quorum(
