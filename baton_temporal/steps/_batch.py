@@ -207,7 +207,8 @@ class BatchActivities:
                 return {"batch_id": detail["batch_id"], "reused": "heartbeat"}
         client, _secrets, _config = self._client(provider)
         if info.attempt > 1:
-            since = info.scheduled_time - timedelta(seconds=5)
+            # A little room for clock skew between Temporal and the provider.
+            since = info.scheduled_time - timedelta(seconds=1)
             found = await self._call(
                 provider,
                 "lookup",
