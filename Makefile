@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak
+.PHONY: demo test lint bench bench-quorum batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-quorum: $(STAMP)
 # A reply streamed for 2.5 minutes inside a step, heartbeat timeout 10 s (docs/providers.md)
 stream-soak: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.stream_soak --seconds 150
+# batch fan-outs across a Temporal server SIGKILL and restart, and a ledger outage when
+# the results arrive (~1 min; docs/batch.md)
+batch-faults: $(STAMP)
+	$(VENV)/bin/python -m tests.batch.server_restart
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/batch/ledger_outage.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -36,6 +36,7 @@ from .payloads import (
 )
 from .pricing import Pricer
 from .steps._accounting import UsageActivities, UsageInterceptor, WorkerResources
+from .steps._batch import BatchActivities
 from .steps._step import Step
 from .steps._threads import DEFAULT_SYNC_STEP_THREADS, SyncStepThreads
 from .workflow._flow_workflow import FlowWorkflow
@@ -163,7 +164,9 @@ class BatonPlugin(SimplePlugin):
         usage_activities = UsageActivities(self.resources)
         activities: list[Any] = [s.activity for s in self.steps]
         catch_all = UnregisteredStep(self.unregistered_step_wait, [s.name for s in self.steps])
+        batches = BatchActivities(self.resources)
         activities += [usage_activities.record_usage, catch_all.run]
+        activities += [batches.submit, batches.poll, batches.fetch, batches.cancel]
         super().__init__(
             "baton_temporal.BatonPlugin",
             workflows=[FlowWorkflow, *workflows],

@@ -48,11 +48,13 @@ from .flow._names import (
 from .flow._names import fan_out_names as _fan_out_names
 from .flow._options import StepOptions, StepRef
 from .steps._job import Job
+from .workflow._batch import BatchOptions
 from .workflow._fan_out import FanOutResults, run_fan_out, run_synthesis
 
 __all__ = [
     "FAN_OUT_MODELS_ARG",
     "MODEL_ARG",
+    "BatchOptions",
     "FanInError",
     "FanOutResults",
     "collect_fan_results",
@@ -81,6 +83,7 @@ _FAN_OUT_OPTIONS = (
     "cancel_stragglers",
     "names",
     "options",
+    "batch",
 )
 
 
@@ -178,7 +181,9 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
     succeeded; default: all must), ``cancel_stragglers`` (with ``quorum``: cancel the
     models still running when synthesis starts, the default; ``False`` lets them finish
     and keeps their results in the flow's results), ``names`` (``{model: short}`` to
-    name models explicitly), ``options`` (a :class:`StepOptions` for the model steps).
+    name models explicitly), ``options`` (a :class:`StepOptions` for the model steps),
+    ``batch`` (``True`` or a :class:`BatchOptions`: the model steps' LLM calls go through
+    the providers' batch APIs at the batch price; see docs/batch.md).
 
     Example::
 
@@ -245,6 +250,7 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
     args = options.get("args") or {}
     deps = list(options.get("deps") or [])
     step_options: StepOptions | None = options.get("options")
+    batch = _batch_entries(base, models, options.get("batch"))
     for model, step_name in names.items():
         flow = flow.add(
             step_name,
@@ -252,7 +258,7 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
             with_model(args, model),
             deps=deps,
             options=step_options,
-            _fan_out={"base": base, "model": model},
+            _fan_out={"base": base, "model": model, **batch},
         )
     if synth is not None:
         synthesize_model = options.get("synthesize_model") or models[0]
@@ -271,6 +277,28 @@ def fan_out(flow: Flow, base: str, step: StepRef | str, **options: Any) -> Flow:
             _fan_out={"base": base, "model": synthesize_model},
         )
     return flow
+
+
+def _batch_entries(base: str, models: Sequence[str], batch: Any) -> dict[str, str]:
+    """The ``fan_out`` entries that mark the model steps as batch steps (none without)."""
+    if batch is None or batch is False:
+        return {}
+    if batch is not True and not isinstance(batch, BatchOptions):
+        raise FlowError(
+            f"fan_out({base!r}): batch must be True, False or a BatchOptions, got {batch!r}"
+        )
+    from .llm import resolve_provider
+    from .llm._batch import BATCH_PROVIDERS
+
+    for model in models:
+        provider, _name = resolve_provider(model)
+        if provider not in BATCH_PROVIDERS:
+            raise FlowError(
+                f"fan_out({base!r}, batch=True): {model!r} is served by an {provider} server, "
+                "which has no batch API (only Anthropic and OpenAI have one); drop "
+                "batch=True or fan out to Anthropic / OpenAI models only"
+            )
+    return (batch if isinstance(batch, BatchOptions) else BatchOptions()).to_fan_out()
 
 
 def fan_out_models(flow: Flow, base: str) -> dict[str, str]:

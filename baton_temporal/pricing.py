@@ -49,6 +49,7 @@ from ._files import MAX_PRICES_FILE_BYTES, load_yaml, read_small_file
 from .usage import LLMUsage
 
 __all__ = [
+    "BATCH_DISCOUNTS",
     "MAX_CALL_COST_USD",
     "MAX_PRICE_PER_MTOK",
     "PREFIX_MATCH_ENV",
@@ -159,6 +160,11 @@ class GenAIPricesPricer:
             # Unknown model or provider: unpriced.
             return None
         version = f"genai-prices {genai_prices.__version__}"
+        total = calc.total_price
+        if usage.service_tier == "batch":
+            total, table = _batch_price(usage, calc, genai_prices)
+            if table:
+                version += f" + baton batch table ({BATCH_DISCOUNTS[usage.provider or '']} x)"
         if calc.auto_update_timestamp is not None:
             version += f" (prices fetched {calc.auto_update_timestamp.isoformat()})"
         matched = f"{calc.provider.id}/{calc.model.id}"
@@ -172,10 +178,38 @@ class GenAIPricesPricer:
                     f"nearest is {matched} (set {PREFIX_MATCH_ENV}=1 to price such names)"
                 ),
             )
-        return PriceQuote(cost_usd=calc.total_price, price_model=matched, price_version=version)
+        return PriceQuote(cost_usd=total, price_model=matched, price_version=version)
 
     def __repr__(self) -> str:
         return f"GenAIPricesPricer(prefix_match={self.prefix_match})"
+
+
+# Batch API prices as a fraction of the standard ones, for models whose batch price
+# genai-prices does not list (it lists OpenAI's and Anthropic's current models; older
+# Anthropic models, e.g. claude-sonnet-4-20250514, have none). Both providers bill batch
+# requests at 50% of the standard input, output and cache rates:
+# https://docs.claude.com/en/docs/build-with-claude/batch-processing#pricing and
+# https://platform.openai.com/docs/guides/batch. Web searches have no batch rate.
+BATCH_DISCOUNTS: dict[str, Decimal] = {"anthropic": Decimal("0.5"), "openai": Decimal("0.5")}
+
+
+def _batch_price(usage: LLMUsage, calc: Any, genai_prices: Any) -> tuple[Decimal, bool]:
+    """The batch price of ``usage``: genai-prices' own batch variant when it has one
+    (True: from the table here instead)."""
+    context = {k: v for k, v in (price_context(usage) or {}).items() if k != "processing"}
+    standard = genai_prices.calc_price(
+        genai_usage(usage),
+        usage.model,
+        provider_id=_GENAI_PROVIDER.get(usage.provider or "", usage.provider),
+        genai_request_timestamp=usage.requested_at or datetime.now(UTC),
+        price_context=context or None,
+    )
+    discount = BATCH_DISCOUNTS.get(usage.provider or "")
+    if calc.model_price != standard.model_price or discount is None:
+        return calc.total_price, False  # genai-prices knows the batch price (or no table)
+    per_k = standard.model_price.web_searches_kcount or Decimal(0)
+    searches = per_k * usage.web_search_requests / 1000
+    return (standard.total_price - searches) * discount + searches, True
 
 
 # Our provider names -> genai-prices provider ids. A local OpenAI-compatible server is

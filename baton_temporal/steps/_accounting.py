@@ -54,6 +54,7 @@ from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
+from ._batch import batch_reply
 from ._budget_guard import AttemptBudget, BudgetChannel, call_cost, guard_call, settle_call
 from ._job import Job
 from ._threads import SyncStepThreads
@@ -189,6 +190,10 @@ async def call_llm(
         )
     # A bad api= / stream= is refused before an intent is written or anything is sent.
     check_call_options(chosen, params)
+    # In a batch fan-out step the reply comes from the batch (its usage already recorded).
+    batched = await batch_reply(job, messages, chosen, params)
+    if batched is not None:
+        return batched
     attempt = _attempt.get()
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:

@@ -30,6 +30,7 @@ from ..workflow._wire import (
     StepOutput,
 )
 from ._accounting import current_sync_threads
+from ._batch import BatchDeferred, start_batch_run
 from ._job import Job
 
 __all__ = ["Step", "step"]
@@ -137,9 +138,11 @@ def _make_activity(
 
     async def run_step_activity(input: StepInput) -> StepOutput:
         info = activity.info()
+        # A batch fan-out step (workflow/_batch.py): its replies ride in a reserved arg.
+        args, batch = start_batch_run(input)
         job = Job(
             step=input.step,
-            args=input.args,
+            args=args,
             workflow_id=info.workflow_id or "",
             workflow_name=input.workflow_name or info.workflow_type or "",
             run_id=info.workflow_run_id or "",
@@ -172,6 +175,9 @@ def _make_activity(
                     )
                 else:
                     result = await asyncio.to_thread(fn, job)
+        except BatchDeferred:
+            assert batch is not None
+            return StepOutput(result=batch.deferred_result(), attempt=info.attempt)
         except NotADependencyError as err:
             # A flow wiring mistake: every retry would fail the same way.
             raise ApplicationError(str(err), type="NotADependency", non_retryable=True) from None

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from ._batch_standin import BatchAPI
 from ._streams import (
     StreamPlan,
     encode_event,
@@ -369,6 +370,8 @@ class StandIn:
         latency: seconds every successful answer takes (model "thinking" time).
         latency_by_model: per-model latency, overriding ``latency``.
         responder: ``(model, messages) -> text`` for answers other than the assessment.
+        batch_delay: seconds until a batch of the batch APIs ends (``standin.batch`` holds
+            that API's knobs; see testing/_batch_standin.py).
         prompt_cache: emulate prompt caching of system prompts (default on).
         require_api_key: answer 401 to requests that carry no key, as providers do.
         port: 0 (default) picks a free port.
@@ -387,6 +390,7 @@ class StandIn:
         require_api_key: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        batch_delay: float = 1.0,
     ) -> None:
         self._latency = self._initial_latency = latency
         self._initial_latency_by_model = dict(latency_by_model or {})
@@ -407,6 +411,8 @@ class StandIn:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        # The batch APIs (Anthropic Message Batches, OpenAI Batch + files); its knobs.
+        self.batch = BatchAPI(self, delay=batch_delay)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -562,6 +568,7 @@ class StandIn:
             self._requests.clear()
             self._generation += 1
             self._cache_seen.clear()
+        self.batch.reset()
 
     # ---- what happened ---------------------------------------------------------------
 
@@ -644,6 +651,16 @@ class StandIn:
 
         if request.method == "GET" and path in ("", "/health"):
             await _write(writer, 200, {"ok": True})
+            return True
+        if BatchAPI.handles(path):
+            await self.batch.serve(
+                request.method,
+                request.target,
+                request.headers,
+                request.body,
+                lambda status, body, headers=None: _write(writer, status, body, headers),
+                lambda status, body, headers=None: _write_raw(writer, status, body, headers),
+            )
             return True
         if provider is None or request.method != "POST":
             status = 404 if provider is None else 405

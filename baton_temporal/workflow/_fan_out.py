@@ -18,6 +18,7 @@ from ..flow._names import (
     with_model,
 )
 from ..flow._options import StepOptions, StepRef
+from ._batch import BatchOptions, run_batch_fan_out
 from ._quorum import STRAGGLER_HEARTBEAT_TIMEOUT
 from ._runtime import run_step
 from ._versioning import FAN_OUT_QUORUM_EARLY
@@ -76,6 +77,7 @@ async def run_fan_out(
     names: Mapping[str, str] | None = None,
     options: StepOptions | None = None,
     cancel_stragglers: bool = True,
+    batch: bool | BatchOptions = False,
 ) -> dict[str, dict[str, Any]]:
     """In workflow code: run ``step`` once per model, concurrently; ``{model: result}``.
 
@@ -84,7 +86,8 @@ async def run_fan_out(
     (a :class:`FanOutResults` holding those), and the models still running are cancelled,
     or with ``cancel_stragglers=False`` left running (``await result.finish()`` collects
     them). If too few can succeed, raises a non-retryable ``ApplicationError`` naming the
-    failed models.
+    failed models. ``batch=True`` (or a :class:`BatchOptions`) sends the models' LLM calls
+    through the providers' batch APIs at the batch price (see docs/batch.md).
 
     Example::
 
@@ -92,6 +95,19 @@ async def run_fan_out(
             assess, base="assess", models=["claude-opus-4-20250514", "gpt-4o"],
             results={"parse": parsed})
     """
+    if batch:
+        # Only runs that asked for batch take this path: no older history has it.
+        return await run_batch_fan_out(
+            step,
+            base=base,
+            models=models,
+            batch=batch if isinstance(batch, BatchOptions) else BatchOptions(),
+            args=args,
+            results=results,
+            quorum=quorum,
+            names=names,
+            options=options,
+        )
     step_names = fan_out_names(base, models, names)
     if quorum is not None and workflow.patched(FAN_OUT_QUORUM_EARLY):
         return await _fan_out_quorum(

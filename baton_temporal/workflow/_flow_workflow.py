@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from ..flow._budget import BUDGET_EXCEEDED
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
+from ._batch import BatchGroup, batch_options_of
 from ._budget import BUDGET_QUERY, BUDGET_UPDATE, BudgetBook, check_requests
 from ._continue import Carry
 from ._flow_input import (
@@ -28,7 +30,7 @@ from ._flow_input import (
 from ._quorum import QUORUM_MET, QuorumTracker
 from ._runtime import ROUTED_QUEUE_WAIT, execute_step
 from ._scheduler import Scheduler
-from ._versioning import BIG_FLOWS, BUDGET_CAPS
+from ._versioning import BATCH_FAN_OUT, BIG_FLOWS, BUDGET_CAPS
 from ._wire import FLOW_FAILED_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
@@ -99,6 +101,7 @@ class FlowWorkflow:
         self._states: dict[str, StepState] = {}
         self._quorum: QuorumTracker | None = None
         self._budget = BudgetBook()
+        self._batches = BatchGroup()  # pools the LLM calls of batch fan-out steps
 
     # Budget caps (_budget.py): step activities hold each call's worst case, then settle it.
     @workflow.update(name=BUDGET_UPDATE)
@@ -207,8 +210,12 @@ class FlowWorkflow:
         quorum = self._quorum
         if quorum is not None:
             options = quorum.options_for(node, options)
+        run: Any = execute_step
+        batch = batch_options_of(node.fan_out)
+        if batch is not None and workflow.patched(BATCH_FAN_OUT):
+            run = functools.partial(self._batches.execute, batch=batch)
         try:
-            output = await execute_step(
+            output = await run(
                 node.step,
                 node.args,
                 name=node.name,

@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 __all__ = [
+    "BATCH_FAN_OUT",
     "BIG_FLOWS",
     "BUDGET_CAPS",
     "FAN_OUT_QUORUM_EARLY",
@@ -68,3 +69,5 @@ FAN_OUT_QUORUM_EARLY = "baton.fan-out-quorum-early"
 UNREGISTERED_STEP_WAIT = "baton.unregistered-step-wait"
 # After 0.1.0: a call refused for the flow's budget stops the flow (no new step starts; it fails).
 BUDGET_CAPS = "baton.budget-caps"
+# After 0.1.0: a fan-out step marked batch runs through the providers' batch APIs (_batch.py).
+BATCH_FAN_OUT = "baton.batch-fan-out"

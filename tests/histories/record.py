@@ -292,6 +292,32 @@ async def _unregistered_step(ctx: Ctx) -> Any:
     return await flow.start(ctx.client, task_queue=ctx.task_queue)
 
 
+async def _batch_fan_out(ctx: Ctx) -> Any:
+    seed, mm = ctx.steps.seed, importlib.import_module("baton_temporal.multi_model")
+    # A request that errors at the provider: its branch fails, quorum 1 absorbs it.
+    ctx.standin.batch.fail_request("assess_gpt_4o")
+    fast = mm.BatchOptions(
+        poll_interval=timedelta(milliseconds=200), max_poll_interval=timedelta(seconds=1)
+    )
+    flow = (
+        _flow(ctx, "batch_fan_out")
+        .add("parse", seed.parse_doc, {"text": TEXT, "doc_id": "doc-1"})
+        .pipe(
+            mm.fan_out,
+            "assess",
+            seed.assess,
+            models=["claude-sonnet-4-20250514", "gpt-4o"],
+            args={"doc_id": "doc-1"},
+            deps=["parse"],
+            synthesize_with=seed.synthesize_assessments,
+            quorum=1,
+            cancel_stragglers=False,
+            batch=fast,
+        )
+    )
+    return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
 def _prep(fn: Callable[[Ctx], Awaitable[None]]) -> Callable[[Ctx], Awaitable[None]]:
     async def prepare(ctx: Ctx) -> None:
         await fn(ctx)
@@ -408,6 +434,12 @@ SCENARIOS = [
         "failed",
         _unregistered_step,
         _unregistered_prepare,
+    ),
+    Scenario(
+        "batch_fan_out",
+        "parse -> 2-model fan-out through the batch APIs (one request errors) -> synthesis",
+        "completed",
+        _batch_fan_out,
     ),
 ]
 
