@@ -54,8 +54,15 @@ from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
 from ..usage import LLMUsage, UsageError, parse_llm_usage
 from ..workflow._wire import PENDING_USAGE_KEY, StepInput, StepOutput, pending_from
-from ._batch import batch_reply
-from ._budget_guard import AttemptBudget, BudgetChannel, call_cost, guard_call, settle_call
+from ._batch import batch_reply, in_batch_step
+from ._budget_guard import (
+    BUDGET_UNSUPPORTED,
+    AttemptBudget,
+    BudgetChannel,
+    call_cost,
+    guard_call,
+    settle_call,
+)
 from ._job import Job
 from ._threads import SyncStepThreads
 
@@ -190,18 +197,29 @@ async def call_llm(
         )
     # A bad api= / stream= is refused before an intent is written or anything is sent.
     check_call_options(chosen, params)
+    attempt = _attempt.get()
     # In a batch fan-out step the reply comes from the batch (its usage already recorded).
+    # A batched request is priced only when the batch answers, so no worst case can be
+    # held for it before it leaves: under a budget cap it is refused, not left uncapped.
+    guard = attempt.budget if attempt is not None else None
+    if guard is not None and guard.applies and in_batch_step():
+        raise ApplicationError(
+            f"step {job.step!r} is a batch fan-out under a budget cap; batched calls are "
+            "priced only when the batch answers, so the cap cannot hold their worst case "
+            "before they leave: drop batch=True for this fan-out, or drop the cap "
+            "(budget_usd, BATON_BUDGET_USD) for this flow",
+            type=BUDGET_UNSUPPORTED,
+            non_retryable=True,
+        )
     batched = await batch_reply(job, messages, chosen, params)
     if batched is not None:
         return batched
-    attempt = _attempt.get()
     resources = attempt.resources if attempt else None
     if resources is not None and resources.llm_error:
         raise ApplicationError(resources.llm_error, type=INVALID_LLM_CONFIG, non_retryable=True)
     call = attempt.reserve(job.step, job.attempt) if attempt is not None else None
     call_id = call.call_id if call is not None else f"{job.step}/{job.attempt}/0"
     # Under a budget cap, the flow holds the call's worst case first, or refuses it.
-    guard = attempt.budget if attempt is not None else None
     hold = None
     if guard is not None and guard.applies and call is not None and resources is not None:
         hold = await guard_call(

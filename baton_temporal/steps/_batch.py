@@ -55,7 +55,14 @@ from ..workflow._batch import (
 from ..workflow._wire import StepInput
 from ._job import Job
 
-__all__ = ["BatchActivities", "BatchDeferred", "BatchRun", "batch_reply", "start_batch_run"]
+__all__ = [
+    "BatchActivities",
+    "BatchDeferred",
+    "BatchRun",
+    "batch_reply",
+    "in_batch_step",
+    "start_batch_run",
+]
 
 log = logging.getLogger("baton_temporal.batch")
 
@@ -98,6 +105,11 @@ def start_batch_run(input: StepInput) -> tuple[dict[str, Any], BatchRun | None]:
     run = BatchRun(replies=list(replies) if isinstance(replies, list) else [])
     _run.set(run)
     return args, run
+
+
+def in_batch_step() -> bool:
+    """Whether the running step is a batch fan-out step (its calls go through a batch)."""
+    return _run.get() is not None
 
 
 async def batch_reply(

@@ -210,6 +210,7 @@ class BatchGroup:
         workflow_name: str | None = None,
         summary: str | None = None,
         on_wait: Callable[[str | None], None] | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> StepOutput:
         """:func:`execute_step` with the step's LLM calls sent through batch APIs."""
         replies: list[dict[str, Any]] = []
@@ -227,6 +228,7 @@ class BatchGroup:
                     workflow_name=workflow_name,
                     summary=summary,
                     on_wait=on_wait,
+                    budget=budget,
                 )
             finally:
                 self._busy -= 1
