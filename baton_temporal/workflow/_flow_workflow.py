@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from ..flow._limits import MAX_SUMMARY_CHARS
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
 from ._continue import Carry
+from ._details import DetailsTable, cost_of
 from ._flow_input import (
     FLOW_FAILURE_EXCEPTION_TYPES,
     NO_INPUT,
@@ -96,6 +97,7 @@ class FlowWorkflow:
     def __init__(self) -> None:
         self._states: dict[str, StepState] = {}
         self._quorum: QuorumTracker | None = None
+        self._details = DetailsTable(())  # the step table in the Temporal UI (_details.py)
 
     @workflow.query(name="baton.steps")
     def steps(self) -> dict[str, StepState]:
@@ -125,6 +127,8 @@ class FlowWorkflow:
         self._states = {
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
         }
+        self._details = DetailsTable([s.name for s in spec.steps])
+        self._details.refresh(self._states)
         results: dict[str, dict[str, Any]] = {}
         if workflow.patched(BIG_FLOWS):
             # Any width and length: a window, a per-task budget, continue-as-new.
@@ -184,6 +188,7 @@ class FlowWorkflow:
         state = self._states[node.name]
         state.state = RUNNING
         state.started_at = workflow.now().isoformat()
+        self._details.refresh(self._states)
         options = flow_input.options[node.name]
         quorum = self._quorum
         if quorum is not None:
@@ -211,7 +216,9 @@ class FlowWorkflow:
             results[node.name] = output.result
             state.state = COMPLETED
             state.attempt = output.attempt
+            self._details.note_cost(node.name, cost_of(output))
         state.ended_at = workflow.now().isoformat()
+        self._details.refresh(self._states)
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
         """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""
@@ -233,6 +240,7 @@ class FlowWorkflow:
     def _outcome(
         self, spec: FlowSpec, workflow_id: str, results: dict[str, dict[str, Any]]
     ) -> FlowResult:
+        workflow.set_current_details(self._details.render(self._states))
         has_dependents = {d for s in spec.steps for d in s.deps}
         failed = [n for n, s in self._states.items() if s.state == FAILED]
         # Stragglers cancelled once their quorum was met did their part: not a failure.
