@@ -646,6 +646,15 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------- ui
+
+
+async def cmd_ui(args: argparse.Namespace) -> int:
+    from ._ui import run_ui
+
+    return await run_ui(args)
+
+
 # ---------------------------------------------------------------------------- demo/dev
 
 
@@ -731,6 +740,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, help="Temporal frontend port (default 7233 if free)")
     dev.add_argument("--ui-port", type=int, help="web UI port (default 8233 if free)")
     dev.add_argument(
+        "--page-port", type=_port_number, help="cost page port (default 8234 if free, else any)"
+    )
+    dev.add_argument(
         "--ledger-url", help="ledger database (default $BATON_LEDGER_URL or .baton/ledger.sqlite3)"
     )
     dev.add_argument(
@@ -766,6 +778,28 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="re-print on change until it ends")
     status.add_argument("--interval", type=float, default=1.0, help="--watch poll seconds")
     status.add_argument("--json", action="store_true", help="print as JSON")
+
+    ui = add(
+        "ui",
+        "serve the cost page: flows, their DAG and cost, live (read-only, localhost)",
+        cmd_ui,
+        description=(
+            "A local web page of the flows on Temporal at $TEMPORAL_ADDRESS and the ledger: "
+            "status, duration and cost of each flow; one flow's DAG with each step's state, "
+            "model, attempts, tokens and cost, live; cost by model over time. Read-only."
+        ),
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; anything else exposes your ledger)",
+    )
+    ui.add_argument(
+        "--port", type=_port_number, default=8234, help="port (default 8234; 0 picks a free one)"
+    )
+    ui.add_argument(
+        "--url", help="ledger database URL (default $BATON_LEDGER_URL or .baton/ledger.sqlite3)"
+    )
 
     stats = add("stats", "tokens and cost from the ledger", cmd_stats)
     stats_sub = stats.add_subparsers(dest="stats_command", metavar="WHAT", required=True)
