@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash tests/ensure-postgres.sh
 	@bash tests/ensure-tini.sh
+	@bash tests/ensure-chromium.sh
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
