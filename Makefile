@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports bench-ui-events
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,10 @@ replay: $(STAMP)
 # Deliverable-1 measurements: sandboxed vs unsandboxed replay CPU; import and --help times.
 bench-sandbox: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.sandbox
+
+# How the cost page hears of step changes: workflow_streams vs following history.
+bench-ui-events: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.ui_events --runs 7 --watchers 3
 
 bench-imports: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.imports

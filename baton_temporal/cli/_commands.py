@@ -408,10 +408,16 @@ def _retrying(description: Any) -> list[str]:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    client = await connect_temporal()
+    async with contextlib.AsyncExitStack() as stack:
+        return await _status_loop(client, args, stack)
+
+
+async def _status_loop(client: Any, args: argparse.Namespace, stack: Any) -> int:
     from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
 
-    client = await connect_temporal()
     last = None
+    follower = None
     while True:
         handle, description = await _describe(client, args.workflow_id)
         states, note = await _step_states(handle, description)
@@ -436,7 +442,15 @@ async def cmd_status(args: argparse.Namespace) -> int:
             last = text
         if not args.watch or description.close_time is not None:
             return EXIT_OK
-        await asyncio.sleep(args.interval)
+        if follower is None:
+            # Woken by the run's history (each change of a step appends events), not by
+            # a timer; see ui/_follow.py.
+            from ..ui import HistoryFollower
+
+            follower = await stack.enter_async_context(HistoryFollower(client, handle.id))
+            await follower.wait(refresh=args.interval)  # the events so far
+        in_flight = any(s["state"] in ("running", "waiting") for s in (states or {}).values())
+        await follower.wait(refresh=args.interval if in_flight or states is None else None)
 
 
 # ------------------------------------------------------------------------------- ledger
@@ -776,7 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "show each step's state of a flow", cmd_status)
     status.add_argument("workflow_id")
     status.add_argument("--watch", action="store_true", help="re-print on change until it ends")
-    status.add_argument("--interval", type=float, default=1.0, help="--watch poll seconds")
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="with --watch: changes show as they happen; while steps run, also re-read every "
+        "this many seconds (a retry of a step writes no history event)",
+    )
     status.add_argument("--json", action="store_true", help="print as JSON")
 
     ui = add(
