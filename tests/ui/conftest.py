@@ -50,16 +50,16 @@ async def page_server(client: Any, ledger: LedgerStore) -> AsyncIterator[UIServe
         yield server
 
 
-@pytest_asyncio.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    """A browser context of a real headless Chromium with a fresh profile."""
+@pytest_asyncio.fixture(scope="session")
+async def chromium(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    """One real headless Chromium for the session, with a fresh profile."""
     from playwright.async_api import async_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `bash tests/ensure-chromium.sh`", pytrace=False)
     async with async_playwright() as p:
         context = await p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
+            str(tmp_path_factory.mktemp("chromium-profile")),
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_FLAGS,
@@ -69,6 +69,18 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
             yield context
         finally:
             await context.close()
+
+
+@pytest_asyncio.fixture
+async def browser(chromium: Any) -> AsyncIterator[Any]:
+    """The session's browser; the pages a test opens are closed after it."""
+    before = set(chromium.pages)
+    try:
+        yield chromium
+    finally:
+        for page in chromium.pages:
+            if page not in before:
+                await page.close()
 
 
 def screenshot_path(name: str) -> Path:
