@@ -106,8 +106,9 @@ class LedgerOverview(StoreCore):
             epoch: Any = sql_cast(func.strftime("%s", _T.c.recorded_at), Integer)
         else:
             epoch = sql_cast(func.floor(func.extract("epoch", _T.c.recorded_at)), BigInteger)
-        # Integer division on both backends; rows are at or after the origin, so it floors.
-        index = sql_cast((epoch - origin) / seconds, Integer).label("bucket")
+        # Floor division (SQLAlchemy 2's "/" is true division: a cast to integer would
+        # round 59.9 minutes into the next hour's bucket).
+        index = sql_cast((epoch - origin) // seconds, Integer).label("bucket")
         stmt = (
             select(index, _T.c.model, func.count(), func.sum(_T.c.cost_usd), _UNPRICED)
             .where(_T.c.recorded_at >= from_dt, _T.c.recorded_at < to_dt)
