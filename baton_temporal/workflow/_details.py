@@ -34,6 +34,9 @@ MAX_DETAIL_ROWS = 40
 # A cell longer than this is cut (an error message can be kilobytes).
 MAX_CELL_CHARS = 80
 NO_COST = "—"
+# The Temporal UI draws markdown tables without cell padding: two no-break spaces (which
+# markdown keeps) after each cell but the last keep the columns apart.
+GAP = "\u00a0\u00a0"
 
 _ORDER = {"running": 0, "waiting": 1, "failed": 2, "cancelled": 3, "pending": 4, "completed": 5}
 # Characters that mean something to markdown (or to HTML inside it) in a table cell.
@@ -121,7 +124,7 @@ class DetailsTable:
         lines = [
             f"**baton flow** · {len(states)} steps: {summary} · cost so far {_money(total)}",
             "",
-            "| step | state | model | attempt | cost |",
+            "| " + " | ".join(h + GAP for h in ("step", "state", "model", "attempt")) + " | cost |",
             "| --- | --- | --- | ---: | ---: |",
         ]
         names = list(states)
@@ -132,19 +135,14 @@ class DetailsTable:
             shown = names
         for name in shown:
             state = states[name]
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        escape_cell(name),
-                        escape_cell(state.state),
-                        escape_cell(state.model) if state.model else NO_COST,
-                        str(state.attempt) if state.attempt else NO_COST,
-                        _money(self._costs.get(name)),
-                    ]
-                )
-                + " |"
-            )
+            cells = [
+                escape_cell(name),
+                escape_cell(state.state),
+                escape_cell(state.model) if state.model else NO_COST,
+                str(state.attempt) if state.attempt else NO_COST,
+                _money(self._costs.get(name)),
+            ]
+            lines.append("| " + " | ".join(c + GAP for c in cells[:-1]) + f" | {cells[-1]} |")
         if len(names) > len(shown):
             lines += ["", f"… and {len(names) - len(shown)} more steps (`baton status`)."]
         return "\n".join(lines)

@@ -83,6 +83,13 @@ async def browser(chromium: Any) -> AsyncIterator[Any]:
                 await page.close()
 
 
+def md_cells(*cells: str) -> str:
+    """The start of a row of the Temporal UI step table: these cells, then the next."""
+    from baton_temporal.workflow._details import GAP
+
+    return "| " + " | ".join(c + GAP for c in cells) + " |"
+
+
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
