@@ -94,6 +94,19 @@ class _Watch:
         self.task = asyncio.create_task(self._run(server))
 
     async def _run(self, server: UIServer) -> None:
+        try:
+            await self._follow(server)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # said to the page rather than leaving it waiting
+            log.exception("cost page: following %s failed", self.workflow_id)
+            await self._publish({"workflow_id": self.workflow_id, "error": _short(err)})
+        finally:
+            async with self.changed:
+                self.done = True
+                self.changed.notify_all()
+
+    async def _follow(self, server: UIServer) -> None:
         follower = HistoryFollower(server.client, self.workflow_id)
         graph = None
         async with follower:
@@ -121,9 +134,6 @@ class _Watch:
                     break
                 refresh = IN_FLIGHT_REFRESH_S if view.get("in_flight") else None
                 await follower.wait(refresh=refresh)
-        async with self.changed:
-            self.done = True
-            self.changed.notify_all()
 
     async def _publish(self, view: dict[str, Any]) -> None:
         text = json.dumps(view, separators=(",", ":"), default=str)
