@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak
+.PHONY: demo test lint bench bench-quorum batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash tests/ensure-postgres.sh
 	@bash tests/ensure-tini.sh
+	@bash tests/ensure-chromium.sh
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
@@ -45,6 +46,10 @@ replay: $(STAMP)
 # Deliverable-1 measurements: sandboxed vs unsandboxed replay CPU; import and --help times.
 bench-sandbox: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.sandbox
+
+# How the cost page hears of step changes: workflow_streams vs following history.
+bench-ui-events: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.ui_events --runs 7 --watchers 3
 
 bench-imports: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.imports

@@ -7,6 +7,7 @@
 ``baton status WORKFLOW_ID``       each step's state (``--watch`` until it ends)
 ``baton stats totals|steps ID``    tokens and cost of one workflow, from the ledger
 ``baton stats models``             cost per model over a period (``--since 7d``)
+``baton ui``                       the cost page: flows, DAG, cost, live (localhost:8234)
 ``baton worker``                   the worker program (``BATON_STEPS``, ``--steps``)
 ``baton db upgrade`` / ``prune``   create/upgrade the ledger tables; delete old rows
 =================================  ==========================================================

@@ -432,12 +432,18 @@ def _retrying(description: Any) -> list[str]:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    client = await connect_temporal()
+    async with contextlib.AsyncExitStack() as stack:
+        return await _status_loop(client, args, stack)
+
+
+async def _status_loop(client: Any, args: argparse.Namespace, stack: Any) -> int:
     from ._budget import flow_budget
     from ._ledger_models import fill_models_from_ledger
     from ._waiting import ledger_wait  # here: `baton --help` loads no temporalio
 
-    client = await connect_temporal()
     last = None
+    follower = None
     while True:
         handle, description = await _describe(client, args.workflow_id)
         states, note = await _step_states(handle, description)
@@ -465,7 +471,15 @@ async def cmd_status(args: argparse.Namespace) -> int:
             last = text
         if not args.watch or description.close_time is not None:
             return EXIT_OK
-        await asyncio.sleep(args.interval)
+        if follower is None:
+            # Woken by the run's history (each change of a step appends events), not by
+            # a timer; see ui/_follow.py.
+            from ..ui import HistoryFollower
+
+            follower = await stack.enter_async_context(HistoryFollower(client, handle.id))
+            await follower.wait(refresh=args.interval)  # the events so far
+        in_flight = any(s["state"] in ("running", "waiting") for s in (states or {}).values())
+        await follower.wait(refresh=args.interval if in_flight or states is None else None)
 
 
 # ------------------------------------------------------------------------------- ledger
@@ -674,6 +688,15 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------- ui
+
+
+async def cmd_ui(args: argparse.Namespace) -> int:
+    from ._ui import run_ui
+
+    return await run_ui(args)
+
+
 # ---------------------------------------------------------------------------- demo/dev
 
 
@@ -794,6 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, help="Temporal frontend port (default 7233 if free)")
     dev.add_argument("--ui-port", type=int, help="web UI port (default 8233 if free)")
     dev.add_argument(
+        "--page-port", type=_port_number, help="cost page port (default 8234 if free, else any)"
+    )
+    dev.add_argument(
         "--ledger-url", help="ledger database (default $BATON_LEDGER_URL or .baton/ledger.sqlite3)"
     )
     dev.add_argument(
@@ -828,8 +854,36 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "show each step's state of a flow", cmd_status)
     status.add_argument("workflow_id")
     status.add_argument("--watch", action="store_true", help="re-print on change until it ends")
-    status.add_argument("--interval", type=float, default=1.0, help="--watch poll seconds")
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="with --watch: changes show as they happen; while steps run, also re-read every "
+        "this many seconds (a retry of a step writes no history event)",
+    )
     status.add_argument("--json", action="store_true", help="print as JSON")
+
+    ui = add(
+        "ui",
+        "serve the cost page: flows, their DAG and cost, live (read-only, localhost)",
+        cmd_ui,
+        description=(
+            "A local web page of the flows on Temporal at $TEMPORAL_ADDRESS and the ledger: "
+            "status, duration and cost of each flow; one flow's DAG with each step's state, "
+            "model, attempts, tokens and cost, live; cost by model over time. Read-only."
+        ),
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; anything else exposes your ledger)",
+    )
+    ui.add_argument(
+        "--port", type=_port_number, default=8234, help="port (default 8234; 0 picks a free one)"
+    )
+    ui.add_argument(
+        "--url", help="ledger database URL (default $BATON_LEDGER_URL or .baton/ledger.sqlite3)"
+    )
 
     stats = add("stats", "tokens and cost from the ledger", cmd_stats)
     stats_sub = stats.add_subparsers(dest="stats_command", metavar="WHAT", required=True)

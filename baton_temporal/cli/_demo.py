@@ -507,16 +507,21 @@ async def run_demo(args: Any) -> int:
                         print(json.dumps(payload, indent=2, default=str), flush=True)
                     elapsed = time.monotonic() - started
                     if args.keep:
-                        say()
-                        say(f"Keeping Temporal and the worker running. Web UI: {temporal.ui_url}")
-                        # The demo's ledger too: `status` reads each step's model from it.
-                        say(
-                            f"  export TEMPORAL_ADDRESS={temporal.address} "
-                            f"BATON_LEDGER_URL={shlex.quote(ledger_url)}   # then: "
-                            f"{baton_command()} status {workflow_id}"
-                        )
-                        say("Press Ctrl-C to stop.")
-                        await stopper.wait()
+                        from ._ui import cost_page
+
+                        ui = temporal.ui_url
+                        async with cost_page(temporal.client, store, port=page_port()) as page:
+                            say()
+                            say(f"Keeping Temporal and the worker running. Web UI: {ui}")
+                            say(f"  Cost page  {page.url}flow?id={workflow_id}")
+                            # The demo's ledger too: `status` reads each step's model from it.
+                            say(
+                                f"  export TEMPORAL_ADDRESS={temporal.address} "
+                                f"BATON_LEDGER_URL={shlex.quote(ledger_url)}   # then: "
+                                f"{baton_command()} status {workflow_id}"
+                            )
+                            say("Press Ctrl-C to stop.")
+                            await stopper.wait()
         finally:
             await store.close()
     say()
@@ -534,6 +539,17 @@ async def run_demo(args: Any) -> int:
     if hint:
         say(f"({hint} puts `baton` on your PATH for this shell)")
     return 0
+
+
+# The cost page's port when free (``baton ui``'s default); else any free port.
+COST_PAGE_PORT = 8234
+
+
+def page_port(port: int | None = None) -> int:
+    """``port`` if given, else :data:`COST_PAGE_PORT` when free, else 0 (any free port)."""
+    if port is not None:
+        return port
+    return COST_PAGE_PORT if port_is_free(COST_PAGE_PORT) else 0
 
 
 def seed_default_model() -> str:
@@ -694,13 +710,21 @@ async def run_dev(args: Any) -> int:
                 if os.environ.get("BATON_UNREGISTERED_STEP_WAIT_S")
                 else DEV_UNREGISTERED_STEP_WAIT,
             )
-            async with embedded_temporal(
-                port=port, ui_port=ui_port, db_filename=args.db_filename
-            ) as temporal:
+            from ._ui import cost_page
+
+            async with (
+                embedded_temporal(
+                    port=port, ui_port=ui_port, db_filename=args.db_filename
+                ) as temporal,
+                cost_page(
+                    temporal.client, store, port=page_port(getattr(args, "page_port", None))
+                ) as page,
+            ):
                 address = temporal.address
                 rows = [
                     ("Temporal", f"{address}   export TEMPORAL_ADDRESS={address}"),
                     ("Web UI", temporal.ui_url),
+                    ("Cost page", page.url),
                     ("Server log", str(temporal.log_path)),
                     ("Namespace", temporal.client.namespace),
                     ("Task queue", task_queue),

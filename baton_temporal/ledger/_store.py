@@ -48,6 +48,7 @@ from ._config import (
     to_sync_url,
 )
 from ._migrations import alembic_config, sqlite_on_connect
+from ._overview import LedgerOverview
 from ._queries import LedgerQueries
 from ._records import (
     CallIntent,
@@ -89,7 +90,7 @@ __all__ = [
 ]
 
 
-class LedgerStore(LedgerWriter, LedgerQueries):
+class LedgerStore(LedgerWriter, LedgerQueries, LedgerOverview):
     """Async access to the usage ledger. Create with :meth:`from_url`; close when done.
 
     No global state: each store owns one engine (a connection pool), released by

@@ -548,7 +548,12 @@ class _UsageInbound(ActivityInboundInterceptor):
         ]
         pending = carried + await _write(resources, records)
         if isinstance(result, StepOutput):
-            return StepOutput(result=body, attempt=result.attempt, pending_usage=pending)
+            return StepOutput(
+                result=body,
+                attempt=result.attempt,
+                pending_usage=pending,
+                cost_usd=_attempt_cost(resources, [*captured, *extra]),
+            )
         if pending:
             log.error(
                 "ledger unavailable: usage of plain activity %s (%d calls) not recorded; "
@@ -557,6 +562,20 @@ class _UsageInbound(ActivityInboundInterceptor):
                 len(pending),
             )
         return body
+
+
+def _attempt_cost(resources: WorkerResources | None, usages: Sequence[LLMUsage]) -> str | None:
+    """What the attempt's calls cost, for the step table the workflow shows; None when it
+    made no call or one of them has no price (the ledger row says why)."""
+    if resources is None or not usages:
+        return None
+    total = Decimal(0)
+    for usage in usages:
+        cost = call_cost(resources.budget_pricer(), usage)
+        if cost is None:
+            return None
+        total += cost
+    return str(total)
 
 
 def _budget_of(

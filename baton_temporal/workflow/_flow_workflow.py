@@ -19,6 +19,7 @@ from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec
 from ._batch import BatchGroup, batch_options_of
 from ._budget import BUDGET_QUERY, BUDGET_UPDATE, BudgetBook, check_requests
 from ._continue import Carry
+from ._details import DetailsTable, cost_of
 from ._flow_input import (
     FLOW_FAILURE_EXCEPTION_TYPES,
     NO_INPUT,
@@ -102,6 +103,7 @@ class FlowWorkflow:
         self._quorum: QuorumTracker | None = None
         self._budget = BudgetBook()
         self._batches = BatchGroup()  # pools the LLM calls of batch fan-out steps
+        self._details = DetailsTable(())  # the step table in the Temporal UI (_details.py)
 
     # Budget caps (_budget.py): step activities hold each call's worst case, then settle it.
     @workflow.update(name=BUDGET_UPDATE)
@@ -145,6 +147,8 @@ class FlowWorkflow:
         self._states = {
             s.name: StepState(step=s.step, model=s.args.get("workflow_model")) for s in spec.steps
         }
+        self._details = DetailsTable([s.name for s in spec.steps])
+        self._details.refresh(self._states)
         results: dict[str, dict[str, Any]] = {}
         self._budget.start(spec.budget_usd, flow_input.options, flow_input.carry.budget)
         if workflow.patched(BIG_FLOWS):
@@ -206,6 +210,7 @@ class FlowWorkflow:
         state = self._states[node.name]
         state.state = RUNNING
         state.started_at = workflow.now().isoformat()
+        self._details.refresh(self._states)
         options = flow_input.options[node.name]
         quorum = self._quorum
         if quorum is not None:
@@ -238,7 +243,9 @@ class FlowWorkflow:
             results[node.name] = output.result
             state.state = COMPLETED
             state.attempt = output.attempt
+            self._details.note_cost(node.name, cost_of(output))
         state.ended_at = workflow.now().isoformat()
+        self._details.refresh(self._states)
 
     def _blocking_deps(self, node: StepSpec) -> list[str]:
         """Dependencies whose outcome stops ``node`` from running (the cascade rule)."""
@@ -263,6 +270,7 @@ class FlowWorkflow:
     def _outcome(
         self, spec: FlowSpec, workflow_id: str, results: dict[str, dict[str, Any]]
     ) -> FlowResult:
+        workflow.set_current_details(self._details.render(self._states))
         has_dependents = {d for s in spec.steps for d in s.deps}
         failed = [n for n, s in self._states.items() if s.state == FAILED]
         # Stragglers cancelled once their quorum was met did their part: not a failure.

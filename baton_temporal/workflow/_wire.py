@@ -52,11 +52,14 @@ class StepOutput:
     ``pending_usage`` holds usage records the activity could not write to the ledger
     (the ledger was down); the workflow hands them to the record-usage activity, so the
     usage is kept in Temporal history until it lands, and the LLM call is never re-run.
+    ``cost_usd`` is what the attempt's LLM calls cost (a decimal string), None when it made
+    none or one of them could not be priced; the Temporal UI's step table shows it.
     """
 
     result: dict[str, Any]
     attempt: int = 1
     pending_usage: list[dict[str, Any]] = field(default_factory=list)
+    cost_usd: str | None = None
 
 
 def pending_from(details: Sequence[Any]) -> list[dict]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import signal
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,11 @@ from baton_temporal.testing import StandIn
 from workers.examples import seed
 
 from ._util import BATON, clean_env, run_baton
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 @contextlib.asynccontextmanager
@@ -55,11 +62,12 @@ async def _read_until(proc: asyncio.subprocess.Process, pattern: str, timeout: f
 
 
 async def test_dev_serves_flows_until_sigterm(tmp_path: Path) -> None:
-    port, ui_port = free_port(), free_port()
+    port, ui_port, page_port = free_port(), free_port(), free_port()
     flow_file = tmp_path / "flow.json"
     flow_file.write_text(seed.quality_flow("One paragraph.\n\nAnother one.").to_json())
     env = clean_env()
     dev_args = ("dev", "--offline", "--port", str(port), "--ui-port", str(ui_port))
+    dev_args += ("--page-port", str(page_port))
     async with _running(*dev_args, env=env, cwd=tmp_path) as dev:
         banner = await _read_until(dev["proc"], r"^Start a flow")
         assert f"export TEMPORAL_ADDRESS=127.0.0.1:{port}" in banner
@@ -67,6 +75,7 @@ async def test_dev_serves_flows_until_sigterm(tmp_path: Path) -> None:
         assert re.search(r"Task queue\s+baton$", banner, re.M)
         assert str(tmp_path / ".baton" / "ledger.sqlite3") in banner
         assert "OFFLINE" in banner
+        assert re.search(rf"Cost page\s+http://127.0.0.1:{page_port}/$", banner, re.M)
 
         user = clean_env(TEMPORAL_ADDRESS=f"127.0.0.1:{port}")
         ran = await run_baton("start", str(flow_file), "--wait", env=user, cwd=tmp_path)
@@ -76,6 +85,11 @@ async def test_dev_serves_flows_until_sigterm(tmp_path: Path) -> None:
         workflow_id = re.search(r"as workflow (\S+)", ran.out).group(1)  # type: ignore[union-attr]
         ran = await run_baton("stats", "totals", workflow_id, env=env, cwd=tmp_path)
         assert ran.code == 0 and re.search(r"^calls\s+5$", ran.out, re.M), ran
+        # ...and its cost page lists the flow with what it cost.
+        flows = await asyncio.to_thread(_get_json, f"http://127.0.0.1:{page_port}/api/flows")
+        (listed,) = [f for f in flows["flows"] if f["workflow_id"] == workflow_id]
+        assert listed["status"] == "COMPLETED" and listed["calls"] == 5
+        assert listed["cost_usd"] is not None and float(listed["cost_usd"]) > 0
     assert dev["code"] == 0, dev
     assert "baton dev: stopped" in dev["out"]
 
