@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from ._structured import instance, schema_problem, seed_from, structured_request
+
 if TYPE_CHECKING:
     from baton_temporal.llm import LLMConfig
 
@@ -147,6 +149,25 @@ class Fault:
     delay: float = 0.0
     text: str | None = None
     body: Mapping[str, Any] | None = None
+    # For structured-output requests: "invalid" answers ``output`` (schema or not),
+    # "prose" answers ``text`` as plain text instead of JSON or a tool call.
+    shape: Literal["auto", "invalid", "prose"] = "auto"
+    output: Any = None
+
+    @classmethod
+    def invalid_output(cls, output: Any = None, *, delay: float = 0.0) -> Fault:
+        """A billed 200 whose structured output is ``output`` (default ``{}``), whatever
+        the request's schema says: JSON text for a JSON-schema request, the arguments
+        of the forced tool call otherwise. Script it N times to fail N validations."""
+        return cls(kind="ok", shape="invalid", output={} if output is None else output, delay=delay)
+
+    @classmethod
+    def prose(
+        cls, text: str = "I think the document is quite good.", *, delay: float = 0.0
+    ) -> Fault:
+        """A billed 200 with plain text: no JSON, no tool call (a model that ignored the
+        requested format)."""
+        return cls(kind="ok", shape="prose", text=text, delay=delay)
 
     @classmethod
     def reply(cls, body: Mapping[str, Any], *, delay: float = 0.0) -> Fault:
@@ -298,6 +319,7 @@ class StandIn:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._connections_opened = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -467,6 +489,13 @@ class StandIn:
         key = _wire_model(model)
         return [r for r in self.requests if r.billed and (key is None or r.model == key)]
 
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start (not cleared by reset()): how many
+        connections the clients opened, to check that they reuse them."""
+        with self._lock:
+            return self._connections_opened
+
     def billed_calls(self, model: str | None = None) -> int:
         """How many calls the stand-in billed (answered 200 with usage)."""
         return len(self.billed_requests(model))
@@ -477,6 +506,8 @@ class StandIn:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        with self._lock:
+            self._connections_opened += 1
         try:
             while True:
                 request = await _read_request(reader)
@@ -561,6 +592,11 @@ class StandIn:
             reason = "the stand-in does not stream; send stream=false"
             await _write(writer, 400, _error_body(provider, 400, reason, None, model))
             return True
+        schema_error = schema_problem(provider, payload)
+        if schema_error is not None:
+            record(outcome="invalid", status_code=400, billed=False, body=payload, model=model)
+            await _write(writer, 400, _error_body(provider, 400, schema_error, None, model))
+            return True
 
         fault, latency = self._next_fault(model)
         record(outcome="pending", status_code=None, billed=False, body=payload, model=model)
@@ -608,7 +644,7 @@ class StandIn:
             return True
         billed = fault.kind == "ok"
         try:
-            reply, usage, text = self._answer(provider, model, payload, fault.text, commit=billed)
+            reply, usage, text = self._answer(provider, model, payload, fault, commit=billed)
         except Exception as exc:  # a broken responder shows up as a 500 that says why
             message = f"stand-in responder failed: {type(exc).__name__}: {exc}"
             record(outcome="status", status_code=500, billed=False, body=payload, model=model)
@@ -645,9 +681,10 @@ class StandIn:
             return fault, self._latency_by_model.get(model, self._latency)
 
     def _answer(
-        self, provider: str, model: str, payload: dict[str, Any], text: str | None, commit: bool
+        self, provider: str, model: str, payload: dict[str, Any], fault: Fault, commit: bool
     ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """The 200 body, its usage block and the text, derived from the request."""
+        text = fault.text
         raw_messages = payload.get("messages")
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
         system = _content_text(payload.get("system")) if provider == "anthropic" else ""
@@ -683,6 +720,17 @@ class StandIn:
                 if commit:
                     self._cache_seen.add(cache_key)
 
+        # Structured output: JSON text for a schema, or a forced tool call's arguments.
+        spec = structured_request(provider, payload) if fault.shape != "prose" else None
+        tool_call: dict[str, Any] | None = None
+        if spec is not None:
+            if fault.shape == "invalid":
+                output = fault.output
+            else:
+                output = instance(spec.schema, seed_from(text))
+            text = output if isinstance(output, str) else json.dumps(output)
+            if spec.kind == "tool":
+                tool_call = {"name": spec.name, "input": output}
         limit = payload.get("max_tokens") or payload.get("max_completion_tokens")
         visible = count_tokens(text)
         stop = "end_turn" if provider == "anthropic" else "stop"
@@ -704,12 +752,26 @@ class StandIn:
                 "output_tokens": visible,
                 "service_tier": "standard",
             }
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            if tool_call is not None:
+                tool_input = tool_call["input"]
+                if not isinstance(tool_input, dict):
+                    tool_input = {"value": tool_input}  # a tool's input is always an object
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_standin_{n:06d}",
+                        "name": tool_call["name"],
+                        "input": tool_input,
+                    }
+                ]
+                stop = "tool_use" if stop == "end_turn" else stop
             reply: dict[str, Any] = {
                 "id": f"msg_standin_{n:06d}",
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": text}],
+                "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
                 "usage": usage,
@@ -734,6 +796,16 @@ class StandIn:
                 "rejected_prediction_tokens": 0,
             },
         }
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool_call is not None:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_standin_{n:06d}",
+                    "type": "function",
+                    "function": {"name": tool_call["name"], "arguments": text},
+                }
+            ]
         reply = {
             "id": f"chatcmpl-standin-{n:06d}",
             "object": "chat.completion",
@@ -742,7 +814,7 @@ class StandIn:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": stop,
                 }
