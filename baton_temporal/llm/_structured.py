@@ -68,7 +68,7 @@ _MAX_LISTED_ERRORS = 8
 # Claude models with native structured output (output_config.format): 4.5 and later,
 # and Opus 4.1. Older ones (Sonnet 4, Opus 4, 3.x) answer it with a 400, so they get
 # forced tool use.
-_CLAUDE_VERSION = re.compile(r"^claude-(opus|sonnet|haiku)-(\d+)(?:-(\d))?(?:-\d{8})?$")
+_CLAUDE_VERSION = re.compile(r"^claude-([a-z]+)-(\d+)(?:-(\d))?(?:-\d{8})?$")
 # Keywords Anthropic's native format refuses (it keeps the schema's shape, not its
 # bounds); they move into the field's description and pydantic still enforces them.
 _ANTHROPIC_UNSUPPORTED = (
