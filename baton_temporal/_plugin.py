@@ -24,7 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from ._routing import TaskQueueAllowList, allowed_task_queues_from
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
-from .llm import LLMConfig, LLMConfigError
+from .llm import LLMClients, LLMConfig, LLMConfigError
 from .llm._errors import max_retry_after
 from .payloads import (
     PayloadStoreInterceptor,
@@ -248,9 +248,13 @@ class BatonPlugin(SimplePlugin):
             log.error("LLM configuration problem at worker start: %s", err)
             llm_config, llm_error = LLMConfig(), str(err)
         threads = self._sync_step_threads or self._worker_slots or DEFAULT_SYNC_STEP_THREADS
+        slots = self._worker_slots or DEFAULT_SYNC_STEP_THREADS
         return WorkerResources(
             store=store,
             llm_config=llm_config,
+            # One SDK client per provider endpoint for the whole worker, its connection
+            # pool sized from the worker's activity slots.
+            clients=LLMClients.for_slots(slots),
             debug=debug,
             llm_error=llm_error,
             sync_threads=SyncStepThreads(threads),

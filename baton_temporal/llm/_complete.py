@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..usage import LLMUsage, UsageError
-from ._clients import LLMClients
+from ._clients import LLMClients, shared_clients
 from ._config import LLMConfig, LLMConfigError
 from ._errors import (
     INVALID_LLM_CONFIG,
@@ -119,8 +119,9 @@ async def complete(
     ``max_completion_tokens`` (its reasoning models refuse the old name). ``timeout``,
     ``extra_headers``, ``extra_query`` and ``extra_body`` go to the SDK call.
 
-    ``config`` defaults to :meth:`LLMConfig.from_env`; pass ``clients`` to reuse
-    connections across calls (otherwise a client is built and closed per call).
+    ``config`` defaults to :meth:`LLMConfig.from_env`; ``clients`` defaults to the
+    running loop's shared :class:`LLMClients` (:func:`shared_clients`), so connections
+    are reused across calls either way.
     ``call_id`` (default: a fresh uuid) lands in ``usage.call_id`` so the ledger can store
     the call once however often its usage is reported.
 
@@ -149,8 +150,8 @@ async def complete(
     secrets = config.secrets()
     call_id = call_id or uuid.uuid4().hex
 
-    owned = clients is None
-    active = clients if clients is not None else LLMClients()
+    owned = False  # the caller's clients, or the loop's shared ones: never closed here
+    active = clients if clients is not None else shared_clients()
     requested_at = datetime.now(UTC)
     try:
         # Built (or found) before the clock starts; raises MissingAPIKey without a key.
