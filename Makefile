@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum big-flow clean histories histories-previous replay bench-sandbox bench-imports
+.PHONY: demo test lint bench bench-quorum bench-scale big-flow clean histories histories-previous replay bench-sandbox bench-imports
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,14 @@ big-flow: $(STAMP)
 # quorum=2 against all-must-finish on the seed fan-out with one slow model (~3 minutes)
 bench-quorum: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.quorum
+
+# 1,000 seed flows in flight, 1 s model latency, real SDK clients to the stand-in: flows/s
+# and worker RSS of baton against plain temporalio (~5 minutes on 2 cores); writes
+# benchmarks/results/scale-1000.{json,md}. FLOWS=200 for a reduced run.
+FLOWS ?= 1000
+bench-scale: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
