@@ -220,7 +220,8 @@ async def main() -> None:
     comparators = [c for c in args.only.split(",") if c]
     log_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     log(
-        f"bench-scale: {args.flows} flows, {args.latency} s models, {args.slots} slots; logs {log_dir}"
+        f"bench-scale: {args.flows} flows, {args.latency} s models, {args.slots} slots; "
+        f"logs {log_dir}"
     )
 
     standin, hello = await Proc.start(
