@@ -54,6 +54,22 @@ SYNTH_MODEL = "claude-opus-4-20250514"
 COMPARATORS = ("plain", "baton", "baton_noledger")
 
 
+async def ask(proc: Proc, command: str, timeout: float = 120) -> dict[str, Any]:
+    """``proc.ask``, skipping any line on its stdout that is not the JSON answer."""
+    assert proc.proc.stdin is not None and proc.proc.stdout is not None
+    proc.proc.stdin.write((command + "\n").encode())
+    await proc.proc.stdin.drain()
+    while True:
+        line = await asyncio.wait_for(proc.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"{proc.name} exited; see {proc.log}")
+        with contextlib.suppress(ValueError):
+            answer = json.loads(line)
+            if isinstance(answer, dict):
+                return answer
+        log(f"  ({proc.name} printed: {line[:200]!r})")
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -148,15 +164,15 @@ async def measure(
         args += ["--ledger", ledger_url]
     worker, _ = await Proc.start(f"scale-worker-{comparator}", args, env=child_env, log_dir=log_dir)
     try:
-        await standin.ask("latency 0")
+        await ask(standin, "latency 0")
         await run_flows(env, kind, queue, warmup)  # imports, first connections, caches
-        await standin.ask("reset")
-        await standin.ask("latency " + child_env["BENCH_LATENCY"])
+        await ask(standin, "reset")
+        await ask(standin, "latency " + child_env["BENCH_LATENCY"])
         rss_before = _status(worker.pid).get("VmRSS", 0)
         sampler = RSSSampler(worker.pid)
         foreign = ForeignCPU()
         cpu_before = cpu_by_process()
-        conns_before = (await standin.ask("connections"))["connections"]
+        conns_before = (await ask(standin, "connections"))["connections"]
         sampler.start()
         foreign.start()
         load_before = os.getloadavg()
@@ -165,9 +181,9 @@ async def measure(
         other_cpu = await foreign.stop()
         peak = await sampler.stop()
         cpu_after = cpu_by_process()
-        conns = (await standin.ask("connections"))["connections"] - conns_before
-        billed = (await standin.ask("count"))["billed"]
-        built = (await worker.ask("clients"))["clients"]
+        conns = (await ask(standin, "connections"))["connections"] - conns_before
+        billed = (await ask(standin, "count"))["billed"]
+        built = (await ask(worker, "clients"))["clients"]
         hwm = _status(worker.pid).get("VmHWM", 0)
 
         def used(pid: int | None) -> float:

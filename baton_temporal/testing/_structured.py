@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,18 @@ from typing import Any, Literal
 __all__ = ["StructuredSpec", "instance", "schema_problem", "structured_request"]
 
 _MAX_DEPTH = 4
+# Sample strings for the JSON-schema formats pydantic emits.
+_FORMATS = {
+    "date-time": "2026-01-01T00:00:00Z",
+    "date": "2026-01-01",
+    "time": "12:00:00",
+    "duration": "P1D",
+    "email": "stand-in@example.com",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+}
 
 
 @dataclass(frozen=True)
@@ -199,6 +212,9 @@ def _value(schema: Mapping[str, Any], defs: dict[str, Any], seed: Any, depth: in
         return None
     if isinstance(seed, str):
         return seed
+    formatted = _FORMATS.get(str(schema.get("format")))
+    if formatted is not None:
+        return formatted
     text = "stand-in text"
     if isinstance(schema.get("minLength"), int):
         text = text.ljust(schema["minLength"], ".")
@@ -207,15 +223,30 @@ def _value(schema: Mapping[str, Any], defs: dict[str, Any], seed: Any, depth: in
 
 def _in_bounds(schema: Mapping[str, Any], value: float) -> bool:
     low, high = schema.get("minimum"), schema.get("maximum")
-    return (low is None or value >= low) and (high is None or value <= high)
+    xlow, xhigh = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    return (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (xlow is None or value > xlow)
+        and (xhigh is None or value < xhigh)
+    )
 
 
 def _bounded(schema: Mapping[str, Any], value: float) -> float:
-    low, high = schema.get("minimum"), schema.get("maximum")
+    """``value`` moved inside the schema's bounds (the middle of an open interval)."""
+    integer = schema.get("type") == "integer"
+    low = schema.get("minimum")
+    high = schema.get("maximum")
+    if schema.get("exclusiveMinimum") is not None:
+        low = schema["exclusiveMinimum"] + (1 if integer else 0)
+    if schema.get("exclusiveMaximum") is not None:
+        high = schema["exclusiveMaximum"] - (1 if integer else 0)
+    if low is not None and high is not None and not integer:
+        return (low + high) / 2
     if low is not None:
-        value = max(value, low)
+        value = max(value, math.ceil(low) if integer else low + 1)
     if high is not None:
-        value = min(value, high)
+        value = min(value, math.floor(high) if integer else high - 1)
     return value
 
 
