@@ -54,20 +54,45 @@ SYNTH_MODEL = "claude-opus-4-20250514"
 COMPARATORS = ("plain", "baton", "baton_noledger")
 
 
-async def ask(proc: Proc, command: str, timeout: float = 120) -> dict[str, Any]:
-    """``proc.ask``, skipping any line on its stdout that is not the JSON answer."""
-    assert proc.proc.stdin is not None and proc.proc.stdout is not None
-    proc.proc.stdin.write((command + "\n").encode())
-    await proc.proc.stdin.drain()
-    while True:
-        line = await asyncio.wait_for(proc.proc.stdout.readline(), timeout)
-        if not line:
-            raise RuntimeError(f"{proc.name} exited; see {proc.log}")
-        with contextlib.suppress(ValueError):
-            answer = json.loads(line)
-            if isinstance(answer, dict):
-                return answer
-        log(f"  ({proc.name} printed: {line[:200]!r})")
+class Talker:
+    """Commands to a child process, with its stdout drained all the time.
+
+    The SDK core logs to stdout; a pipe nobody reads fills up and then blocks the child
+    mid-run. Lines that are JSON objects are answers; the rest go to the child's log.
+    """
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc = proc
+        self.answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.other_lines = 0
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        stdout = self.proc.proc.stdout
+        assert stdout is not None
+        with self.proc.log.open("ab") as log_file:
+            while line := await stdout.readline():
+                answer = None
+                with contextlib.suppress(ValueError):
+                    answer = json.loads(line)
+                if isinstance(answer, dict):
+                    await self.answers.put(answer)
+                else:
+                    self.other_lines += 1
+                    log_file.write(line)
+
+    async def ask(self, command: str, timeout: float = 120) -> dict[str, Any]:
+        stdin = self.proc.proc.stdin
+        assert stdin is not None
+        stdin.write((command + "\n").encode())
+        await stdin.drain()
+        return await asyncio.wait_for(self.answers.get(), timeout)
+
+    async def close(self) -> None:
+        await self.proc.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def log(message: str) -> None:
@@ -144,7 +169,7 @@ async def run_flows(env: WorkflowEnvironment, kind: str, queue: str, n: int) -> 
 
 async def measure(
     env: WorkflowEnvironment,
-    standin: Proc,
+    standin: Talker,
     comparator: str,
     *,
     flows: int,
@@ -162,17 +187,18 @@ async def measure(
     args += ["--task-queue", queue, "--slots", str(slots)]
     if comparator == "baton" and ledger_url:
         args += ["--ledger", ledger_url]
-    worker, _ = await Proc.start(f"scale-worker-{comparator}", args, env=child_env, log_dir=log_dir)
+    proc, _ = await Proc.start(f"scale-worker-{comparator}", args, env=child_env, log_dir=log_dir)
+    worker = Talker(proc)
     try:
-        await ask(standin, "latency 0")
+        await standin.ask("latency 0")
         await run_flows(env, kind, queue, warmup)  # imports, first connections, caches
-        await ask(standin, "reset")
-        await ask(standin, "latency " + child_env["BENCH_LATENCY"])
-        rss_before = _status(worker.pid).get("VmRSS", 0)
-        sampler = RSSSampler(worker.pid)
+        await standin.ask("reset")
+        await standin.ask("latency " + child_env["BENCH_LATENCY"])
+        rss_before = _status(proc.pid).get("VmRSS", 0)
+        sampler = RSSSampler(proc.pid)
         foreign = ForeignCPU()
         cpu_before = cpu_by_process()
-        conns_before = (await ask(standin, "connections"))["connections"]
+        conns_before = (await standin.ask("connections"))["connections"]
         sampler.start()
         foreign.start()
         load_before = os.getloadavg()
@@ -181,10 +207,10 @@ async def measure(
         other_cpu = await foreign.stop()
         peak = await sampler.stop()
         cpu_after = cpu_by_process()
-        conns = (await ask(standin, "connections"))["connections"] - conns_before
-        billed = (await ask(standin, "count"))["billed"]
-        built = (await ask(worker, "clients"))["clients"]
-        hwm = _status(worker.pid).get("VmHWM", 0)
+        conns = (await standin.ask("connections"))["connections"] - conns_before
+        billed = (await standin.ask("count"))["billed"]
+        built = (await worker.ask("clients"))["clients"]
+        hwm = _status(proc.pid).get("VmHWM", 0)
 
         def used(pid: int | None) -> float:
             if pid is None or pid not in cpu_after:
@@ -200,12 +226,13 @@ async def measure(
             "worker_rss_before_mib": round(rss_before / 1024, 1),
             "worker_rss_peak_mib": round(peak / 1024, 1),
             "worker_rss_hwm_mib": round(hwm / 1024, 1),
-            "worker_cpu_s": round(used(worker.pid), 1),
+            "worker_cpu_s": round(used(proc.pid), 1),
             "server_cpu_s": round(used(server_pid), 1),
             "other_processes_cpu_s": round(other_cpu, 1),
             "load_avg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
             "sdk_clients_built": built,
             "connections_opened": conns,
+            "worker_log_lines": worker.other_lines,
         }
         log(f"  {comparator:15} {json.dumps(result)}")
         return result
@@ -240,9 +267,10 @@ async def main() -> None:
         f"logs {log_dir}"
     )
 
-    standin, hello = await Proc.start(
+    standin_proc, hello = await Proc.start(
         "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
     )
+    standin = Talker(standin_proc)
     child_env = child_environment({**hello["env"], "BENCH_LATENCY": str(args.latency)})
     pg = None
     ledger_url = None
