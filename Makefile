@@ -59,12 +59,13 @@ bench-quorum: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.quorum
 
 # 1,000 seed flows in flight, 1 s model latency, real SDK clients to the stand-in: flows/s
-# and worker RSS of baton against plain temporalio (~5 minutes on 2 cores); writes
-# benchmarks/results/scale-1000.{json,md}. FLOWS=200 for a reduced run.
+# and worker RSS of baton against plain temporalio (~15 minutes on a loaded 2-core machine); writes
+# benchmarks/results/scale-1000-slots100.{json,md}. FLOWS=200 for a reduced run.
 FLOWS ?= 1000
+SLOTS ?= 100
 bench-scale: $(STAMP)
 	@bash tests/ensure-postgres.sh
-	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS) --slots $(SLOTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -255,7 +255,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flows", type=int, default=1000, help="flows in flight (default 1000)")
     parser.add_argument("--latency", type=float, default=1.0, help="model latency, seconds")
-    parser.add_argument("--slots", type=int, default=1000, help="max_concurrent_activities")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=100,
+        help="max_concurrent_activities (default: Temporal's, 100)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--only", default=",".join(COMPARATORS))
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -328,7 +333,7 @@ async def main() -> None:
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"scale-{args.flows}"
+    name = f"scale-{args.flows}-slots{args.slots}"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(_markdown(report))
     print(_markdown(report))
