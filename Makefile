@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
+.PHONY: demo test lint bench bench-quorum bench-scale batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -71,6 +71,14 @@ stream-soak: $(STAMP)
 batch-faults: $(STAMP)
 	$(VENV)/bin/python -m tests.batch.server_restart
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/batch/ledger_outage.py
+# 1,000 seed flows in flight, 1 s model latency, real SDK clients to the stand-in: flows/s
+# and worker RSS of baton against plain temporalio (~15 minutes on a loaded 2-core machine); writes
+# benchmarks/results/scale-1000-slots100.{json,md}. FLOWS=200 for a reduced run.
+FLOWS ?= 1000
+SLOTS ?= 100
+bench-scale: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS) --slots $(SLOTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -281,11 +281,15 @@ class BatonPlugin(SimplePlugin):
             log.error("LLM configuration problem at worker start: %s", err)
             llm_config, llm_error = LLMConfig(), str(err)
         threads = self._sync_step_threads or self._worker_slots or DEFAULT_SYNC_STEP_THREADS
-        clients = LLMClients()
+        slots = self._worker_slots or DEFAULT_SYNC_STEP_THREADS
+        anthropic_options = None
         if self.tracing is not None:  # one span per LLM call: baton's, not the SDK's too
             from .tracing import anthropic_client_options
 
-            clients = LLMClients(anthropic_options=anthropic_client_options())
+            anthropic_options = anthropic_client_options()
+        # One SDK client per provider endpoint for the whole worker, its connection
+        # pool sized from the worker's activity slots.
+        clients = LLMClients.for_slots(slots, anthropic_options=anthropic_options)
         return WorkerResources(
             clients=clients,
             store=store,

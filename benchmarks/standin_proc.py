@@ -3,7 +3,8 @@
 A real provider is another machine; here it is at least another process, so its work
 does not compete with the worker's event loop (or the GIL). Prints one JSON line with
 its environment (``ANTHROPIC_BASE_URL``...), then obeys stdin commands, one a line:
-``latency <seconds>``, ``reset``, ``count`` (billed calls since the last reset).
+``latency <seconds>``, ``reset``, ``count`` (billed calls since the last reset),
+``connections`` (TCP connections accepted since start).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main() -> None:
                 print(json.dumps({"ok": True}), flush=True)
             elif parts[0] == "count":
                 print(json.dumps({"billed": standin.billed_calls()}), flush=True)
+            elif parts[0] == "connections":
+                print(json.dumps({"connections": standin.connections_opened}), flush=True)
             elif parts[0] == "quit":
                 break
 

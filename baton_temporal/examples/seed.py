@@ -12,9 +12,10 @@ their tokens and cost land in the ledger, per step and per model.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 import baton_temporal as baton
 from baton_temporal import multi_model
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "SEED_MODELS",
     "STEPS",
+    "Assessment",
     "analysis_flow",
     "assess",
     "parse_doc",
@@ -36,10 +38,17 @@ DEFAULT_MODEL = "claude-sonnet-4-20250514"
 SEED_MODELS = ["claude-sonnet-4-20250514", "claude-opus-4-20250514", "gpt-4o"]
 
 ASSESS_PROMPT = (
-    "You review documents. Rate the document's quality from 1 (poor) to 10 (excellent) "
-    'and answer with JSON only: {"score": <1-10>, "label": "poor|fair|good|excellent", '
-    '"reason": "<one sentence>"}'
+    "You review documents. Rate the document's quality from 1 (poor) to 10 (excellent), "
+    "label it poor, fair, good or excellent, and give the reason in one sentence."
 )
+
+
+class Assessment(BaseModel):
+    """One model's verdict on a document (what the assess step asks each model for)."""
+
+    score: int = Field(ge=1, le=10, description="quality from 1 (poor) to 10 (excellent)")
+    label: str = Field(description="poor, fair, good or excellent")
+    reason: str = Field(default="", description="why, in one sentence")
 
 
 @baton.step
@@ -60,7 +69,9 @@ async def assess(job: baton.Job) -> dict[str, Any]:
     model = multi_model.model_for(job, DEFAULT_MODEL)
     parsed = baton.get_result(job, "parse")
     document = "\n\n".join(parsed["sections"])
-    reply = await baton.call_llm(
+    # A validated Assessment: the provider's structured output (or forced tool use),
+    # with a bad reply sent back to the model with the validation error.
+    verdict = await baton.call_llm(
         job,
         [
             {"role": "system", "content": ASSESS_PROMPT},
@@ -68,14 +79,9 @@ async def assess(job: baton.Job) -> dict[str, Any]:
         ],
         model=model,
         max_tokens=200,
+        output_type=Assessment,
     )
-    verdict = _json_object(reply.text)
-    return {
-        "model": model,
-        "score": verdict.get("score"),
-        "label": verdict.get("label"),
-        "reason": verdict.get("reason", ""),
-    }
+    return {"model": model, **verdict.model_dump(mode="json")}
 
 
 @baton.step
@@ -187,18 +193,6 @@ def quality_flow(
         )
         .add("report", report, deps=["assess_synthesis"])
     )
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in a model's reply ({} when there is none)."""
-    match = re.search(r"\{.*\}", text, re.DOTALL)
-    if not match:
-        return {}
-    try:
-        value = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 STEPS = [parse_doc, assess, synthesize_assessments, report]

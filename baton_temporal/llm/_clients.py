@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import weakref
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from temporalio.exceptions import ApplicationError
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     import anthropic
     import openai
 
-__all__ = ["LLMClients"]
+__all__ = ["LLMClients", "shared_clients"]
 
 # Local OpenAI-compatible servers usually ignore the key, but the openai SDK refuses to
 # build a client without one and would otherwise fall back to OPENAI_API_KEY, sending the
@@ -38,16 +40,51 @@ class LLMClients:
     hide attempts (and their cost) from it. Connection pools belong to the event loop
     that first used them, so keep one instance per loop (a worker has one).
 
+    ``max_connections`` / ``max_keepalive``: the connection pool of each client (one per
+    provider endpoint). ``BatonPlugin`` sizes them from the worker's activity slots
+    (:meth:`for_slots`); unset, the SDKs' defaults apply (1,000 / 100). ``built`` counts
+    the SDK clients this object has constructed.
+
     Example::
 
-        async with LLMClients() as clients:
+        async with LLMClients.for_slots(200) as clients:
             reply = await complete(messages, model="gpt-4o", clients=clients)
     """
 
-    def __init__(self, *, anthropic_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int | None = None,
+        max_keepalive: int | None = None,
+        anthropic_options: dict[str, Any] | None = None,
+    ) -> None:
+        for name, value in (("max_connections", max_connections), ("max_keepalive", max_keepalive)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a whole number >= 1 (or None), got {value!r}")
         self._clients: dict[tuple[str, str, str, float], Any] = {}
+        self.max_connections = max_connections
+        self.max_keepalive = max_keepalive
         # Extra keyword arguments for AsyncAnthropic (the worker's tracing sets one).
         self._anthropic_options = dict(anthropic_options or {})
+        self.built = 0
+
+    @classmethod
+    def for_slots(
+        cls, slots: int, *, anthropic_options: dict[str, Any] | None = None
+    ) -> LLMClients:
+        """Clients for a worker that runs ``slots`` activities at once.
+
+        One kept-alive connection per slot, so that a busy worker reuses its connections
+        instead of opening one per call; up to twice as many open at once, for steps
+        that make several calls concurrently (``asyncio.gather``). Requests beyond that
+        wait for a free connection rather than opening more.
+        """
+        slots = max(1, int(slots))
+        return cls(
+            max_connections=2 * slots, max_keepalive=slots, anthropic_options=anthropic_options
+        )
 
     def __repr__(self) -> str:
         return f"LLMClients({len(self._clients)} open)"
@@ -91,9 +128,17 @@ class LLMClients:
         cache_key = (provider, base_url, digest, timeout)
         client = self._clients.get(cache_key)
         if client is None:
-            client = _build(provider, base_url, key, timeout, self._anthropic_options)
+            client = _build(
+                provider, base_url, key, timeout, self._limits(), self._anthropic_options
+            )
             self._clients[cache_key] = client
+            self.built += 1
         return client
+
+    def _limits(self) -> tuple[int | None, int | None] | None:
+        if self.max_connections is None and self.max_keepalive is None:
+            return None
+        return self.max_connections, self.max_keepalive
 
     async def aclose(self) -> None:
         """Close every client's connection pool. The object can be used again after."""
@@ -135,17 +180,56 @@ def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
     return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
 
 
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LLMClients] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_clients() -> LLMClients:
+    """The running event loop's own :class:`LLMClients`, for calls given no ``clients``.
+
+    ``complete()`` and ``call_llm`` outside a ``BatonPlugin`` worker use it, so that a
+    program making many calls reuses its connections instead of building an SDK client
+    (and a connection pool) per call. It lives as long as the loop.
+    """
+    loop = asyncio.get_running_loop()
+    clients = _shared.get(loop)
+    if clients is None:
+        clients = _shared[loop] = LLMClients()
+    return clients
+
+
 def _build(
-    provider: Provider, base_url: str, key: str, timeout: float, anthropic_options: dict[str, Any]
+    provider: Provider,
+    base_url: str,
+    key: str,
+    timeout: float,
+    limits: tuple[int | None, int | None] | None = None,
+    anthropic_options: dict[str, Any] | None = None,
 ) -> Any:
     # Imported on first use: the SDKs take ~2 s to import, and code that only builds
     # flows (or runs in a workflow sandbox) never needs them.
+    sdk: Any
     if provider == "anthropic":
-        import anthropic
+        import anthropic as sdk
+    else:
+        import openai as sdk
+    options: dict[str, Any] = {}
+    if limits is not None:
+        try:  # the HTTP library the SDKs are built on (httpx2 in this line of releases)
+            import httpx2 as http
+        except ImportError:  # pragma: no cover - older SDKs
+            import httpx as http  # type: ignore[no-redef]
 
-        return anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, timeout=timeout, max_retries=0, **anthropic_options
+        # The SDK's own default HTTP client class (its timeouts, redirects, headers),
+        # with the pool sized for this worker.
+        max_connections, max_keepalive = limits
+        options["http_client"] = sdk.DefaultAsyncHttpxClient(
+            limits=http.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_keepalive
+            )
         )
-    import openai
-
-    return openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=0)
+    if provider == "anthropic":
+        options.update(anthropic_options or {})
+    client_class = sdk.AsyncAnthropic if provider == "anthropic" else sdk.AsyncOpenAI
+    return client_class(api_key=key, base_url=base_url, timeout=timeout, max_retries=0, **options)

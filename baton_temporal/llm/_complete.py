@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..usage import LLMUsage, UsageError
-from ._clients import LLMClients
+from ._clients import LLMClients, shared_clients
 from ._config import LLMConfig, LLMConfigError
 from ._errors import (
     INVALID_LLM_CONFIG,
@@ -143,8 +143,9 @@ async def complete(
     ``stall_timeout`` (seconds) is the longest silence allowed once a stream's output
     flows; by default 80% of the running activity's heartbeat timeout.
 
-    ``config`` defaults to :meth:`LLMConfig.from_env`; pass ``clients`` to reuse
-    connections across calls (otherwise a client is built and closed per call).
+    ``config`` defaults to :meth:`LLMConfig.from_env`; ``clients`` defaults to the
+    running loop's shared :class:`LLMClients` (:func:`shared_clients`), so connections
+    are reused across calls either way.
     ``call_id`` (default: a fresh uuid) lands in ``usage.call_id`` so the ledger can store
     the call once however often its usage is reported.
 
@@ -178,8 +179,8 @@ async def complete(
     secrets = config.secrets()
     call_id = call_id or uuid.uuid4().hex
 
-    owned = clients is None
-    active = clients if clients is not None else LLMClients()
+    owned = False  # the caller's clients, or the loop's shared ones: never closed here
+    active = clients if clients is not None else shared_clients()
     requested_at = datetime.now(UTC)
     streaming = streamed = False
     try:

@@ -29,8 +29,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
@@ -49,6 +50,8 @@ from ..ledger import (
 )
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
 from ..llm._complete import BilledReplyError, check_call_options
+from ..llm._providers import resolve_provider
+from ..llm._structured import DEFAULT_OUTPUT_RETRIES, OutputMode, call_structured
 from ..metrics import ledger_counters
 from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
@@ -163,14 +166,52 @@ def current_sync_threads() -> SyncStepThreads | None:
     return resources.sync_threads if resources is not None else None
 
 
+_Output = TypeVar("_Output", bound=BaseModel)
+
+
+@overload
 async def call_llm(
     job: Job,
     messages: Sequence[Message],
     *,
     model: str | None = None,
+    output_type: None = None,
     **params: Any,
-) -> LLMResponse:
+) -> LLMResponse: ...
+
+
+@overload
+async def call_llm(
+    job: Job,
+    messages: Sequence[Message],
+    *,
+    model: str | None = None,
+    output_type: type[_Output],
+    output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    output_mode: OutputMode = "auto",
+    **params: Any,
+) -> _Output: ...
+
+
+async def call_llm(
+    job: Job,
+    messages: Sequence[Message],
+    *,
+    model: str | None = None,
+    output_type: type[BaseModel] | None = None,
+    output_retries: int = DEFAULT_OUTPUT_RETRIES,
+    output_mode: OutputMode = "auto",
+    **params: Any,
+) -> Any:
     """Call an LLM from a step; its usage is recorded in the ledger for this step.
+
+    With ``output_type=MyModel`` (a pydantic model class) it returns a validated
+    ``MyModel`` instead of the reply: the provider's native structured output is used
+    where the model has one, forced tool use otherwise. A reply that does not validate
+    goes back to the model with the error, up to ``output_retries`` (default 2) more
+    times, each a billed call recorded in the ledger; then the step fails with a
+    non-retryable ``StructuredOutputInvalid``. ``output_mode``: ``"auto"`` (default),
+    ``"native"`` or ``"tool"``. See docs/structured-output.md.
 
     ``model`` defaults to the step's configured model (``"workflow_model"`` in its args).
     The provider comes from the model string (``claude-*``: Anthropic; ``gpt-*``,
@@ -186,15 +227,29 @@ async def call_llm(
                                      model=multi_model.model_for(job, "gpt-4o"),
                                      max_tokens=300)
         return {"summary": reply.text}
+
+        verdict = await baton.call_llm(job, messages, model="gpt-4o", output_type=Verdict)
+        return verdict  # the step's result is verdict.model_dump(mode="json")
     """
-    chosen = model or job.args.get("workflow_model")
-    if not isinstance(chosen, str) or not chosen:
-        raise ApplicationError(
-            f"call_llm in step {job.step!r} has no model: pass model='...' or configure one "
-            "for this step with multi_model.configure / fan_out",
-            type="UnknownModel",
-            non_retryable=True,
+    if output_type is not None:
+        label = _model_of(job, model)
+        provider, name = resolve_provider(label)
+
+        async def once(conversation: Sequence[Message], **request: Any) -> LLMResponse:
+            return await call_llm(job, conversation, model=label, **request)
+
+        return await call_structured(
+            once,
+            messages,
+            output_type=output_type,
+            provider=provider,
+            model=name,
+            label=label,
+            retries=output_retries,
+            mode=output_mode,
+            params=params,
         )
+    chosen = _model_of(job, model)
     # A bad api= / stream= is refused before an intent is written or anything is sent.
     check_call_options(chosen, params)
     attempt = _attempt.get()
@@ -299,6 +354,18 @@ def _cost_of(resources: WorkerResources | None, usage: LLMUsage | None) -> Decim
     if resources is None or usage is None:
         return None
     return call_cost(resources.budget_pricer(), usage)
+
+
+def _model_of(job: Job, model: str | None) -> str:
+    chosen = model or job.args.get("workflow_model")
+    if not isinstance(chosen, str) or not chosen:
+        raise ApplicationError(
+            f"call_llm in step {job.step!r} has no model: pass model='...' or configure one "
+            "for this step with multi_model.configure / fan_out",
+            type="UnknownModel",
+            non_retryable=True,
+        )
+    return chosen
 
 
 def _prompt_chars(messages: Sequence[Message]) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, overload
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -35,7 +36,10 @@ from ._job import Job
 
 __all__ = ["Step", "step"]
 
-StepFunction = Callable[[Job], Awaitable[dict[str, Any]]] | Callable[[Job], dict[str, Any]]
+StepFunction = (
+    Callable[[Job], Awaitable[dict[str, Any] | BaseModel]]
+    | Callable[[Job], dict[str, Any] | BaseModel]
+)
 
 # Temporal rejects payloads over 2 MB; a result that large fails every retry the same way,
 # so it is refused at once with a message instead of being retried.
@@ -283,6 +287,9 @@ def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, A
     """
     if result is None:
         return {}
+    if isinstance(result, BaseModel):
+        # A structured output returned as it is (call_llm(output_type=...)): its JSON dump.
+        result = result.model_dump(mode="json")
     if not isinstance(result, dict):
         raise ApplicationError(
             f"step {step!r} returned {type(result).__name__}; a step must return a dict "

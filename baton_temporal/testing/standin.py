@@ -61,6 +61,7 @@ from ._streams import (
     responses_reply,
     sse_events,
 )
+from ._structured import instance, schema_problem, seed_from, structured_request
 
 if TYPE_CHECKING:
     from baton_temporal.llm import LLMConfig
@@ -211,6 +212,26 @@ class Fault:
             chunk_chars=chunk_chars,
         )
         return cls(kind="ok", text=text, stream_plan=plan)
+
+    # For structured-output requests: "invalid" answers ``output`` (schema or not),
+    # "prose" answers ``text`` as plain text instead of JSON or a tool call.
+    shape: Literal["auto", "invalid", "prose"] = "auto"
+    output: Any = None
+
+    @classmethod
+    def invalid_output(cls, output: Any = None, *, delay: float = 0.0) -> Fault:
+        """A billed 200 whose structured output is ``output`` (default ``{}``), whatever
+        the request's schema says: JSON text for a JSON-schema request, the arguments
+        of the forced tool call otherwise. Script it N times to fail N validations."""
+        return cls(kind="ok", shape="invalid", output={} if output is None else output, delay=delay)
+
+    @classmethod
+    def prose(
+        cls, text: str = "I think the document is quite good.", *, delay: float = 0.0
+    ) -> Fault:
+        """A billed 200 with plain text: no JSON, no tool call (a model that ignored the
+        requested format)."""
+        return cls(kind="ok", shape="prose", text=text, delay=delay)
 
     @classmethod
     def reply(cls, body: Mapping[str, Any], *, delay: float = 0.0) -> Fault:
@@ -413,6 +434,7 @@ class StandIn:
         self._connections: set[asyncio.Task[None]] = set()
         # The batch APIs (Anthropic Message Batches, OpenAI Batch + files); its knobs.
         self.batch = BatchAPI(self, delay=batch_delay)
+        self._connections_opened = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -583,6 +605,13 @@ class StandIn:
         key = _wire_model(model)
         return [r for r in self.requests if r.billed and (key is None or r.model == key)]
 
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start (not cleared by reset()): how many
+        connections the clients opened, to check that they reuse them."""
+        with self._lock:
+            return self._connections_opened
+
     def billed_calls(self, model: str | None = None) -> int:
         """How many calls the stand-in billed (answered 200 with usage)."""
         return len(self.billed_requests(model))
@@ -593,6 +622,8 @@ class StandIn:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        with self._lock:
+            self._connections_opened += 1
         try:
             while True:
                 request = await _read_request(reader)
@@ -686,6 +717,11 @@ class StandIn:
             await _write(writer, 401, _error_body(provider, 401, None, None, model))
             return True
         streaming = payload.get("stream") is True
+        schema_error = schema_problem(provider, payload)
+        if schema_error is not None:
+            record(outcome="invalid", status_code=400, billed=False, body=payload, model=model)
+            await _write(writer, 400, _error_body(provider, 400, schema_error, None, model))
+            return True
 
         fault, latency = self._next_fault(model)
         record(outcome="pending", status_code=None, billed=False, body=payload, model=model)
@@ -734,7 +770,7 @@ class StandIn:
         billed = fault.kind == "ok"
         try:
             reply, usage, text = self._answer(
-                provider, model, payload, fault.text, commit=billed, api=api
+                provider, model, payload, fault, commit=billed, api=api
             )
         except Exception as exc:  # a broken responder shows up as a 500 that says why
             message = f"stand-in responder failed: {type(exc).__name__}: {exc}"
@@ -785,11 +821,12 @@ class StandIn:
         provider: str,
         model: str,
         payload: dict[str, Any],
-        text: str | None,
+        fault: Fault,
         commit: bool,
         api: str = "chat",
     ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """The 200 body, its usage block and the text, derived from the request."""
+        text = fault.text
         raw_messages = (
             responses_input_messages(payload) if api == "responses" else payload.get("messages")
         )
@@ -827,6 +864,17 @@ class StandIn:
                 if commit:
                     self._cache_seen.add(cache_key)
 
+        # Structured output: JSON text for a schema, or a forced tool call's arguments.
+        spec = structured_request(provider, payload) if fault.shape != "prose" else None
+        tool_call: dict[str, Any] | None = None
+        if spec is not None:
+            if fault.shape == "invalid":
+                output = fault.output
+            else:
+                output = instance(spec.schema, seed_from(text))
+            text = output if isinstance(output, str) else json.dumps(output)
+            if spec.kind == "tool":
+                tool_call = {"name": spec.name, "input": output}
         limit = (
             payload.get("max_tokens")
             or payload.get("max_completion_tokens")
@@ -852,12 +900,26 @@ class StandIn:
                 "output_tokens": visible,
                 "service_tier": "standard",
             }
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            if tool_call is not None:
+                tool_input = tool_call["input"]
+                if not isinstance(tool_input, dict):
+                    tool_input = {"value": tool_input}  # a tool's input is always an object
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_standin_{n:06d}",
+                        "name": tool_call["name"],
+                        "input": tool_input,
+                    }
+                ]
+                stop = "tool_use" if stop == "end_turn" else stop
             reply: dict[str, Any] = {
                 "id": f"msg_standin_{n:06d}",
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": text}],
+                "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
                 "usage": usage,
@@ -895,6 +957,16 @@ class StandIn:
                 "rejected_prediction_tokens": 0,
             },
         }
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool_call is not None:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": f"call_standin_{n:06d}",
+                    "type": "function",
+                    "function": {"name": tool_call["name"], "arguments": text},
+                }
+            ]
         reply = {
             "id": f"chatcmpl-standin-{n:06d}",
             "object": "chat.completion",
@@ -903,7 +975,7 @@ class StandIn:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": stop,
                 }

@@ -1,0 +1,368 @@
+"""Concurrency at real scale: ``python -m benchmarks.scale`` (``make bench-scale``).
+
+N seed pipelines in flight at once (parse -> assess on 3 models -> synthesis -> report,
+5 LLM calls, the assessment as structured output), every model call taking ``--latency``
+seconds at the provider stand-in (its own process), all calls through the real
+Anthropic/OpenAI SDK clients. Comparators, one worker process each, run one after the
+other on one dev server (started as ``baton dev`` starts it):
+
+- ``plain``: plain temporalio, ``@workflow.defn`` + ``@activity.defn`` making the same
+  SDK calls (:mod:`benchmarks.scale_plain`), one client per SDK per process;
+- ``baton``: ``seed.quality_flow`` run by ``baton.Flow`` with ``BatonPlugin`` and a
+  PostgreSQL ledger (``baton_noledger``: ``ledger=False``).
+
+Every worker gets the same ``--slots`` (``max_concurrent_activities``). Measured: flows/s
+from the first start to the last result, the worker's peak RSS (``/proc/PID/status``
+sampled every 0.2 s, and ``VmHWM``), CPU seconds of worker and server, the CPU other
+processes used meanwhile (the machine is shared), SDK clients the worker built, and
+connections the stand-in accepted. Results: ``benchmarks/results/scale.{json,md}``.
+
+Example::
+
+    python -m benchmarks.scale --flows 200            # a reduced run
+    python -m benchmarks.scale --flows 1000           # the target: 1,000 in flight, 1 s models
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from baton_temporal.cli._devserver import DEV_SERVER_ARGS, temporal_cli_path
+from baton_temporal.examples import seed
+from baton_temporal.ledger import LedgerStore
+from baton_temporal.testing.postgres import start_postgres
+
+from .infra import REPO, ForeignCPU, Proc, child_environment, cpu_by_process
+
+RESULTS = REPO / "benchmarks" / "results"
+DOCUMENT = (REPO / "baton_temporal" / "data" / "sample_document.md").read_text()
+SYNTH_MODEL = "claude-opus-4-20250514"
+COMPARATORS = ("plain", "baton", "baton_noledger")
+
+
+class Talker:
+    """Commands to a child process, with its stdout drained all the time.
+
+    The SDK core logs to stdout; a pipe nobody reads fills up and then blocks the child
+    mid-run. Lines that are JSON objects are answers; the rest go to the child's log.
+    """
+
+    def __init__(self, proc: Proc) -> None:
+        self.proc = proc
+        self.answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.other_lines = 0
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        stdout = self.proc.proc.stdout
+        assert stdout is not None
+        with self.proc.log.open("ab") as log_file:
+            while line := await stdout.readline():
+                answer = None
+                with contextlib.suppress(ValueError):
+                    answer = json.loads(line)
+                if isinstance(answer, dict):
+                    await self.answers.put(answer)
+                else:
+                    self.other_lines += 1
+                    log_file.write(line)
+
+    async def ask(self, command: str, timeout: float = 120) -> dict[str, Any]:
+        stdin = self.proc.proc.stdin
+        assert stdin is not None
+        stdin.write((command + "\n").encode())
+        await stdin.drain()
+        return await asyncio.wait_for(self.answers.get(), timeout)
+
+    async def close(self) -> None:
+        await self.proc.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in KiB."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+class RSSSampler:
+    """The peak resident set of one process, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.peak_kib = max(self.peak_kib, _status(self.pid).get("VmRSS", 0))
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> int:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.peak_kib = max(self.peak_kib, _status(self.pid).get("VmRSS", 0))
+        return self.peak_kib
+
+
+async def start_one(env: WorkflowEnvironment, kind: str, queue: str) -> Any:
+    client = env.client
+    workflow_id = f"scale-{kind}-{uuid.uuid4().hex[:10]}"
+    if kind == "plain":
+        req = {
+            "text": DOCUMENT,
+            "doc_id": "doc-123",
+            "models": list(seed.SEED_MODELS),
+            "synthesize_model": SYNTH_MODEL,
+        }
+        return await client.start_workflow("bench.PlainSeed", req, id=workflow_id, task_queue=queue)
+    flow = seed.quality_flow(DOCUMENT, workflow_id=workflow_id)
+    return await flow.start(client, task_queue=queue)
+
+
+async def run_flows(env: WorkflowEnvironment, kind: str, queue: str, n: int) -> float:
+    """Start n flows at once (starts 50 at a time), wait for all; seconds elapsed."""
+    gate = asyncio.Semaphore(50)
+
+    async def one() -> Any:
+        async with gate:
+            handle = await start_one(env, kind, queue)
+        return await handle.result()
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(n)))
+    elapsed = time.perf_counter() - started
+    if len(results) != n:
+        raise RuntimeError(f"{kind}: {len(results)} of {n} flows finished")
+    return elapsed
+
+
+async def measure(
+    env: WorkflowEnvironment,
+    standin: Talker,
+    comparator: str,
+    *,
+    flows: int,
+    warmup: int,
+    slots: int,
+    ledger_url: str | None,
+    child_env: dict[str, str],
+    log_dir: Path,
+    server_pid: int | None,
+) -> dict[str, Any]:
+    kind = "plain" if comparator == "plain" else "baton"
+    queue = f"scale-{comparator}-{uuid.uuid4().hex[:6]}"
+    address = env.client.service_client.config.target_host
+    args = ["-m", "benchmarks.scale_worker", "--kind", kind, "--address", address]
+    args += ["--task-queue", queue, "--slots", str(slots)]
+    if comparator == "baton" and ledger_url:
+        args += ["--ledger", ledger_url]
+    proc, _ = await Proc.start(f"scale-worker-{comparator}", args, env=child_env, log_dir=log_dir)
+    worker = Talker(proc)
+    try:
+        await standin.ask("latency 0")
+        await run_flows(env, kind, queue, warmup)  # imports, first connections, caches
+        await standin.ask("reset")
+        await standin.ask("latency " + child_env["BENCH_LATENCY"])
+        rss_before = _status(proc.pid).get("VmRSS", 0)
+        sampler = RSSSampler(proc.pid)
+        foreign = ForeignCPU()
+        cpu_before = cpu_by_process()
+        conns_before = (await standin.ask("connections"))["connections"]
+        sampler.start()
+        foreign.start()
+        load_before = os.getloadavg()
+        elapsed = await run_flows(env, kind, queue, flows)
+        load_after = os.getloadavg()
+        other_cpu = await foreign.stop()
+        peak = await sampler.stop()
+        cpu_after = cpu_by_process()
+        conns = (await standin.ask("connections"))["connections"] - conns_before
+        billed = (await standin.ask("count"))["billed"]
+        built = (await worker.ask("clients"))["clients"]
+        hwm = _status(proc.pid).get("VmHWM", 0)
+
+        def used(pid: int | None) -> float:
+            if pid is None or pid not in cpu_after:
+                return 0.0
+            return cpu_after[pid][1] - cpu_before.get(pid, ("", 0.0))[1]
+
+        result = {
+            "comparator": comparator,
+            "flows": flows,
+            "seconds": round(elapsed, 2),
+            "flows_per_s": round(flows / elapsed, 2),
+            "llm_calls_billed": billed,
+            "worker_rss_before_mib": round(rss_before / 1024, 1),
+            "worker_rss_peak_mib": round(peak / 1024, 1),
+            "worker_rss_hwm_mib": round(hwm / 1024, 1),
+            "worker_cpu_s": round(used(proc.pid), 1),
+            "server_cpu_s": round(used(server_pid), 1),
+            "other_processes_cpu_s": round(other_cpu, 1),
+            "load_avg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+            "sdk_clients_built": built,
+            "connections_opened": conns,
+            "worker_log_lines": worker.other_lines,
+        }
+        log(f"  {comparator:15} {json.dumps(result)}")
+        return result
+    finally:
+        await worker.close()
+
+
+def _server_pid(port: str) -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+            parts = f.read().split(b"\0")
+            if b"start-dev" in parts and port.encode() in parts:
+                return int(entry)
+    return None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--flows", type=int, default=1000, help="flows in flight (default 1000)")
+    parser.add_argument("--latency", type=float, default=1.0, help="model latency, seconds")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=100,
+        help="max_concurrent_activities (default: Temporal's, 100)",
+    )
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--only", default=",".join(COMPARATORS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    comparators = [c for c in args.only.split(",") if c]
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    log(
+        f"bench-scale: {args.flows} flows, {args.latency} s models, {args.slots} slots; "
+        f"logs {log_dir}"
+    )
+
+    standin_proc, hello = await Proc.start(
+        "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
+    )
+    standin = Talker(standin_proc)
+    child_env = child_environment({**hello["env"], "BENCH_LATENCY": str(args.latency)})
+    pg = None
+    ledger_url = None
+    env = None
+    results: list[dict[str, Any]] = []
+    try:
+        if "baton" in comparators:
+            pg = await asyncio.to_thread(start_postgres, settings={"shared_buffers": "256MB"})
+            ledger_url = pg.create_database("bench_scale")
+            store = LedgerStore.from_url(ledger_url)
+            await store.migrate()
+            await store.close()
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli_path(),
+            ui=False,
+            dev_server_log_level="error",
+            dev_server_extra_args=list(DEV_SERVER_ARGS),
+        )
+        address = env.client.service_client.config.target_host
+        server_pid = _server_pid(address.rsplit(":", 1)[-1])
+        for comparator in comparators:
+            results.append(
+                await measure(
+                    env,
+                    standin,
+                    comparator,
+                    flows=args.flows,
+                    warmup=args.warmup,
+                    slots=args.slots,
+                    ledger_url=ledger_url,
+                    child_env=child_env,
+                    log_dir=log_dir,
+                    server_pid=server_pid,
+                )
+            )
+    finally:
+        if env is not None:
+            await env.shutdown()
+        if pg is not None:
+            pg.close()
+        await standin.close()
+
+    by_name = {r["comparator"]: r for r in results}
+    plain = by_name.get("plain")
+    for r in results:
+        if plain and r is not plain:
+            r["throughput_ratio_to_plain"] = round(r["flows_per_s"] / plain["flows_per_s"], 3)
+            r["rss_peak_ratio_to_plain"] = round(
+                r["worker_rss_peak_mib"] / plain["worker_rss_peak_mib"], 3
+            )
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": vars(args) | {"out": str(args.out)},
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"scale-{args.flows}-slots{args.slots}"
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(_markdown(report))
+    print(_markdown(report))
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [
+        f"# Scale: {s['flows']} seed flows in flight, {s['latency']} s models, "
+        f"{s['slots']} activity slots",
+        "",
+        f"Run {report['when']} on {report['machine']['cpus']} CPUs (shared with other work; "
+        "see the CPU other processes used).",
+        "",
+        "| comparator | flows/s | x plain | worker RSS peak MiB | x plain | before MiB | "
+        "worker CPU s | server CPU s | others' CPU s | load 1m before/after | SDK clients | "
+        "connections |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['comparator']} | {r['flows_per_s']} | {r.get('throughput_ratio_to_plain', '-')}"
+            f" | {r['worker_rss_peak_mib']} | {r.get('rss_peak_ratio_to_plain', '-')}"
+            f" | {r['worker_rss_before_mib']} | {r['worker_cpu_s']} | {r['server_cpu_s']}"
+            f" | {r['other_processes_cpu_s']} | {r['load_avg_before_after']}"
+            f" | {r['sdk_clients_built']} | {r['connections_opened']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

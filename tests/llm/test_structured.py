@@ -1,0 +1,236 @@
+"""Structured output on the wire: each provider's request format, through the real SDK
+clients to the stand-in, and the errors a user meets with types the providers cannot take."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.exceptions import ApplicationError
+
+from baton_temporal.llm import LLMClients, LLMConfig, complete, resolve_provider
+from baton_temporal.llm._structured import call_structured, plan_for
+from baton_temporal.testing import Fault, StandIn
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Verdict(BaseModel):
+    """A document's quality."""
+
+    score: int = Field(ge=1, le=10)
+    label: Literal["poor", "fair", "good", "excellent"]
+    reason: str = ""
+
+
+class Node(BaseModel):
+    """A tree: a recursive model."""
+
+    name: str
+    children: list[Node] = []
+
+
+class Tally(BaseModel):
+    """A free-form dict: OpenAI's strict mode cannot take it."""
+
+    counts: dict[str, int]
+
+
+async def ask(
+    model: str,
+    output_type: type[BaseModel],
+    config: LLMConfig,
+    clients: LLMClients,
+    **kw: Any,
+) -> Any:
+    provider, name = resolve_provider(model)
+
+    async def call(messages: Any, **params: Any) -> Any:
+        return await complete(messages, model=model, config=config, clients=clients, **params)
+
+    return await call_structured(
+        call,
+        [{"role": "user", "content": "Rate this document: it is fine."}],
+        output_type=output_type,
+        provider=provider,
+        model=name,
+        label=model,
+        **kw,
+    )
+
+
+# model -> (what the request must carry, where the reply's JSON is)
+WIRE = {
+    "gpt-4o": "response_format",
+    "claude-sonnet-4-20250514": "anthropic_tool",
+    "claude-sonnet-4-6": "output_config",
+    "openai-compatible:llama3.2": "openai_tool",
+}
+
+
+@pytest.mark.parametrize("model", list(WIRE))
+async def test_each_provider_gets_its_own_wire_format_and_a_validated_instance(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    verdict = await ask(model, Verdict, config, clients)
+    assert isinstance(verdict, Verdict) and 1 <= verdict.score <= 10
+    body = standin.requests[-1].body
+    kind = WIRE[model]
+    if kind == "response_format":
+        spec = body["response_format"]["json_schema"]
+        assert body["response_format"]["type"] == "json_schema"
+        assert spec["name"] == "Verdict" and spec["strict"] is True
+        assert spec["schema"]["additionalProperties"] is False
+        assert sorted(spec["schema"]["required"]) == ["label", "reason", "score"]
+        assert "tools" not in body
+    elif kind == "output_config":
+        assert body["output_config"]["format"]["type"] == "json_schema"
+        assert body["output_config"]["format"]["schema"]["additionalProperties"] is False
+        # Bounds Anthropic's format refuses move into the description; pydantic keeps them.
+        score = body["output_config"]["format"]["schema"]["properties"]["score"]
+        assert "minimum" not in score and "minimum=1" in score["description"]
+    elif kind == "anthropic_tool":
+        assert body["tool_choice"] == {"type": "tool", "name": "Verdict"}
+        assert body["tools"][0]["input_schema"]["properties"]["score"]["maximum"] == 10
+        assert body["tools"][0]["description"] == "A document's quality."
+    else:
+        assert body["tool_choice"] == {"type": "function", "function": {"name": "Verdict"}}
+        assert body["tools"][0]["function"]["parameters"]["required"] == ["score", "label"]
+    # The stand-in's plain answer for the same prompt has the same score: coherent.
+    assert standin.billed_calls() == 1
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-6", "openai-compatible:llama3.2"])
+async def test_a_recursive_model_round_trips(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    tree = await ask(model, Node, config, clients)
+    assert isinstance(tree, Node) and isinstance(tree.children[0], Node)
+    body = standin.requests[-1].body
+    if model == "claude-sonnet-4-6":
+        # Anthropic's native format takes no recursive schema: forced tool use instead.
+        assert "output_config" not in body and body["tool_choice"]["name"] == "Node"
+    if model == "gpt-4o":
+        schema = body["response_format"]["json_schema"]["schema"]
+        assert schema["type"] == "object" and "Node" in schema["$defs"]
+
+
+async def test_a_dict_field_is_sent_non_strict_to_openai(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    tally = await ask("gpt-4o", Tally, config, clients)
+    assert isinstance(tally, Tally)
+    spec = standin.requests[-1].body["response_format"]["json_schema"]
+    assert spec["strict"] is False
+
+
+async def test_a_bad_reply_goes_back_with_the_error_and_the_next_one_is_used(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    standin.script("gpt-4o", [Fault.invalid_output({"score": 11, "label": "meh"}), Fault.prose()])
+    verdict = await ask("gpt-4o", Verdict, config, clients)
+    assert isinstance(verdict, Verdict)
+    assert standin.billed_calls() == 3  # every attempt was a billed call
+    third = standin.requests[-1].body["messages"]
+    assert [m["role"] for m in third] == ["user", "assistant", "user", "assistant", "user"]
+    assert json.loads(third[1]["content"]) == {"score": 11, "label": "meh"}
+    assert "score: Input should be less than or equal to 10" in third[2]["content"]
+    assert third[3]["content"] == "I think the document is quite good."
+    assert "Invalid JSON" in third[4]["content"]
+
+
+async def test_prose_instead_of_the_forced_tool_exhausts_retries_with_a_clear_error(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    model = "claude-sonnet-4-20250514"
+    standin.script(model, [Fault.prose()] * 2)
+    with pytest.raises(ApplicationError) as caught:
+        await ask(model, Verdict, config, clients, retries=1)
+    err = caught.value
+    assert err.type == "StructuredOutputInvalid" and err.non_retryable
+    assert model in err.message and "not a call of the tool 'Verdict'" in err.message
+    assert "Fix: raise output_retries" in err.message
+    assert standin.billed_calls() == 2
+
+
+async def test_a_cut_off_reply_says_to_raise_max_tokens(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await ask("gpt-4o", Verdict, config, clients, retries=0, params={"max_tokens": 3})
+    assert caught.value.type == "StructuredOutputInvalid"
+    assert "raise max_tokens" in caught.value.message
+
+
+@dataclasses.dataclass
+class NotAModel:
+    score: int
+
+
+class Opaque:
+    pass
+
+
+class HoldsOpaque(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    thing: Opaque
+
+
+class Wrapped(BaseModel):
+    items: list[int]
+
+
+@pytest.mark.parametrize(
+    ("output_type", "says"),
+    [
+        (NotAModel, "must be a pydantic model class"),
+        (list[int], "must be a pydantic model class"),
+        (HoldsOpaque, "has no JSON schema"),
+    ],
+)
+def test_types_without_an_object_schema_are_refused_with_the_fix(
+    output_type: Any, says: str
+) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        plan_for(output_type, provider="openai", model="gpt-4o")
+    assert caught.value.type == "InvalidOutputType" and caught.value.non_retryable
+    assert says in caught.value.message
+    assert "BaseModel" in caught.value.message or "JSON types" in caught.value.message
+
+
+async def test_clashing_request_fields_and_impossible_modes_are_refused(
+    config: LLMConfig, clients: LLMClients
+) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await ask("gpt-4o", Verdict, config, clients, params={"response_format": {}})
+    assert caught.value.type == "InvalidLLMRequest"
+    assert "drop it from the call" in caught.value.message
+    with pytest.raises(ApplicationError) as caught:
+        plan_for(Verdict, provider="anthropic", model="claude-sonnet-4-20250514", mode="native")
+    assert caught.value.type == "InvalidLLMRequest" and "output_mode='auto' or 'tool'" in (
+        caught.value.message
+    )
+    with pytest.raises(ApplicationError) as caught:
+        await ask("gpt-4o", Verdict, config, clients, retries=-1)
+    assert "output_retries must be a whole number" in caught.value.message
+
+
+async def test_the_standin_refuses_a_strict_schema_that_is_not_closed_as_openai_does(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    schema = Verdict.model_json_schema()  # no additionalProperties: false
+    fmt = {"type": "json_schema", "json_schema": {"name": "V", "schema": schema, "strict": True}}
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [{"role": "user", "content": "x"}],
+            model="gpt-4o",
+            config=config,
+            clients=clients,
+            response_format=fmt,
+        )
+    assert caught.value.type == "ProviderRejected"
+    assert "'additionalProperties' is required to be supplied" in caught.value.message
+    assert standin.billed_calls() == 0
