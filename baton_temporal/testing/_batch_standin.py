@@ -496,7 +496,7 @@ class BatchAPI:
             body = request["body"]
             model = str(body.get("model"))
             reply, _usage, _text = self._standin._answer(
-                batch.provider, model, body, None, commit=True
+                batch.provider, model, body, _plain_answer(), commit=True
             )
             if batch.provider == "anthropic":
                 reply["usage"]["service_tier"] = "batch"
@@ -548,3 +548,10 @@ def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
             payload = part.get_payload(decode=True)
             fields[name] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
     return fields
+
+
+def _plain_answer() -> Any:
+    """The stand-in's normal answer (a batch request has no scripted fault)."""
+    from .standin import Fault  # here: standin imports this module
+
+    return Fault.ok()
