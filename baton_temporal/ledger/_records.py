@@ -242,6 +242,9 @@ class ReconcileResult(_Frozen):
     lost_replies: int
     # Intents of runs still going (their calls may yet complete): left alone.
     still_running: int = 0
+    # Runs Temporal did not find (another namespace, or past retention): left alone,
+    # since "not found" does not say "ended".
+    not_found: int = 0
 
 
 class RepriceResult(_Frozen):

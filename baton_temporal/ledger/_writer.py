@@ -49,6 +49,25 @@ log = logging.getLogger("baton_temporal.ledger")
 _T = cast(Table, StepStat.__table__)
 _D = cast(Table, DebugLog.__table__)
 
+# Why a call's reply is lost, as its lost_reply row says (price_note). Every one: the
+# request was sent (a provider bills a request it received, even if the client is gone),
+# whether it reached the provider is not known, input is estimated, output unknown.
+_LOST_TAIL = (
+    "; billed if the request reached the provider (not known); input tokens estimated "
+    "from the prompt size, output unknown"
+)
+LOST_WORKER_STOPPED = (
+    "lost reply: the step attempt ended (worker stopped or attempt timed out) after the "
+    "request was sent, before its reply was recorded" + _LOST_TAIL
+)
+LOST_CANCELLED = (
+    "lost reply: the step attempt was cancelled while waiting for the reply" + _LOST_TAIL
+)
+LOST_RUN_ENDED = (
+    "lost reply: the run ended with this call's reply unrecorded (found by baton db "
+    "reconcile)" + _LOST_TAIL
+)
+
 # Statuses whose row may still be replaced by the call's real usage.
 _PROVISIONAL = ("pending", "lost_reply")
 # Bound parameters per statement: PostgreSQL allows 65,535, SQLite 32,766; stay well
@@ -238,13 +257,15 @@ class LedgerWriter(StoreCore):
         activity_id: str | None = None,
         before_attempt: int | None = None,
         call_key: str | None = None,
+        reason: str = LOST_WORKER_STOPPED,
     ) -> int:
         """Turn the orphaned intents of a run (optionally of one activity's attempts
         before ``before_attempt``) into ``lost_reply`` rows; return how many.
 
         Called by a step's next attempt for the attempts before it, and by
         ``baton db reconcile`` for runs that ended. Input tokens stay the estimate from
-        the prompt size; output is unknown (0); the row is unpriced.
+        the prompt size; output is unknown (0); the row is unpriced. ``reason`` (stored
+        as the row's ``price_note``) says what happened to the reply.
         """
         where = [_T.c.status == "pending", _T.c.workflow_id == workflow_id, _T.c.run_id == run_id]
         if activity_id is not None:
@@ -253,29 +274,23 @@ class LedgerWriter(StoreCore):
             where.append(_T.c.attempt < before_attempt)
         if call_key is not None:
             where.append(_T.c.call_key == call_key)
-        stmt = (
-            update(_T)
-            .where(*where)
-            .values(
-                status="lost_reply",
-                price_note="lost reply: the worker stopped before the reply was recorded; "
-                "input tokens estimated from the prompt size, output unknown",
-            )
-        )
+        stmt = update(_T).where(*where).values(status="lost_reply", price_note=reason[:1000])
         async with self._connect(write=True, autocommit=True) as conn:
             return int((await conn.execute(stmt)).rowcount or 0)
 
     async def reconcile_ended(
         self,
-        has_ended: Callable[[str, str], Awaitable[bool]],
+        has_ended: Callable[[str, str], Awaitable[bool | None]],
         *,
         older_than: timedelta = timedelta(minutes=1),
         now: datetime | None = None,
     ) -> ReconcileResult:
         """Reconcile the intents of every run that ``has_ended(workflow_id, run_id)``.
 
-        Only intents older than ``older_than`` are looked at (a call just sent is not
-        an orphan). Example::
+        ``has_ended`` answers True (closed), False (still running) or None (not found:
+        the answer is unknown, so the run's intents are left alone and counted in
+        ``not_found``). Only intents older than ``older_than`` are looked at (a call just
+        sent is not an orphan). Example::
 
             await store.reconcile_ended(lambda wf, run: temporal_says_closed(wf, run))
         """
@@ -288,13 +303,18 @@ class LedgerWriter(StoreCore):
         )
         async with self._connect(write=False) as conn:
             runs = [(r[0], r[1]) for r in (await conn.execute(runs_stmt)).all()]
-        lost = running = 0
+        lost = running = missing = 0
         for workflow_id, run_id in runs:
-            if await has_ended(workflow_id, run_id):
-                lost += await self.reconcile(workflow_id=workflow_id, run_id=run_id)
+            ended = await has_ended(workflow_id, run_id)
+            if ended is None:
+                missing += 1
+            elif ended:
+                lost += await self.reconcile(
+                    workflow_id=workflow_id, run_id=run_id, reason=LOST_RUN_ENDED
+                )
             else:
                 running += 1
-        return ReconcileResult(lost_replies=lost, still_running=running)
+        return ReconcileResult(lost_replies=lost, still_running=running, not_found=missing)
 
     # -- repricing ---------------------------------------------------------------------
 
