@@ -4,7 +4,9 @@ A call's row goes through up to three states, each write idempotent on ``call_ke
 
 1. ``pending``: the intent, written before the request leaves (:meth:`begin_call`);
 2. ``ok`` / ``step_failed``: the usage, written when the reply arrives or the attempt
-   ends (:meth:`record`); it completes the intent;
+   ends (:meth:`record`); it completes the intent. ``usage_unknown``: a billed reply
+   whose counts are not known (no usage block, or counts that cannot be true): zeros,
+   unpriced, the reason in ``price_note``;
 3. ``lost_reply``: an intent whose worker died (:meth:`reconcile`): input tokens
    estimated from the prompt size, output unknown, unpriced.
 
@@ -34,6 +36,8 @@ from ._config import LedgerNotMigrated, LedgerUnavailable
 from ._core import StoreCore
 from ._pg_insert import PgInsert
 from ._records import (
+    LOST_RUN_ENDED,
+    LOST_WORKER_STOPPED,
     CallIntent,
     PruneResult,
     ReconcileResult,
@@ -48,25 +52,6 @@ log = logging.getLogger("baton_temporal.ledger")
 
 _T = cast(Table, StepStat.__table__)
 _D = cast(Table, DebugLog.__table__)
-
-# Why a call's reply is lost, as its lost_reply row says (price_note). Every one: the
-# request was sent (a provider bills a request it received, even if the client is gone),
-# whether it reached the provider is not known, input is estimated, output unknown.
-_LOST_TAIL = (
-    "; billed if the request reached the provider (not known); input tokens estimated "
-    "from the prompt size, output unknown"
-)
-LOST_WORKER_STOPPED = (
-    "lost reply: the step attempt ended (worker stopped or attempt timed out) after the "
-    "request was sent, before its reply was recorded" + _LOST_TAIL
-)
-LOST_CANCELLED = (
-    "lost reply: the step attempt was cancelled while waiting for the reply" + _LOST_TAIL
-)
-LOST_RUN_ENDED = (
-    "lost reply: the run ended with this call's reply unrecorded (found by baton db "
-    "reconcile)" + _LOST_TAIL
-)
 
 # Statuses whose row may still be replaced by the call's real usage.
 _PROVISIONAL = ("pending", "lost_reply")
@@ -157,8 +142,14 @@ class LedgerWriter(StoreCore):
             # Usage from before the call's time was carried: the record's time is the
             # nearest known (the end of the attempt).
             u = u.model_copy(update={"requested_at": rec.recorded_at})
-        quote = self._quote(pricer, u)
-        return {
+        if u.usage_unknown is not None:
+            # Billed, counts unknown: unpriced (NULL, never 0), the reason beside it.
+            quote = None
+            status = "usage_unknown"
+        else:
+            quote = self._quote(pricer, u)
+            status = rec.status
+        row = {
             "call_key": rec.call_key,
             "workflow_id": rec.workflow_id,
             "run_id": rec.run_id,
@@ -174,9 +165,12 @@ class LedgerWriter(StoreCore):
             "latency_ms": u.latency_ms,
             "prompt_chars": None,
             **_price_columns(quote),
-            "status": rec.status,
+            "status": status,
             "recorded_at": rec.recorded_at,
         }
+        if u.usage_unknown is not None:
+            row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
+        return row
 
     async def record(
         self, rows: UsageRecord | Mapping[str, Any] | Iterable[UsageRecord | Mapping[str, Any]]
@@ -244,10 +238,23 @@ class LedgerWriter(StoreCore):
 
     async def cancel_call(self, call_key: str) -> bool:
         """Remove a call's intent: the request got no billed reply (an error status, a
-        reset). Only a ``pending`` row is removed; True if there was one."""
-        stmt = delete(_T).where(_T.c.call_key == call_key, _T.c.status == "pending")
-        async with self._connect(write=True, autocommit=True) as conn:
-            return bool((await conn.execute(stmt)).rowcount)
+        connection never made). Only an intent or a lost-reply estimate is removed (a
+        removal that arrives late, after the ledger was down, may find the intent taken
+        for a lost reply meanwhile); True if there was one."""
+        return await self.cancel_calls([call_key]) == 1
+
+    async def cancel_calls(self, call_keys: Iterable[str]) -> int:
+        """:meth:`cancel_call` for many keys at once; return how many rows went."""
+        keys = list(dict.fromkeys(call_keys))
+        removed = 0
+        for start in range(0, len(keys), self._chunk):
+            stmt = delete(_T).where(
+                _T.c.call_key.in_(keys[start : start + self._chunk]),
+                _T.c.status.in_(_PROVISIONAL),
+            )
+            async with self._connect(write=True, autocommit=True) as conn:
+                removed += int((await conn.execute(stmt)).rowcount or 0)
+        return removed
 
     async def reconcile(
         self,

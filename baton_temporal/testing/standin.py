@@ -19,6 +19,15 @@ tests, from sync programs, and under load without competing with the caller's lo
 Default answers are an "assessment" JSON string, ``{"score": N, "label": "..."}``, with N
 in 1..10 a stable hash of model and prompt; pass ``responder=`` to answer otherwise.
 
+Billing follows the providers: a request is billed when the provider has received it
+whole and accepted it for an answer (key present, valid body, no scripted error status
+or reset): ``Fault.ok``, ``Fault.slow``, ``Fault.reply`` and ``Fault.malformed``. A
+client that hangs up afterwards (its timeout fired, its worker was cancelled or killed)
+does not undo it: a non-streamed answer is generated to its end and billed, and the
+recorded request keeps ``billed=True`` with the usage it was billed for, its outcome
+``client_gone``. Error statuses and resets are not billed, and neither is a request that
+never arrived whole. ``billed_calls()`` is what an invoice would list.
+
 Token counts are derived from text lengths (about 4 characters a token). A system
 prompt is treated as a cacheable prefix: the first billed call with a given
 (provider, model, system prompt) writes it to the emulated cache, later ones read it,
@@ -167,7 +176,8 @@ class Fault:
     def slow(cls, seconds: float, text: str | None = None) -> Fault:
         """A normal answer that takes ``seconds`` (on top of the configured latency).
 
-        A client that gives up first is not billed: the stand-in watches for it to go.
+        Billed even if the client gives up first (a provider generates and bills a
+        non-streamed answer it accepted); the request's outcome is then ``client_gone``.
         """
         return cls(kind="ok", text=text, delay=seconds)
 
@@ -210,7 +220,8 @@ class Fault:
 
     @classmethod
     def malformed(cls, *, delay: float = 0.0) -> Fault:
-        """A 200 whose JSON body is cut off halfway. Not billed."""
+        """A 200 whose JSON body is cut off halfway: generated and billed, broken in
+        transit."""
         return cls(kind="malformed", delay=delay)
 
     @classmethod
@@ -233,7 +244,8 @@ class RecordedRequest:
     api_key_present: bool
     api_key_fingerprint: str | None
     body: Any
-    # "pending" until answered; "client_gone" when the client hung up while it waited.
+    # "pending" until answered; "client_gone" when the client hung up while it waited
+    # (billed all the same if the request had been accepted: see the module docs).
     outcome: Literal["pending", "ok", "status", "malformed", "reset", "client_gone", "invalid"]
     status_code: int | None
     billed: bool
@@ -463,12 +475,14 @@ class StandIn:
             return list(self._requests)
 
     def billed_requests(self, model: str | None = None) -> list[RecordedRequest]:
-        """The requests answered 200 with usage, optionally for one model."""
+        """The requests billed (accepted for an answer, even if the client then hung up),
+        optionally for one model."""
         key = _wire_model(model)
         return [r for r in self.requests if r.billed and (key is None or r.model == key)]
 
     def billed_calls(self, model: str | None = None) -> int:
-        """How many calls the stand-in billed (answered 200 with usage)."""
+        """How many calls the stand-in billed: accepted for an answer (see the module
+        docs), whether or not the client stayed for it."""
         return len(self.billed_requests(model))
 
     # ---- the server ------------------------------------------------------------------
@@ -563,10 +577,38 @@ class StandIn:
             return True
 
         fault, latency = self._next_fault(model)
-        record(outcome="pending", status_code=None, billed=False, body=payload, model=model)
+        # Billing (see the module docs): a request the provider accepts for an answer is
+        # billed when it is received, whatever happens to the connection afterwards.
+        billed = fault.kind in ("ok", "reply", "malformed")
+        reply: dict[str, Any] | None = None
+        usage: dict[str, Any] | None = None
+        text: str | None = None
+        if fault.kind == "reply" and fault.body is not None:
+            reply = dict(fault.body)
+            body_usage = reply.get("usage")
+            usage, text = (body_usage if isinstance(body_usage, dict) else None), ""
+        elif billed:
+            try:
+                reply, usage, text = self._answer(provider, model, payload, fault.text, commit=True)
+            except Exception as exc:  # a broken responder shows up as a 500 that says why
+                failed = f"stand-in responder failed: {type(exc).__name__}: {exc}"
+                record(outcome="status", status_code=500, billed=False, body=payload, model=model)
+                await _write(writer, 500, _error_body(provider, 500, failed, None, model))
+                return True
+        record(
+            outcome="pending",
+            status_code=None,
+            billed=billed,
+            body=payload,
+            model=model,
+            usage=usage,
+            text=text,
+        )
         wait = fault.delay + (latency if fault.kind == "ok" else 0.0)
         if await _client_leaves_within(reader, wait):
-            record(outcome="client_gone", status_code=None, billed=False, body=payload, model=model)
+            # The client hung up (its timeout, a cancelled or killed worker). A provider
+            # still generates and bills a non-streamed answer it accepted: billed stays.
+            record(outcome="client_gone")
             return False
 
         if fault.kind == "reset":
@@ -592,44 +634,16 @@ class StandIn:
             )
             await _write(writer, fault.status_code, body, headers)
             return True
-
-        if fault.kind == "reply" and fault.body is not None:
-            body_usage = fault.body.get("usage")
-            record(
-                outcome="ok",
-                status_code=200,
-                billed=True,
-                body=payload,
-                model=model,
-                usage=body_usage if isinstance(body_usage, dict) else None,
-                text="",
-            )
-            await _write(writer, 200, dict(fault.body))
-            return True
-        billed = fault.kind == "ok"
-        try:
-            reply, usage, text = self._answer(provider, model, payload, fault.text, commit=billed)
-        except Exception as exc:  # a broken responder shows up as a 500 that says why
-            message = f"stand-in responder failed: {type(exc).__name__}: {exc}"
-            record(outcome="status", status_code=500, billed=False, body=payload, model=model)
-            await _write(writer, 500, _error_body(provider, 500, message, None, model))
-            return True
+        assert reply is not None
         if fault.kind == "malformed":
-            record(outcome="malformed", status_code=200, billed=False, body=payload, model=model)
+            # Generated and billed; the body breaks off in transit.
+            record(outcome="malformed", status_code=200)
             raw = json.dumps(reply).encode()
             await _write_raw(writer, 200, raw[: len(raw) // 2])
             return True
         # Recorded before the reply is written, so a caller that has its answer always
         # finds it counted.
-        record(
-            outcome="ok",
-            status_code=200,
-            billed=True,
-            body=payload,
-            model=model,
-            usage=usage,
-            text=text,
-        )
+        record(outcome="ok", status_code=200)
         await _write(writer, 200, reply)
         return True
 

@@ -91,25 +91,52 @@ def test_openai_responses_api_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    "block",
+    ("block", "missing"),
     [
-        None,
-        {},
-        {"prompt_tokens": None, "completion_tokens": None},
-        {"prompt_tokens": 3, "prompt_tokens_details": None, "completion_tokens_details": None},
+        (None, "usage.prompt_tokens"),
+        ({}, "usage.prompt_tokens"),
+        ({"prompt_tokens": None, "completion_tokens": None}, "usage.completion_tokens"),
+        ({"prompt_tokens": 3}, "usage.completion_tokens"),
     ],
 )
-def test_openai_missing_or_null_fields_count_as_zero(block: dict | None) -> None:
+def test_openai_missing_main_counts_are_usage_unknown_never_zero(
+    block: dict | None, missing: str
+) -> None:
     usage = usage_from_openai(block, model="gpt-4o")
-    assert usage.cache_read_tokens == usage.reasoning_tokens == usage.output_tokens == 0
+    assert usage.usage_unknown is not None and missing in usage.usage_unknown
 
 
-def test_anthropic_null_fields_count_as_zero() -> None:
+def test_null_detail_fields_count_as_zero() -> None:
+    # The SDKs' own objects dump absent details as null: that is 0, not unknown.
+    usage = usage_from_openai(
+        {
+            "prompt_tokens": 3,
+            "completion_tokens": 1,
+            "prompt_tokens_details": None,
+            "completion_tokens_details": None,
+        },
+        model="gpt-4o",
+    )
+    assert usage.usage_unknown is None and (usage.input_tokens, usage.output_tokens) == (3, 1)
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 4,
+            "output_tokens": 2,
+            "cache_read_input_tokens": None,
+            "cache_creation_input_tokens": None,
+            "server_tool_use": None,
+        },
+        model="claude-x",
+    )
+    assert usage.usage_unknown is None and (usage.input_tokens, usage.cache_read_tokens) == (4, 0)
+
+
+def test_anthropic_null_output_is_usage_unknown_never_zero() -> None:
     usage = usage_from_anthropic(
         {"input_tokens": 4, "output_tokens": None, "cache_read_input_tokens": None},
         model="claude-x",
     )
-    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens) == (4, 0, 0)
+    assert usage.usage_unknown is not None and "usage.output_tokens" in usage.usage_unknown
 
 
 def test_inconsistent_provider_counts_are_clamped_not_lost() -> None:
