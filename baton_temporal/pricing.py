@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -233,27 +234,18 @@ def _unknown_name_quote(usage: LLMUsage) -> PriceQuote | None:
     """An unpriced quote naming the known model ``usage.model`` looks like (the longest
     known id or name that it starts with), or None if it looks like none."""
     import genai_prices
-    from genai_prices import data_snapshot
 
-    ref = usage.model.lower().split("/")[-1]
     wanted = _GENAI_PROVIDER.get(usage.provider or "", usage.provider)
-    best: tuple[int, str] | None = None
-    for provider in data_snapshot.get_snapshot().providers:
-        if wanted is not None and provider.id != wanted:
-            continue
-        for model in provider.models:
-            for name in {model.id.lower(), *_stems(model.match)}:
-                if name and ref.startswith(name) and (best is None or len(name) > best[0]):
-                    best = (len(name), f"{provider.id}/{model.id}")
-    if best is None:
+    candidate = _look_alike_of(usage.model.lower().split("/")[-1][:256], wanted)
+    if candidate is None:
         return None
     return PriceQuote(
         cost_usd=None,
-        price_model=best[1],
+        price_model=candidate,
         price_version=_version(genai_prices, None),
         note=(
             f"unknown model name: {usage.model!r} is not a name genai-prices knows; it looks "
-            f"like {best[1]} (a dated form must be a real date, e.g. -20250514 or "
+            f"like {candidate} (a dated form must be a real date, e.g. -20250514 or "
             f"-2024-08-06); use the exact model id, or list the name in {PRICES_FILE_ENV}"
         ),
     )
@@ -300,6 +292,23 @@ def price_context(usage: LLMUsage) -> dict[str, str] | None:
     if usage.speed and usage.speed != "standard":
         context["speed"] = usage.speed
     return context or None
+
+
+@functools.lru_cache(maxsize=512)
+def _look_alike_of(ref: str, provider_id: str | None) -> str | None:
+    """``provider/model`` of the known model whose id or spelled-out name is the longest
+    start of ``ref`` (cached: a self-hosted model's name comes back on every call)."""
+    from genai_prices import data_snapshot
+
+    best: tuple[int, str] | None = None
+    for provider in data_snapshot.get_snapshot().providers:
+        if provider_id is not None and provider.id != provider_id:
+            continue
+        for model in provider.models:
+            for name in {model.id.lower(), *_stems(model.match)}:
+                if name and ref.startswith(name) and (best is None or len(name) > best[0]):
+                    best = (len(name), f"{provider.id}/{model.id}")
+    return None if best is None else best[1]
 
 
 def _known_name(model_ref: str, model: Any, provider: str | None = None) -> bool:

@@ -413,7 +413,7 @@ def _invalid(message: str) -> ApplicationError:
 def _parse_json(content: bytes, provider: str, name: str, secrets: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested thousands deep: hostile
         raise malformed_response_error(provider, name, f"invalid JSON: {exc}", secrets) from None
     if not isinstance(data, dict):
         raise malformed_response_error(

@@ -170,14 +170,20 @@ def unknown_usage(
 _COUNT_SUFFIXES = ("_tokens", "_requests")
 
 
-def _bad_counts(block: Mapping[str, Any], where: str = "usage") -> list[str]:
+# No provider nests its usage block deeper than 3 levels.
+_MAX_USAGE_DEPTH = 8
+
+
+def _bad_counts(block: Mapping[str, Any], where: str = "usage", depth: int = 0) -> list[str]:
     """Count fields (recursively) whose value is not a whole number >= 0 (null is fine
     here: see _missing_main_counts)."""
+    if depth >= _MAX_USAGE_DEPTH:
+        return [f"{where} nests deeper than {_MAX_USAGE_DEPTH} levels"]
     bad: list[str] = []
     for key, value in block.items():
-        path = f"{where}.{key}"
+        path = f"{where}.{str(key)[:64]}"
         if isinstance(value, Mapping):
-            bad += _bad_counts(value, path)
+            bad += _bad_counts(value, path, depth + 1)
         elif (
             isinstance(key, str)
             and key.endswith(_COUNT_SUFFIXES)

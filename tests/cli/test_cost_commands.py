@@ -126,7 +126,7 @@ async def test_reconcile_never_closes_intents_of_live_runs_in_a_wrong_namespace(
         wrong = await run_baton(
             "db", "reconcile", "--url", url, env={**cli_env, "TEMPORAL_NAMESPACE": "prod-typo"}
         )
-        assert wrong.code != 0 and "Traceback" not in wrong.err
+        assert wrong.code == 2 and "Traceback" not in wrong.err
         assert "namespace 'prod-typo' does not exist" in wrong.err
         assert "set TEMPORAL_NAMESPACE" in wrong.err
         right = await run_baton("db", "reconcile", "--url", url, env=cli_env)

@@ -195,3 +195,30 @@ def test_normalize_usage_accepts_the_seeds_own_keys_as_already_normalised() -> N
 def test_normalize_usage_needs_a_model() -> None:
     with pytest.raises(ValueError, match="model"):
         normalize_usage({"input_tokens": 1})
+
+
+def test_hostile_usage_blocks_are_refused_by_name() -> None:
+    from baton_temporal.llm._usage import usage_from_reply
+    from baton_temporal.usage import UsageError
+
+    deep: dict = {"input_tokens": 1, "output_tokens": 1}
+    node = deep
+    for _ in range(50):
+        node["x"] = {}
+        node = node["x"]
+    cases = [
+        ({"usage": deep}, "nests deeper than 8 levels"),
+        ({"usage": [1, 2]}, "usage field that is a list"),
+        ({"usage": {"input_tokens": True, "output_tokens": 1}}, "usage.input_tokens is True"),
+        ({"usage": {"input_tokens": 1, "output_tokens": float("nan")}}, "output_tokens is nan"),
+        ({"usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": -2}}, "total_tokens"),
+    ]
+    for reply, named in cases:
+        with pytest.raises(UsageError, match="base URL") as caught:
+            usage_from_reply(reply, provider="anthropic", model="claude-x")
+        assert named in str(caught.value)
+    # 12.0 is a whole number (some servers write every number as a float).
+    ok = usage_from_reply(
+        {"usage": {"prompt_tokens": 12.0, "completion_tokens": 3}}, provider="openai", model="m"
+    )
+    assert (ok.input_tokens, ok.output_tokens, ok.usage_unknown) == (12, 3, None)
