@@ -115,7 +115,7 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
         kills: list[dict[str, Any]] = []
         try:
             first = [spawn() for _ in range(POOL)]
-            await wait_until(lambda: all(w.ready() for w in first), 30, "workers ready")
+            await wait_until(lambda: all(w.ready() for w in first), 90, "workers ready")
             for trial in range(TRIALS):
                 for _ in range(FLOWS_PER_TRIAL):
                     n = len(handles)
