@@ -69,6 +69,7 @@ async def test_postgres_down_mid_fan_out_then_back(
     assert all(r["attempt"] == 1 for r in rows)
 
 
+@pytest.mark.slow
 async def test_an_intent_written_before_an_outage_never_becomes_a_false_lost_reply(
     client: Client, task_queue: str, baton_worker, standin: StandIn
 ) -> None:
