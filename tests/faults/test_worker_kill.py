@@ -61,7 +61,6 @@ from .support import (
     wait_until,
 )
 
-
 TRIALS = int(os.environ.get("BATON_KILL_TRIALS", "6"))
 # 20 trials: ~40-60 s on an idle 2-core machine; much longer when other work loads it.
 pytestmark = pytest.mark.timeout(120 + 30 * TRIALS)
