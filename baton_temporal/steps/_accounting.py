@@ -648,7 +648,10 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
         pending = []
         await _write_one_by_one(resources.store, records, err)
     except (LedgerError, TimeoutError, OSError) as err:
-        pending = [r.model_dump(mode="json") for r in records]
+        # Without None fields (all default to None): a worker of the previous release,
+        # which may run baton.record_usage during a rolling deploy, does not know the
+        # newer ones (usage_unknown) and would refuse them.
+        pending = [r.model_dump(mode="json", exclude_none=True) for r in records]
         ledger_counters().failed(len(records), deferred=True)
         if cancelled:
             # Picked up by the next attempt if Temporal still takes this one's heartbeats.
