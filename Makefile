@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quorum bench-scale batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
+.PHONY: fault-kill demo test lint bench bench-quorum bench-scale batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -87,3 +87,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .baton .pytest_cache
+
+# The 20-trial worker-SIGKILL test (the suite runs 6 trials): billed vs recorded figures.
+fault-kill: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	BATON_KILL_TRIALS=20 PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m pytest -q -s \
+		-p no:cacheprovider tests/faults/test_worker_kill.py

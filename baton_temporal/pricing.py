@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -129,10 +130,12 @@ class GenAIPricesPricer:
 
     Model names are strict by default: a model is priced only when genai-prices knows the
     name as a model id, an alias, or a dated form of one (``-20250514``, ``-2024-08-06``,
-    ``@20250514``, ``-latest``). A name that merely starts like a known model
+    ``@20250514``, ``-0613``, ``-latest``). A name that merely starts like a known model
     (``claude-sonnet-4-5-mystery``) gives an unpriced quote whose ``note`` names the
-    candidate. ``prefix_match=True`` (or ``BATON_PRICE_PREFIX_MATCH=1``) accepts such
-    matches, as genai-prices itself does.
+    candidate. Dates must be real and in the provider's own form (Anthropic ``-YYYYMMDD``,
+    OpenAI ``-YYYY-MM-DD`` or ``-MMDD``): ``claude-sonnet-4-5-1234`` and
+    ``gpt-4o-2024-99-99`` are unpriced, their candidate named. ``prefix_match=True``
+    (or ``BATON_PRICE_PREFIX_MATCH=1``) accepts such matches, as genai-prices itself does.
 
     Example::
 
@@ -157,18 +160,16 @@ class GenAIPricesPricer:
                 price_context=price_context(usage),
             )
         except LookupError:
-            # Unknown model or provider: unpriced.
-            return None
-        version = f"genai-prices {genai_prices.__version__}"
+            # Unknown model or provider: unpriced; a near name, if any, is shown.
+            return _unknown_name_quote(usage)
+        version = _version(genai_prices, calc.auto_update_timestamp)
         total = calc.total_price
         if usage.service_tier == "batch":
             total, table = _batch_price(usage, calc, genai_prices)
             if table:
                 version += f" + baton batch table ({BATCH_DISCOUNTS[usage.provider or '']} x)"
-        if calc.auto_update_timestamp is not None:
-            version += f" (prices fetched {calc.auto_update_timestamp.isoformat()})"
         matched = f"{calc.provider.id}/{calc.model.id}"
-        if not self.prefix_match and not _known_name(usage.model, calc.model):
+        if not self.prefix_match and not _known_name(usage.model, calc.model, usage.provider):
             return PriceQuote(
                 cost_usd=None,
                 price_model=matched,
@@ -216,8 +217,72 @@ def _batch_price(usage: LLMUsage, calc: Any, genai_prices: Any) -> tuple[Decimal
 # not OpenAI: its models are priced only if genai-prices finds them on its own.
 _GENAI_PROVIDER: dict[str, str | None] = {"openai-compatible": None, "": None}
 
-# Suffixes that make a dated or alias form of a model id.
-_DATED = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest))+$")
+# The dated and alias forms the providers give their model ids. Anthropic:
+# ``-20250514`` (and ``@20250514`` on Vertex); OpenAI: ``-2024-08-06`` and, for older
+# models, ``-0613`` (month and day). Both: ``-latest``. A suffix counts only when its date
+# is a real calendar date: ``-1234`` or ``-2024-99-99`` is a look-alike, not a snapshot.
+_DATE_FORMS: dict[str, tuple[str, ...]] = {
+    "anthropic": ("yyyymmdd",),
+    "openai": ("yyyy-mm-dd", "mmdd"),
+}
+_DATE_SUFFIX = re.compile(
+    r"^(?P<stem>.+?)[-@](?:(?P<yyyymmdd>\d{8})|(?P<ymd>\d{4}-\d{2}-\d{2})|(?P<mmdd>\d{4})|latest)$"
+)
+
+
+def _undated(ref: str, provider: str | None) -> str | None:
+    """``ref`` without a real dated or ``-latest`` suffix of ``provider``'s forms (any
+    provider's when unknown); None if it has no such suffix."""
+    m = _DATE_SUFFIX.match(ref)
+    if m is None:
+        return None
+    forms = _DATE_FORMS.get(provider or "", ("yyyymmdd", "yyyy-mm-dd", "mmdd"))
+    if m["yyyymmdd"] is not None:
+        ok = "yyyymmdd" in forms and _real_date(m["yyyymmdd"], "%Y%m%d")
+    elif m["ymd"] is not None:
+        ok = "yyyy-mm-dd" in forms and _real_date(m["ymd"], "%Y-%m-%d")
+    elif m["mmdd"] is not None:
+        # 2000 is a leap year, so 0229 is a real month and day.
+        ok = "mmdd" in forms and _real_date("2000" + m["mmdd"], "%Y%m%d")
+    else:
+        ok = True  # -latest
+    return m["stem"] if ok else None
+
+
+def _real_date(text: str, fmt: str) -> bool:
+    try:
+        day = datetime.strptime(text, fmt)
+    except ValueError:
+        return False
+    return 2000 <= day.year <= 2100
+
+
+def _version(genai_prices: Any, fetched: datetime | None) -> str:
+    version = f"genai-prices {genai_prices.__version__}"
+    if fetched is not None:
+        version += f" (prices fetched {fetched.isoformat()})"
+    return version
+
+
+def _unknown_name_quote(usage: LLMUsage) -> PriceQuote | None:
+    """An unpriced quote naming the known model ``usage.model`` looks like (the longest
+    known id or name that it starts with), or None if it looks like none."""
+    import genai_prices
+
+    wanted = _GENAI_PROVIDER.get(usage.provider or "", usage.provider)
+    candidate = _look_alike_of(usage.model.lower().split("/")[-1][:256], wanted)
+    if candidate is None:
+        return None
+    return PriceQuote(
+        cost_usd=None,
+        price_model=candidate,
+        price_version=_version(genai_prices, None),
+        note=(
+            f"unknown model name: {usage.model!r} is not a name genai-prices knows; it looks "
+            f"like {candidate} (a dated form must be a real date, e.g. -20250514 or "
+            f"-2024-08-06); use the exact model id, or list the name in {PRICES_FILE_ENV}"
+        ),
+    )
 
 
 def genai_usage(usage: LLMUsage) -> Any:
@@ -263,11 +328,29 @@ def price_context(usage: LLMUsage) -> dict[str, str] | None:
     return context or None
 
 
-def _known_name(model_ref: str, model: Any) -> bool:
-    """Whether genai-prices knows ``model_ref`` as ``model`` by name, not by prefix only."""
+@functools.lru_cache(maxsize=512)
+def _look_alike_of(ref: str, provider_id: str | None) -> str | None:
+    """``provider/model`` of the known model whose id or spelled-out name is the longest
+    start of ``ref`` (cached: a self-hosted model's name comes back on every call)."""
+    from genai_prices import data_snapshot
+
+    best: tuple[int, str] | None = None
+    for provider in data_snapshot.get_snapshot().providers:
+        if provider_id is not None and provider.id != provider_id:
+            continue
+        for model in provider.models:
+            for name in {model.id.lower(), *_stems(model.match)}:
+                if name and ref.startswith(name) and (best is None or len(name) > best[0]):
+                    best = (len(name), f"{provider.id}/{model.id}")
+    return None if best is None else best[1]
+
+
+def _known_name(model_ref: str, model: Any, provider: str | None = None) -> bool:
+    """Whether genai-prices knows ``model_ref`` as ``model`` by name, not by prefix only:
+    its id, a name its match clause spells out, or a real dated / ``-latest`` form of one."""
     ref = model_ref.lower().split("/")[-1]
     names = {model.id.lower(), *_stems(model.match)}
-    if ref in names or _DATED.sub("", ref) in names:
+    if ref in names or _undated(ref, provider) in names:
         return True
     return _regex_match(model.match, ref)
 

@@ -137,7 +137,15 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int =
 
 
 # Why a lost reply's numbers are not the call's: said wherever they are counted.
-LOST_NOTE = " (worker stopped before the reply was recorded: input estimated, output unknown)"
+LOST_NOTE = (
+    " (request sent, reply never recorded: worker stopped, attempt cancelled or timed out;"
+    " billed if it reached the provider, which is not known; input estimated, output"
+    " unknown, unpriced)"
+)
+UNKNOWN_NOTE = (
+    " (billed replies without believable usage: tokens not counted above, unpriced;"
+    " reasons in the rows' price_note)"
+)
 
 
 def format_totals(totals: WorkflowTotals) -> str:
@@ -167,6 +175,10 @@ def format_totals(totals: WorkflowTotals) -> str:
         ("calls", _n(totals.calls)),
         ("failed-attempt calls", _n(totals.failed_calls)),
         ("lost replies", _n(totals.lost_replies) + (LOST_NOTE if totals.lost_replies else "")),
+        (
+            "usage unknown",
+            _n(totals.usage_unknown_calls) + (UNKNOWN_NOTE if totals.usage_unknown_calls else ""),
+        ),
         ("in flight / orphaned", _n(totals.pending_calls)),
         ("input tokens", _n(totals.input_tokens)),
         ("  cache read", _n(totals.cache_read_tokens)),
@@ -206,7 +218,10 @@ def format_steps(steps: Sequence[StepStats]) -> str:
     if not steps:
         return "no LLM usage recorded"
     lost = any(s.lost_replies for s in steps)
+    unknown = any(s.usage_unknown_calls for s in steps)
     headers = ["step", "model", "calls", "attempts", *_TOKEN_HEADERS, "avg ms", "unpriced", "cost"]
+    if unknown:
+        headers.insert(3, "usage unknown")
     if lost:
         headers.insert(3, "lost replies")
     rows = []
@@ -221,11 +236,16 @@ def format_steps(steps: Sequence[StepStats]) -> str:
             _n(s.unpriced_calls),
             format_cost(s.cost_usd),
         ]
+        if unknown:
+            row.insert(3, _n(s.usage_unknown_calls))
         if lost:
             row.insert(3, _n(s.lost_replies))
         rows.append(row)
     table = _table(headers, rows, left=2)
-    return table + ("\nlost replies:" + LOST_NOTE if lost else "")
+    notes = ("\nlost replies:" + LOST_NOTE if lost else "") + (
+        "\nusage unknown:" + UNKNOWN_NOTE if unknown else ""
+    )
+    return table + notes
 
 
 def combine_costs(model: str, rows: Sequence[StepStats | ModelCost]) -> ModelCost:

@@ -14,6 +14,8 @@ Providers count tokens differently; this model is the single place where they ag
 * ``web_search_requests`` counts server-side tool calls the provider bills per use;
   ``service_tier`` and ``speed`` are what the provider reported (they select prices).
 * ``requested_at`` is when the request left: the call is priced at that day's prices.
+* ``usage_unknown`` says why the counts are not known (the reply had no usage, or counts
+  that cannot be true); such a call is stored unpriced with that reason, never as 0.
 
 Counts are bounded (``MAX_TOKENS`` per field, ``MAX_TOOL_REQUESTS``): a number beyond them
 is a bug or an attack, refused when the usage is validated rather than stored.
@@ -88,6 +90,10 @@ class LLMUsage(BaseModel):
     # Identifies the call within its step attempt, so that recording the same call twice
     # (a re-delivered record, or explicit `llm_usage` plus auto-capture) stores one row.
     call_id: str | None = Field(default=None, min_length=1, max_length=256)
+    # Set when the provider's counts are not known (its reply had no usage block, or
+    # counts that cannot be true): why. The call was billed; the ledger stores it with
+    # status "usage_unknown" and no cost (unpriced, never 0), the reason beside it.
+    usage_unknown: str | None = Field(default=None, min_length=1, max_length=1000)
 
     @field_serializer("requested_at")
     def _iso(self, value: datetime | None) -> str | None:

@@ -1,8 +1,11 @@
 """``baton db reconcile`` and ``baton db reprice``: repair and re-price the ledger.
 
 * ``reconcile`` turns the call intents of runs that have ended (Temporal says the run is
-  closed, or no longer knows it) into ``lost_reply`` rows: calls whose worker died before
-  their reply was recorded, counted with estimated input and unknown output.
+  closed) into ``lost_reply`` rows: calls whose worker died before their reply was
+  recorded, counted with estimated input and unknown output. A run Temporal does not find
+  is left alone (a wrong ``TEMPORAL_NAMESPACE`` would make every live run "not found");
+  ``--missing-as-ended`` takes such runs as ended (past their retention). A namespace
+  that does not exist is refused.
 * ``reprice`` prices stored rows again with the installed price data, each at its
   call's own time, and keeps the price version it used.
 
@@ -38,6 +41,12 @@ def add_parsers(db_sub: Any, common: argparse.ArgumentParser, url_help: str) -> 
         default=timedelta(minutes=1),
         help="only intents at least this old (default 1m)",
     )
+    reconcile.add_argument(
+        "--missing-as-ended",
+        action="store_true",
+        help="treat runs Temporal does not find as ended (only for runs past their "
+        "retention; default: leave them alone and say so)",
+    )
     reconcile.add_argument("--url", help=url_help)
     reprice = db_sub.add_parser(
         "reprice", help="price stored calls again with the installed prices", parents=[common]
@@ -62,7 +71,7 @@ async def run(args: argparse.Namespace) -> int:
     store = _open_ledger(args.url, must_exist=True)
     try:
         if args.db_command == "reconcile":
-            await _reconcile(store, args.older_than)
+            await _reconcile(store, args.older_than, missing_as_ended=args.missing_as_ended)
         else:
             await _reprice(store, args)
     finally:
@@ -70,20 +79,39 @@ async def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _reconcile(store: Any, older_than: timedelta) -> None:
+async def _reconcile(store: Any, older_than: timedelta, *, missing_as_ended: bool) -> None:
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
 
     from ._commands import _rpc_not_found, connect_temporal
 
     client = await connect_temporal()
+    namespace = client.namespace
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+    except RPCError as err:
+        if _rpc_not_found(err):
+            # Every run would be "not found" there: never read that as "ended".
+            where = client.service_client.config.target_host
+            raise CliError(
+                f"namespace {namespace!r} does not exist on {where}; set TEMPORAL_NAMESPACE "
+                "to the namespace your flows run in and run baton db reconcile again"
+            ) from None
+        # Not allowed to describe it (a namespace-scoped key), say: runs are still looked
+        # up one by one, and one that is not found is never taken for ended.
+    missing: list[str] = []
 
-    async def has_ended(workflow_id: str, run_id: str) -> bool:
+    async def has_ended(workflow_id: str, run_id: str) -> bool | None:
         try:
             described = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
         except RPCError as err:
             if _rpc_not_found(err):
-                return True  # past its retention: it ended long ago
+                missing.append(f"{workflow_id} (run {run_id})")
+                # Past its retention, or started in another namespace: not known.
+                return True if missing_as_ended else None
             raise CliError(f"cannot describe workflow {workflow_id}: {short_error(err)}") from err
         return described.status != WorkflowExecutionStatus.RUNNING
 
@@ -92,6 +120,16 @@ async def _reconcile(store: Any, older_than: timedelta) -> None:
         f"{result.lost_replies} call(s) of ended runs recorded as lost replies in {store.url}; "
         f"{result.still_running} run(s) still going were left alone"
     )
+    if result.not_found:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        print(
+            f"{result.not_found} run(s) not found in namespace {namespace!r} were left alone "
+            f"(their intents stay pending): {shown}. If they ran in another namespace, set "
+            "TEMPORAL_NAMESPACE; if they ended past their retention, run again with "
+            "--missing-as-ended"
+        )
+    elif missing_as_ended and missing:
+        print(f"{len(missing)} run(s) not found in namespace {namespace!r} were taken as ended")
 
 
 async def _reprice(store: Any, args: argparse.Namespace) -> None:

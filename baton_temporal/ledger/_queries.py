@@ -54,6 +54,7 @@ def _tokens(row: Sequence[Any], start: int) -> dict[str, int]:
 _UNPRICED = func.coalesce(func.sum(case((_T.c.cost_usd.is_(None), 1), else_=0)), 0)
 _FAILED = func.coalesce(func.sum(case((_T.c.status == "step_failed", 1), else_=0)), 0)
 _LOST = func.coalesce(func.sum(case((_T.c.status == "lost_reply", 1), else_=0)), 0)
+_UNKNOWN = func.coalesce(func.sum(case((_T.c.status == "usage_unknown", 1), else_=0)), 0)
 _PENDING = func.coalesce(func.sum(case((_T.c.status == "pending", 1), else_=0)), 0)
 
 
@@ -82,6 +83,7 @@ class LedgerQueries(StoreCore):
             _LOST,
             _PENDING,
             func.coalesce(func.sum(_T.c.web_search_requests), 0),
+            _UNKNOWN,
         ).where(where)
         # Portable COUNT(DISTINCT (a, b, c)): SQLite has no row-value DISTINCT.
         attempt_keys = (
@@ -104,6 +106,7 @@ class LedgerQueries(StoreCore):
             lost_replies=_int(row[10]),
             pending_calls=_int(row[11]),
             web_search_requests=_int(row[12]),
+            usage_unknown_calls=_int(row[13]),
             steps=_int(row[9]),
             attempts=_int(n_attempts),
         )
@@ -134,6 +137,7 @@ class LedgerQueries(StoreCore):
                 func.max(_T.c.recorded_at),
                 _LOST,
                 _PENDING,
+                _UNKNOWN,
             )
             .where(_T.c.workflow_id == workflow_id)
             .group_by(_T.c.step, _T.c.model)
@@ -155,6 +159,7 @@ class LedgerQueries(StoreCore):
                 avg_latency_ms=None if r[11] is None else round(float(r[11])),
                 lost_replies=_int(r[14]),
                 pending_calls=_int(r[15]),
+                usage_unknown_calls=_int(r[16]),
                 first_recorded_at=r[12],
                 last_recorded_at=r[13],
             )

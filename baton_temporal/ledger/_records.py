@@ -33,6 +33,30 @@ __all__ = [
 ]
 
 
+# Why a call's reply is lost, as its lost_reply row says (price_note). Every one: the
+# request was sent (a provider bills a request it received, even if the client is gone),
+# whether it reached the provider is not known, input is estimated, output unknown.
+_LOST_TAIL = (
+    "; billed if the request reached the provider (not known); input tokens estimated "
+    "from the prompt size, output unknown"
+)
+LOST_WORKER_STOPPED = (
+    "lost reply: the step attempt ended (worker stopped or attempt timed out) after the "
+    "request was sent, before its reply was recorded" + _LOST_TAIL
+)
+LOST_CANCELLED = (
+    "lost reply: the step attempt was cancelled while waiting for the reply" + _LOST_TAIL
+)
+LOST_NO_ANSWER = (
+    "lost reply: the request was sent and no reply came back (client timeout, or the "
+    "connection broke after sending)" + _LOST_TAIL
+)
+LOST_RUN_ENDED = (
+    "lost reply: the run ended with this call's reply unrecorded (found by baton db "
+    "reconcile)" + _LOST_TAIL
+)
+
+
 class UsageRecord(BaseModel):
     """One LLM call of one step attempt, ready to be written to the ledger.
 
@@ -198,6 +222,9 @@ class WorkflowTotals(_Frozen):
     lost_replies: int = 0
     pending_calls: int = 0  # requests sent, reply not yet recorded (in flight or orphaned)
     web_search_requests: int = 0
+    # Billed replies whose token counts are not known (no usage block, or counts that
+    # cannot be true): zero tokens here, unpriced (also counted in unpriced_calls).
+    usage_unknown_calls: int = 0
 
 
 class StepStats(_Frozen):
@@ -218,6 +245,7 @@ class StepStats(_Frozen):
     avg_latency_ms: int | None
     lost_replies: int = 0
     pending_calls: int = 0
+    usage_unknown_calls: int = 0
     first_recorded_at: datetime
     last_recorded_at: datetime
 
@@ -242,6 +270,9 @@ class ReconcileResult(_Frozen):
     lost_replies: int
     # Intents of runs still going (their calls may yet complete): left alone.
     still_running: int = 0
+    # Runs Temporal did not find (another namespace, or past retention): left alone,
+    # since "not found" does not say "ended".
+    not_found: int = 0
 
 
 class RepriceResult(_Frozen):

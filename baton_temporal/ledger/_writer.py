@@ -4,7 +4,9 @@ A call's row goes through up to three states, each write idempotent on ``call_ke
 
 1. ``pending``: the intent, written before the request leaves (:meth:`begin_call`);
 2. ``ok`` / ``step_failed``: the usage, written when the reply arrives or the attempt
-   ends (:meth:`record`); it completes the intent;
+   ends (:meth:`record`); it completes the intent. ``usage_unknown``: a billed reply
+   whose counts are not known (no usage block, or counts that cannot be true): zeros,
+   unpriced, the reason in ``price_note``;
 3. ``lost_reply``: an intent whose worker died (:meth:`reconcile`): input tokens
    estimated from the prompt size, output unknown, unpriced.
 
@@ -34,6 +36,8 @@ from ._config import LedgerNotMigrated, LedgerUnavailable
 from ._core import StoreCore
 from ._pg_insert import PgInsert
 from ._records import (
+    LOST_RUN_ENDED,
+    LOST_WORKER_STOPPED,
     CallIntent,
     PruneResult,
     ReconcileResult,
@@ -138,8 +142,14 @@ class LedgerWriter(StoreCore):
             # Usage from before the call's time was carried: the record's time is the
             # nearest known (the end of the attempt).
             u = u.model_copy(update={"requested_at": rec.recorded_at})
-        quote = self._quote(pricer, u)
-        return {
+        if u.usage_unknown is not None:
+            # Billed, counts unknown: unpriced (NULL, never 0), the reason beside it.
+            quote = None
+            status = "usage_unknown"
+        else:
+            quote = self._quote(pricer, u)
+            status = rec.status
+        row = {
             "call_key": rec.call_key,
             "workflow_id": rec.workflow_id,
             "run_id": rec.run_id,
@@ -155,9 +165,12 @@ class LedgerWriter(StoreCore):
             "latency_ms": u.latency_ms,
             "prompt_chars": None,
             **_price_columns(quote),
-            "status": rec.status,
+            "status": status,
             "recorded_at": rec.recorded_at,
         }
+        if u.usage_unknown is not None:
+            row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
+        return row
 
     async def record(
         self, rows: UsageRecord | Mapping[str, Any] | Iterable[UsageRecord | Mapping[str, Any]]
@@ -225,10 +238,23 @@ class LedgerWriter(StoreCore):
 
     async def cancel_call(self, call_key: str) -> bool:
         """Remove a call's intent: the request got no billed reply (an error status, a
-        reset). Only a ``pending`` row is removed; True if there was one."""
-        stmt = delete(_T).where(_T.c.call_key == call_key, _T.c.status == "pending")
-        async with self._connect(write=True, autocommit=True) as conn:
-            return bool((await conn.execute(stmt)).rowcount)
+        connection never made). Only an intent or a lost-reply estimate is removed (a
+        removal that arrives late, after the ledger was down, may find the intent taken
+        for a lost reply meanwhile); True if there was one."""
+        return await self.cancel_calls([call_key]) == 1
+
+    async def cancel_calls(self, call_keys: Iterable[str]) -> int:
+        """:meth:`cancel_call` for many keys at once; return how many rows went."""
+        keys = list(dict.fromkeys(call_keys))
+        removed = 0
+        for start in range(0, len(keys), self._chunk):
+            stmt = delete(_T).where(
+                _T.c.call_key.in_(keys[start : start + self._chunk]),
+                _T.c.status.in_(_PROVISIONAL),
+            )
+            async with self._connect(write=True, autocommit=True) as conn:
+                removed += int((await conn.execute(stmt)).rowcount or 0)
+        return removed
 
     async def reconcile(
         self,
@@ -238,13 +264,15 @@ class LedgerWriter(StoreCore):
         activity_id: str | None = None,
         before_attempt: int | None = None,
         call_key: str | None = None,
+        reason: str = LOST_WORKER_STOPPED,
     ) -> int:
         """Turn the orphaned intents of a run (optionally of one activity's attempts
         before ``before_attempt``) into ``lost_reply`` rows; return how many.
 
         Called by a step's next attempt for the attempts before it, and by
         ``baton db reconcile`` for runs that ended. Input tokens stay the estimate from
-        the prompt size; output is unknown (0); the row is unpriced.
+        the prompt size; output is unknown (0); the row is unpriced. ``reason`` (stored
+        as the row's ``price_note``) says what happened to the reply.
         """
         where = [_T.c.status == "pending", _T.c.workflow_id == workflow_id, _T.c.run_id == run_id]
         if activity_id is not None:
@@ -253,29 +281,23 @@ class LedgerWriter(StoreCore):
             where.append(_T.c.attempt < before_attempt)
         if call_key is not None:
             where.append(_T.c.call_key == call_key)
-        stmt = (
-            update(_T)
-            .where(*where)
-            .values(
-                status="lost_reply",
-                price_note="lost reply: the worker stopped before the reply was recorded; "
-                "input tokens estimated from the prompt size, output unknown",
-            )
-        )
+        stmt = update(_T).where(*where).values(status="lost_reply", price_note=reason[:1000])
         async with self._connect(write=True, autocommit=True) as conn:
             return int((await conn.execute(stmt)).rowcount or 0)
 
     async def reconcile_ended(
         self,
-        has_ended: Callable[[str, str], Awaitable[bool]],
+        has_ended: Callable[[str, str], Awaitable[bool | None]],
         *,
         older_than: timedelta = timedelta(minutes=1),
         now: datetime | None = None,
     ) -> ReconcileResult:
         """Reconcile the intents of every run that ``has_ended(workflow_id, run_id)``.
 
-        Only intents older than ``older_than`` are looked at (a call just sent is not
-        an orphan). Example::
+        ``has_ended`` answers True (closed), False (still running) or None (not found:
+        the answer is unknown, so the run's intents are left alone and counted in
+        ``not_found``). Only intents older than ``older_than`` are looked at (a call just
+        sent is not an orphan). Example::
 
             await store.reconcile_ended(lambda wf, run: temporal_says_closed(wf, run))
         """
@@ -288,13 +310,18 @@ class LedgerWriter(StoreCore):
         )
         async with self._connect(write=False) as conn:
             runs = [(r[0], r[1]) for r in (await conn.execute(runs_stmt)).all()]
-        lost = running = 0
+        lost = running = missing = 0
         for workflow_id, run_id in runs:
-            if await has_ended(workflow_id, run_id):
-                lost += await self.reconcile(workflow_id=workflow_id, run_id=run_id)
+            ended = await has_ended(workflow_id, run_id)
+            if ended is None:
+                missing += 1
+            elif ended:
+                lost += await self.reconcile(
+                    workflow_id=workflow_id, run_id=run_id, reason=LOST_RUN_ENDED
+                )
             else:
                 running += 1
-        return ReconcileResult(lost_replies=lost, still_running=running)
+        return ReconcileResult(lost_replies=lost, still_running=running, not_found=missing)
 
     # -- repricing ---------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import functools
 import inspect
 import json
 import logging
+import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -39,7 +41,7 @@ from ._responses import (
     failed_reason,
 )
 from ._streaming import StreamBroken, prepare_stream_body, read_stream, stall_limit, wants_stream
-from ._usage import usage_from_reply
+from ._usage import unknown_usage, usage_from_reply
 
 __all__ = [
     "DEFAULT_ANTHROPIC_MAX_TOKENS",
@@ -47,6 +49,7 @@ __all__ = [
     "BilledReplyError",
     "LLMResponse",
     "Message",
+    "UnansweredRequestError",
     "complete",
 ]
 
@@ -74,6 +77,19 @@ class BilledReplyError(ApplicationError):
     ) -> None:
         super().__init__(message, type=type, non_retryable=non_retryable)
         self.usage = usage
+
+
+class UnansweredRequestError(ApplicationError):
+    """The request was sent and no reply was read (the client timed out, or the
+    connection broke after sending): a provider bills a request it received, so the
+    call may be billed, and whether it reached the provider is not known.
+
+    The caller records the call as a lost reply. Temporal sees an ordinary
+    ``ApplicationError`` of ``type``.
+    """
+
+    def __init__(self, message: str, *, type: str, non_retryable: bool = False) -> None:
+        super().__init__(message, type=type, non_retryable=non_retryable)
 
 
 log = logging.getLogger(__name__)
@@ -202,6 +218,7 @@ async def complete(
         timeout_s = timeout if isinstance(timeout, int | float) else config.timeout_s
         started = time.perf_counter()
         async with _heartbeating() if not streaming else contextlib.nullcontext():
+            raw = None
             try:
                 if streaming:
                     data, streamed = await read_stream(
@@ -229,6 +246,26 @@ async def complete(
                     )
                 if mapped is None:
                     raise
+                if raw is not None:
+                    # A success status came, then the body broke off: billed, usage unread.
+                    raise BilledReplyError(
+                        mapped.message,
+                        usage=unknown_usage(
+                            f"the reply's body broke off after a success status: {mapped.message}",
+                            model=name,
+                            provider=provider,
+                            call_id=call_id,
+                            requested_at=requested_at,
+                        ),
+                        type=mapped.type or PROVIDER_RETRYABLE,
+                        non_retryable=mapped.non_retryable,
+                    ) from None
+                if _maybe_sent(exc):
+                    raise UnansweredRequestError(
+                        mapped.message,
+                        type=mapped.type or PROVIDER_RETRYABLE,
+                        non_retryable=mapped.non_retryable,
+                    ) from None
                 # `from None`: the SDK exception holds the request, headers and key included,
                 # and Temporal would serialise a cause into the failure it stores.
                 raise mapped from None
@@ -240,7 +277,23 @@ async def complete(
             await active.aclose()
 
     if not streaming:
-        data = _parse_json(content, provider, name, secrets)
+        try:
+            data = _parse_json(content, provider, name, secrets)
+        except ApplicationError as bad:
+            # A success status: the provider billed it, though its body cannot be read.
+            raise BilledReplyError(
+                bad.message,
+                usage=unknown_usage(
+                    f"the reply (success status) could not be read: {bad.message}",
+                    model=name,
+                    provider=provider,
+                    latency_ms=latency_ms,
+                    call_id=call_id,
+                    requested_at=requested_at,
+                ),
+                type=bad.type or PROVIDER_RETRYABLE,
+                non_retryable=bad.non_retryable,
+            ) from None
     reported = data.get("model")
     if not isinstance(reported, str) or not reported or len(reported) > 256:
         reported = name
@@ -256,8 +309,19 @@ async def complete(
             requested_at=requested_at,
         )
     except UsageError as exc:
+        reason = redact(str(exc), secrets)
         raise BilledReplyError(
-            redact(str(exc), secrets), usage=None, type=INVALID_PROVIDER_USAGE, non_retryable=True
+            reason,
+            usage=unknown_usage(
+                reason,
+                model=reported,
+                provider=provider,
+                latency_ms=latency_ms,
+                call_id=call_id,
+                requested_at=requested_at,
+            ),
+            type=INVALID_PROVIDER_USAGE,
+            non_retryable=True,
         ) from None
     try:
         if api == "responses":
@@ -352,6 +416,33 @@ def check_call_options(model: str, params: Mapping[str, Any]) -> None:
             f"stream={stream!r}: use stream=True, stream=False, or leave it out to stream "
             "only when the request needs it"
         )
+
+
+# Errors that mean the connection was never made (any HTTP library spells them so).
+_NOT_CONNECTED = frozenset({"ConnectError", "ConnectTimeout", "UnsupportedProtocol"})
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether a request that failed without any reply may have reached the provider: a
+    timeout or a connection broken after connecting. Not an error status (answered, not
+    billed), nor a connection never made (refused, DNS, connect timeout), nor a request
+    that could not even be encoded."""
+    connection_errors = tuple(
+        sdk.APIConnectionError
+        for module in ("anthropic", "openai")
+        if (sdk := sys.modules.get(module)) is not None
+    )
+    if not isinstance(exc, connection_errors):
+        return False
+    cause: BaseException | None = exc
+    seen = 0
+    while cause is not None and seen < 20:
+        if type(cause).__name__ in _NOT_CONNECTED or isinstance(
+            cause, ConnectionRefusedError | UnicodeError | socket.gaierror
+        ):
+            return False
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return True
 
 
 def _build_request(
@@ -451,7 +542,7 @@ def _invalid(message: str) -> ApplicationError:
 def _parse_json(content: bytes, provider: str, name: str, secrets: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested thousands deep: hostile
         raise malformed_response_error(provider, name, f"invalid JSON: {exc}", secrets) from None
     if not isinstance(data, dict):
         raise malformed_response_error(

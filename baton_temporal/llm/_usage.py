@@ -7,9 +7,13 @@ reasoning/thinking tokens included. Two things are added around it:
 
 * what selects a price but is not a count: OpenAI's ``service_tier`` (top level of the
   reply), Anthropic's ``usage.service_tier`` and ``usage.speed``;
-* leniency for replies the extractor refuses (a local OpenAI-compatible server that
-  omits ``completion_tokens``, a null or nonsense field): such fields count as 0, parts
-  are clamped to their whole, and the billed call still gets a row.
+* checks the extractor does not make, so that no count is ever a silent 0: a reply
+  without a usage block, or whose main counts (input and output) are missing or null,
+  gives usage marked ``usage_unknown`` (stored unpriced, with the reason); a count that
+  is negative, fractional, a string or a boolean raises :class:`UsageError` naming the
+  field (the caller records the billed call as usage-unknown). Null *detail* fields
+  (``cache_read_input_tokens: null``, ``prompt_tokens_details: null``) are the SDKs'
+  normal way of saying 0 and count as 0; parts are clamped to their whole.
 
 The one rule that matters: ``LLMUsage.input_tokens`` is the whole prompt. Anthropic
 reports cache reads and writes *beside* ``input_tokens``, so they are added; OpenAI's
@@ -31,7 +35,13 @@ from pydantic import BaseModel, ValidationError
 
 from ..usage import MAX_TOKENS, LLMUsage, UsageError
 
-__all__ = ["normalize_usage", "usage_from_anthropic", "usage_from_openai", "usage_from_reply"]
+__all__ = [
+    "normalize_usage",
+    "unknown_usage",
+    "usage_from_anthropic",
+    "usage_from_openai",
+    "usage_from_reply",
+]
 
 # Keys only the seed's own (already normalised) llm_usage shape uses.
 _SEED_KEYS = frozenset({"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"})
@@ -60,16 +70,44 @@ def usage_from_reply(
 ) -> LLMUsage:
     """The usage of a whole provider reply (Anthropic Messages, OpenAI Chat or Responses).
 
-    Raises :class:`~baton_temporal.usage.UsageError` when a count is beyond the ledger's
-    bounds (``MAX_TOKENS``): the call was billed, but the number cannot be true.
+    Raises :class:`~baton_temporal.usage.UsageError` when a count is not a whole number
+    >= 0 or is beyond the ledger's bounds (``MAX_TOKENS``): the call was billed, but the
+    number cannot be true. A reply without usage, or without its input or output count,
+    gives usage marked ``usage_unknown`` (see :func:`unknown_usage`).
 
     Example::
 
         usage_from_reply(message.model_dump(), provider="anthropic", model=message.model)
     """
     data = _as_dict(reply)
-    block = _sub(data.get("usage"))
     kind = "anthropic" if provider == "anthropic" else "openai"
+    raw_block = data.get("usage")
+    if raw_block is not None and not isinstance(raw_block, Mapping | BaseModel):
+        raise UsageError(
+            f"the {provider} reply for model {model!r} has a usage field that is a "
+            f"{type(raw_block).__name__}, not an object; the reply was billed and is recorded "
+            "with its usage unknown. Check what answers at the provider's base URL (a proxy?)"
+        )
+    block = _sub(raw_block)
+    bad = _bad_counts(block)
+    if bad:
+        raise UsageError(
+            f"the {provider} reply for model {model!r} reports token counts that are not "
+            f"whole numbers >= 0: {'; '.join(bad[:5])}; the call was billed and is recorded "
+            "with its usage unknown (unpriced). Check what answers at the provider's base "
+            "URL (a proxy or a compatible server rewriting usage?)"
+        )
+    missing = _missing_main_counts(kind, block) if raw_block is not None else ["usage"]
+    if missing:
+        return unknown_usage(
+            f"the reply reported no {' / '.join(missing)} (null or missing): its token "
+            "counts, and so its cost, are not known",
+            model=model,
+            provider=provider,
+            latency_ms=latency_ms,
+            call_id=call_id,
+            requested_at=requested_at,
+        )
     counts = _extracted(kind, block, model)
     if counts is None:
         counts = _lenient(kind, block)
@@ -79,15 +117,17 @@ def usage_from_reply(
     else:
         tier, speed = data.get("service_tier"), None
     try:
-        return LLMUsage(
-            model=model,
-            provider=provider,
-            latency_ms=latency_ms,
-            call_id=call_id,
-            requested_at=requested_at,
-            service_tier=tier if isinstance(tier, str) and tier else None,
-            speed=speed if isinstance(speed, str) and speed else None,
-            **counts,
+        return LLMUsage.model_validate(
+            {
+                "model": model,
+                "provider": provider,
+                "latency_ms": latency_ms,
+                "call_id": call_id,
+                "requested_at": requested_at,
+                "service_tier": tier if isinstance(tier, str) and tier else None,
+                "speed": speed if isinstance(speed, str) and speed else None,
+                **counts,
+            }
         )
     except ValidationError as err:
         problems = "; ".join(
@@ -97,6 +137,83 @@ def usage_from_reply(
             f"the {provider} reply for model {model!r} reports usage the ledger cannot "
             f"store ({problems}); counts above {MAX_TOKENS:,} tokens are refused as untrue"
         ) from None
+
+
+def unknown_usage(
+    reason: str,
+    *,
+    model: str,
+    provider: str | None,
+    latency_ms: int | None = None,
+    call_id: str | None = None,
+    requested_at: datetime | None = None,
+) -> LLMUsage:
+    """The usage of a billed call whose counts are not known: zeros, marked with why.
+
+    The ledger stores it with status ``usage_unknown`` and no cost (unpriced, not 0).
+
+    Example::
+
+        unknown_usage("the reply had no usage block", model="gpt-4o", provider="openai")
+    """
+    return LLMUsage(
+        model=model[:256] or "?",
+        provider=provider,
+        latency_ms=latency_ms,
+        call_id=call_id,
+        requested_at=requested_at,
+        usage_unknown=reason[:1000],
+    )
+
+
+# Fields that hold counts: their names end so in every provider's usage block.
+_COUNT_SUFFIXES = ("_tokens", "_requests")
+
+
+# No provider nests its usage block deeper than 3 levels.
+_MAX_USAGE_DEPTH = 8
+
+
+def _bad_counts(block: Mapping[str, Any], where: str = "usage", depth: int = 0) -> list[str]:
+    """Count fields (recursively) whose value is not a whole number >= 0 (null is fine
+    here: see _missing_main_counts)."""
+    if depth >= _MAX_USAGE_DEPTH:
+        return [f"{where} nests deeper than {_MAX_USAGE_DEPTH} levels"]
+    bad: list[str] = []
+    for key, value in block.items():
+        path = f"{where}.{str(key)[:64]}"
+        if isinstance(value, Mapping):
+            bad += _bad_counts(value, path, depth + 1)
+        elif (
+            isinstance(key, str)
+            and key.endswith(_COUNT_SUFFIXES)
+            and value is not None
+            and not _whole(value)
+        ):
+            bad.append(f"{path} is {value!r}"[:200])
+    return bad
+
+
+def _whole(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    if isinstance(value, float | Decimal):
+        # 12.0 is 12 (some servers emit JSON numbers as floats); 12.5 and -1.0 are not.
+        return math.isfinite(value) and value >= 0 and value == int(value)
+    return False
+
+
+def _missing_main_counts(kind: str, block: Mapping[str, Any]) -> list[str]:
+    """The main counts (input and output) a block lacks or has as null."""
+    if kind == "anthropic" or "input_tokens" in block or "output_tokens" in block:
+        names = ("input_tokens", "output_tokens")
+        if kind != "anthropic" and "prompt_tokens" in block:
+            names = ("prompt_tokens", "completion_tokens")
+    else:
+        names = ("prompt_tokens", "completion_tokens")
+    return [f"usage.{n}" for n in names if block.get(n) is None]
 
 
 def usage_from_anthropic(

@@ -48,10 +48,12 @@ from ..ledger import (
     LedgerWriteError,
     UsageRecord,
 )
+from ..ledger._records import LOST_CANCELLED, LOST_NO_ANSWER
 from ..llm import INVALID_LLM_CONFIG, LLMClients, LLMConfig, LLMResponse, Message, complete
-from ..llm._complete import BilledReplyError, check_call_options
+from ..llm._complete import BilledReplyError, UnansweredRequestError, check_call_options
 from ..llm._providers import resolve_provider
 from ..llm._structured import DEFAULT_OUTPUT_RETRIES, OutputMode, call_structured
+from ..llm._usage import unknown_usage
 from ..metrics import ledger_counters
 from ..pricing import Pricer, pricer_from_env
 from ..tracing import Tracing, trace_llm_call
@@ -121,6 +123,8 @@ class _Call:
     call_id: str
     usage: LLMUsage | None = None
     written: bool = False  # its usage row is in the ledger
+    # The intent write was not confirmed (timed out): it may still land, after a removal.
+    intent_unsure: bool = False
 
 
 @dataclass
@@ -134,6 +138,11 @@ class _Attempt:
     # this attempt stops putting writes in front of its requests.
     ledger_down: bool = False
     budget: AttemptBudget | None = None
+    # Call keys of intents whose request provably got no billed reply (an error status)
+    # but whose removal did not reach the ledger (it was down): removed at the attempt's
+    # end, or carried with its unwritten usage until the ledger is back. Left alone, they
+    # would turn into false lost replies.
+    uncancelled: list[str] = field(default_factory=list)
 
     def reserve(self, step: str, attempt: int) -> _Call:
         """The next call's index and id, taken before anything is awaited: concurrent
@@ -287,10 +296,12 @@ async def call_llm(
             pricer=resources.budget_pricer(),
         )
     intent = _intent_of(attempt, call, chosen, messages) if attempt and call else None
+    if intent is not None and resources is not None:
+        _prepare_client(resources, chosen)
     sent = False
     try:
-        if attempt is not None and intent is not None:
-            await _begin_call(attempt, intent)
+        if attempt is not None and call is not None and intent is not None:
+            call.intent_unsure = not await _begin_call(attempt, intent)
         sent = True
         request = complete(
             messages,
@@ -312,31 +323,42 @@ async def call_llm(
             pricer=resources.store.pricer if resources and resources.store else None,
         )
     except BilledReplyError as err:
-        # Billed though unusable: recorded now; the attempt's failure marks it so.
+        # Billed though unusable (or its usage unbelievable): recorded now, with its usage
+        # or marked usage-unknown; the attempt's failure marks it so.
         if attempt is not None and call is not None:
-            if err.usage is not None:
-                call.usage = err.usage
-                await _complete_call(attempt, call)
-            elif intent is not None:
-                await _settle(attempt, _lost(attempt, intent))
+            call.usage = err.usage or unknown_usage(
+                err.message, model=chosen, provider=None, call_id=call_id
+            )
+            await _complete_call(attempt, call)
         if guard is not None and hold is not None:
-            cost = _cost_of(resources, err.usage)
-            settle_call(guard, hold, job.step, cost)
+            # Unknown usage prices to None: the call keeps its worst case.
+            settle_call(guard, hold, job.step, _cost_of(resources, err.usage))
+        raise
+    except UnansweredRequestError:
+        # Sent, and no reply read (timeout, connection broken after sending): a provider
+        # bills what it received, so the call is kept as a lost reply.
+        if attempt is not None and intent is not None:
+            await _settle(attempt, _lost(attempt, intent, LOST_NO_ANSWER))
+        if guard is not None and hold is not None:
+            settle_call(guard, hold, job.step, None)  # may be billed: keeps its worst case
         raise
     except asyncio.CancelledError:
         # Cancelled with the request out: the reply may be billed and is lost. Cancelled
         # while writing the intent: no request left.
         if attempt is not None and intent is not None:
-            await _settle(attempt, _lost(attempt, intent) if sent else _cancel(attempt, intent))
+            if sent:
+                await _settle(attempt, _lost(attempt, intent, LOST_CANCELLED))
+            else:
+                await _cancel_intent(attempt, intent, call)
         if guard is not None and hold is not None:
             # A lost reply may be billed: it keeps its worst case.
             settle_call(guard, hold, job.step, None if sent else Decimal(0))
         raise
     except BaseException:
-        # No billed reply (an error status, a reset, a timeout): the intent goes, so
-        # that it is never counted as a lost reply.
+        # No billed reply (an error status, a connection never made, a bad request): the
+        # intent goes, so that it is never counted as a lost reply.
         if attempt is not None and intent is not None:
-            await _settle(attempt, _cancel(attempt, intent))
+            await _cancel_intent(attempt, intent, call)
         if guard is not None and hold is not None:
             settle_call(guard, hold, job.step, Decimal(0))
         raise
@@ -366,6 +388,17 @@ def _model_of(job: Job, model: str | None) -> str:
             non_retryable=True,
         )
     return chosen
+
+
+def _prepare_client(resources: WorkerResources, model: str) -> None:
+    """Build the provider's client (importing its SDK, ~1 s of CPU the first time) before
+    the intent is written: a worker killed in that time would leave an intent whose
+    request never left. Failures are left for complete() to raise and explain."""
+    try:
+        provider, _name = resolve_provider(model)
+        resources.clients.get(provider, resources.llm_config)
+    except Exception:
+        log.debug("client for %r not prepared; complete() will say why", model, exc_info=True)
 
 
 def _prompt_chars(messages: Sequence[Message]) -> int:
@@ -404,12 +437,14 @@ def _intent_of(
         return None
 
 
-async def _begin_call(attempt: _Attempt, intent: CallIntent) -> None:
-    """Write the call's intent before its request leaves. A write that timed out may
-    still land; the intent is then completed, removed or marked lost like any other."""
+async def _begin_call(attempt: _Attempt, intent: CallIntent) -> bool:
+    """Write the call's intent before its request leaves; False if the write was not
+    confirmed. A write that timed out may still land; the intent is then completed,
+    removed or marked lost like any other."""
     store = attempt.store
-    if store is not None:
-        await _settle(attempt, store.begin_call(intent))
+    if store is None:
+        return False
+    return await _settle(attempt, store.begin_call(intent))
 
 
 async def _complete_call(attempt: _Attempt, call: _Call) -> None:
@@ -423,7 +458,7 @@ async def _complete_call(attempt: _Attempt, call: _Call) -> None:
         ledger_counters().wrote(1)
 
 
-async def _lost(attempt: _Attempt, intent: CallIntent) -> None:
+async def _lost(attempt: _Attempt, intent: CallIntent, reason: str) -> None:
     store = attempt.store
     if store is not None:
         await store.reconcile(
@@ -431,13 +466,20 @@ async def _lost(attempt: _Attempt, intent: CallIntent) -> None:
             run_id=intent.run_id,
             activity_id=intent.activity_id,
             call_key=intent.call_key,
+            reason=reason,
         )
 
 
-async def _cancel(attempt: _Attempt, intent: CallIntent) -> None:
-    store = attempt.store
-    if store is not None:
-        await store.cancel_call(intent.call_key)
+async def _cancel_intent(attempt: _Attempt, intent: CallIntent, call: _Call | None) -> None:
+    """Remove the intent of a call that provably got no billed reply; if the ledger does
+    not take it now (or the intent may still land), do it again at the attempt's end (see
+    ``_Attempt.uncancelled``)."""
+    store = attempt.resources.store if attempt.resources is not None else None
+    if store is None:
+        return
+    removed = not attempt.ledger_down and await _settle(attempt, store.cancel_call(intent.call_key))
+    if not removed or (call is not None and call.intent_unsure):
+        attempt.uncancelled.append(intent.call_key)
 
 
 async def _settle(attempt: _Attempt, write: Any, timeout: float = LEDGER_WRITE_TIMEOUT_S) -> bool:
@@ -572,8 +614,12 @@ class _UsageInbound(ActivityInboundInterceptor):
             "activity_id": info.activity_id,
             "attempt": info.attempt,
         }
-        # Usage a previous attempt could not write rides along in its heartbeat details.
+        # Usage a previous attempt could not write rides along in its heartbeat details,
+        # and so do removals of intents of calls that got no billed reply: those go first,
+        # so that the reconciliation below never takes them for lost replies.
         carried = pending_from(info.heartbeat_details)
+        if carried and info.attempt > 1:
+            carried = await _apply_cancels(resources, carried)
         if self._outbound is not None:
             self._outbound.pending = carried
         attempt = _Attempt(resources, context, budget=_budget_of(resources, step_input, info))
@@ -588,6 +634,7 @@ class _UsageInbound(ActivityInboundInterceptor):
                 await attempt.budget.channel.flush(attempt.budget)
             records = _call_records(attempt, "step_failed")
             pending = carried + await _write(resources, records)
+            pending += await _apply_cancels(resources, _cancel_entries(attempt.uncancelled))
             if pending:
                 activity.heartbeat({PENDING_USAGE_KEY: pending})
                 raise _with_pending(err, pending) from err
@@ -604,6 +651,7 @@ class _UsageInbound(ActivityInboundInterceptor):
         except UsageError as err:
             # The calls were made and billed: write what was captured, then refuse.
             pending = carried + await _write(resources, _call_records(attempt, "step_failed"))
+            pending += await _apply_cancels(resources, _cancel_entries(attempt.uncancelled))
             raise _with_pending(
                 ApplicationError(str(err), type=INVALID_USAGE_ERROR, non_retryable=True),
                 pending,
@@ -614,6 +662,7 @@ class _UsageInbound(ActivityInboundInterceptor):
             for i, u in enumerate(extra)
         ]
         pending = carried + await _write(resources, records)
+        pending += await _apply_cancels(resources, _cancel_entries(attempt.uncancelled))
         if isinstance(result, StepOutput):
             return StepOutput(
                 result=body,
@@ -704,6 +753,42 @@ def _call_records(
     ]
 
 
+# A pending entry that is not a usage record: "remove this call's intent, it got no
+# billed reply". It travels with unwritten usage (heartbeats, step output, error details)
+# to the next attempt or to baton.record_usage, whichever reaches the ledger first.
+CANCEL_INTENT_KEY = "baton_cancel_intent"
+
+
+def _cancel_entries(keys: Sequence[str]) -> list[dict]:
+    return [{CANCEL_INTENT_KEY: key} for key in dict.fromkeys(keys)]
+
+
+def _split_cancels(entries: Sequence[Any]) -> tuple[list[str], list[Any]]:
+    """(call keys of intent removals, the usage records) of a pending list."""
+    keys, records = [], []
+    for entry in entries:
+        key = entry.get(CANCEL_INTENT_KEY) if isinstance(entry, Mapping) else None
+        if isinstance(key, str):
+            keys.append(key)
+        else:
+            records.append(entry)
+    return keys, records
+
+
+async def _apply_cancels(resources: WorkerResources | None, entries: list[dict]) -> list[dict]:
+    """Remove the intents ``entries`` name; return ``entries`` with those that could not
+    be removed still in (the usage records in it are passed through untouched)."""
+    keys, records = _split_cancels(entries)
+    if not keys or resources is None or resources.store is None:
+        return entries if keys else records
+    try:
+        await asyncio.wait_for(resources.store.cancel_calls(keys), LEDGER_WRITE_TIMEOUT_S)
+    except (LedgerError, TimeoutError, OSError) as err:
+        log.warning("%d intent removal(s) deferred until the ledger is back: %s", len(keys), err)
+        return records + _cancel_entries(keys)
+    return records
+
+
 async def _reconcile_earlier(resources: WorkerResources | None, context: Mapping[str, Any]) -> None:
     """Turn the intents the attempts before this one left behind into lost replies.
 
@@ -762,7 +847,10 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
         pending = []
         await _write_one_by_one(resources.store, records, err)
     except (LedgerError, TimeoutError, OSError) as err:
-        pending = [r.model_dump(mode="json") for r in records]
+        # Without None fields (all default to None): a worker of the previous release,
+        # which may run baton.record_usage during a rolling deploy, does not know the
+        # newer ones (usage_unknown) and would refuse them.
+        pending = [r.model_dump(mode="json", exclude_none=True) for r in records]
         ledger_counters().failed(len(records), deferred=True)
         if cancelled:
             # Picked up by the next attempt if Temporal still takes this one's heartbeats.
@@ -832,8 +920,12 @@ class UsageActivities:
         resources: WorkerResources | None = self._get_resources()
         if resources is None or resources.store is None:
             return 0
+        cancels, records = _split_cancels(records)
         try:
-            written = await resources.store.record(records)
+            if cancels:
+                # Intents of calls that got no billed reply, removed before any write.
+                await resources.store.cancel_calls(cancels)
+            written = await resources.store.record(records) if records else 0
         except LedgerWriteError as err:
             # Not an outage: retrying cannot help, and failing would fail the flow
             # with the step's result. Rows are tried alone; refused ones are logged.

@@ -178,6 +178,8 @@ def worst_case(
 
 def call_cost(pricer: Pricer, usage: LLMUsage) -> Decimal | None:
     """What a finished call cost, or None if it cannot be priced (kept at its worst)."""
+    if usage.usage_unknown:  # billed, counts not known: not priced at 0
+        return None
     try:
         quote = pricer.cost(usage)
     except Exception:  # a broken pricer: the hold stays at the worst case

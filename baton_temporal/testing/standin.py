@@ -23,6 +23,15 @@ verdicts (``6 (fair)``, ``score **6** (fair``) is answered in agreement with the
 median and its label (:func:`verdict_summary`), as a reviewer summing up would. Pass
 ``responder=`` to answer otherwise.
 
+Billing follows the providers: a request is billed when the provider has received it
+whole and accepted it for an answer (key present, valid body, no scripted error status
+or reset): ``Fault.ok``, ``Fault.slow``, ``Fault.reply`` and ``Fault.malformed``. A
+client that hangs up afterwards (its timeout fired, its worker was cancelled or killed)
+does not undo it: a non-streamed answer is generated to its end and billed, and the
+recorded request keeps ``billed=True`` with the usage it was billed for, its outcome
+``client_gone``. Error statuses and resets are not billed, and neither is a request that
+never arrived whole. ``billed_calls()`` is what an invoice would list.
+
 Token counts are derived from text lengths (about 4 characters a token). A system
 prompt is treated as a cacheable prefix: the first billed call with a given
 (provider, model, system prompt) writes it to the emulated cache, later ones read it,
@@ -252,7 +261,8 @@ class Fault:
     def slow(cls, seconds: float, text: str | None = None) -> Fault:
         """A normal answer that takes ``seconds`` (on top of the configured latency).
 
-        A client that gives up first is not billed: the stand-in watches for it to go.
+        Billed even if the client gives up first (a provider generates and bills a
+        non-streamed answer it accepted); the request's outcome is then ``client_gone``.
         """
         return cls(kind="ok", text=text, delay=seconds)
 
@@ -295,7 +305,8 @@ class Fault:
 
     @classmethod
     def malformed(cls, *, delay: float = 0.0) -> Fault:
-        """A 200 whose JSON body is cut off halfway. Not billed."""
+        """A 200 whose JSON body is cut off halfway: generated and billed, broken in
+        transit."""
         return cls(kind="malformed", delay=delay)
 
     @classmethod
@@ -318,8 +329,9 @@ class RecordedRequest:
     api_key_present: bool
     api_key_fingerprint: str | None
     body: Any
-    # "pending" until answered; "client_gone" when the client hung up while it waited (or,
-    # streaming, mid-stream: then billed); "stream_cut" when a scripted cut ended a stream.
+    # "pending" until answered; "client_gone" when the client hung up while it waited
+    # (billed all the same if the request had been accepted: see the module docs; mid-
+    # stream, billed too); "stream_cut" when a scripted cut ended a stream.
     outcome: Literal[
         "pending", "ok", "status", "malformed", "reset", "client_gone", "invalid", "stream_cut"
     ]
@@ -601,7 +613,8 @@ class StandIn:
             return list(self._requests)
 
     def billed_requests(self, model: str | None = None) -> list[RecordedRequest]:
-        """The requests answered 200 with usage, optionally for one model."""
+        """The requests billed (accepted for an answer, even if the client then hung up),
+        optionally for one model."""
         key = _wire_model(model)
         return [r for r in self.requests if r.billed and (key is None or r.model == key)]
 
@@ -613,7 +626,8 @@ class StandIn:
             return self._connections_opened
 
     def billed_calls(self, model: str | None = None) -> int:
-        """How many calls the stand-in billed (answered 200 with usage)."""
+        """How many calls the stand-in billed: accepted for an answer (see the module
+        docs), whether or not the client stayed for it."""
         return len(self.billed_requests(model))
 
     # ---- the server ------------------------------------------------------------------
@@ -724,10 +738,40 @@ class StandIn:
             return True
 
         fault, latency = self._next_fault(model)
-        record(outcome="pending", status_code=None, billed=False, body=payload, model=model)
+        # Billing (see the module docs): a request the provider accepts for an answer is
+        # billed when it is received, whatever happens to the connection afterwards.
+        billed = fault.kind in ("ok", "reply", "malformed")
+        reply: dict[str, Any] | None = None
+        usage: dict[str, Any] | None = None
+        text: str | None = None
+        if fault.kind == "reply" and fault.body is not None:
+            reply = dict(fault.body)
+            body_usage = reply.get("usage")
+            usage, text = (body_usage if isinstance(body_usage, dict) else None), ""
+        elif billed:
+            try:
+                reply, usage, text = self._answer(
+                    provider, model, payload, fault, commit=True, api=api
+                )
+            except Exception as exc:  # a broken responder shows up as a 500 that says why
+                failed = f"stand-in responder failed: {type(exc).__name__}: {exc}"
+                record(outcome="status", status_code=500, billed=False, body=payload, model=model)
+                await _write(writer, 500, _error_body(provider, 500, failed, None, model))
+                return True
+        record(
+            outcome="pending",
+            status_code=None,
+            billed=billed,
+            body=payload,
+            model=model,
+            usage=usage,
+            text=text,
+        )
         wait = fault.delay + (latency if fault.kind == "ok" else 0.0)
         if await _client_leaves_within(reader, wait):
-            record(outcome="client_gone", status_code=None, billed=False, body=payload, model=model)
+            # The client hung up (its timeout, a cancelled or killed worker). A provider
+            # still generates and bills a non-streamed answer it accepted: billed stays.
+            record(outcome="client_gone")
             return False
 
         if fault.kind == "reset":
@@ -753,36 +797,14 @@ class StandIn:
             )
             await _write(writer, fault.status_code, body, headers)
             return True
-
-        if fault.kind == "reply" and fault.body is not None:
-            body_usage = fault.body.get("usage")
-            record(
-                outcome="ok",
-                status_code=200,
-                billed=True,
-                body=payload,
-                model=model,
-                usage=body_usage if isinstance(body_usage, dict) else None,
-                text="",
-            )
-            await _write(writer, 200, dict(fault.body))
-            return True
-        billed = fault.kind == "ok"
-        try:
-            reply, usage, text = self._answer(
-                provider, model, payload, fault, commit=billed, api=api
-            )
-        except Exception as exc:  # a broken responder shows up as a 500 that says why
-            message = f"stand-in responder failed: {type(exc).__name__}: {exc}"
-            record(outcome="status", status_code=500, billed=False, body=payload, model=model)
-            await _write(writer, 500, _error_body(provider, 500, message, None, model))
-            return True
+        assert reply is not None and text is not None
         if fault.kind == "malformed":
-            record(outcome="malformed", status_code=200, billed=False, body=payload, model=model)
+            # Generated and billed; the body breaks off in transit.
+            record(outcome="malformed", status_code=200)
             raw = json.dumps(reply).encode()
             await _write_raw(writer, 200, raw[: len(raw) // 2])
             return True
-        if streaming:
+        if streaming and fault.kind != "reply":  # a scripted body is sent as it is
             options = payload.get("stream_options")
             include_usage = api != "chat" or (
                 isinstance(options, dict) and options.get("include_usage") is True
@@ -793,15 +815,7 @@ class StandIn:
             )
         # Recorded before the reply is written, so a caller that has its answer always
         # finds it counted.
-        record(
-            outcome="ok",
-            status_code=200,
-            billed=True,
-            body=payload,
-            model=model,
-            usage=usage,
-            text=text,
-        )
+        record(outcome="ok", status_code=200)
         await _write(writer, 200, reply)
         return True
 

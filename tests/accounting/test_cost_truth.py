@@ -262,6 +262,11 @@ async def test_absurd_provider_counts_fail_clearly_and_the_call_stays_counted(
     assert "InvalidProviderUsage" in text or "cannot store" in text
     assert "refused as untrue" in text
     rows = await ledger_rows(store, flow.workflow_id)
-    # Not retried (one billed call), and counted as a lost reply: input estimated.
+    # Not retried (one billed call), and counted with its usage unknown (not as a reply
+    # the worker lost: it arrived), the reason beside it.
     assert standin.billed_calls() == 1
-    assert [(r["attempt"], r["status"], r["cost_usd"]) for r in rows] == [(1, "lost_reply", None)]
+    assert [(r["attempt"], r["status"], r["cost_usd"]) for r in rows] == [
+        (1, "usage_unknown", None)
+    ]
+    assert "refused as untrue" in rows[0]["price_note"]
+    assert "worker" not in rows[0]["price_note"]

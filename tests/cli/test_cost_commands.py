@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
 from baton_temporal.ledger import CallIntent, LedgerStore
 from baton_temporal.pricing import TablePricer
@@ -80,7 +81,14 @@ async def test_reconcile_turns_intents_of_ended_runs_into_lost_replies(
                 requested_at=datetime.now(UTC) - timedelta(hours=1),
             )
         )
+    # Not found is not "ended": left alone unless the user says those runs are past
+    # their retention.
     ran = await run_baton("db", "reconcile", "--url", url, env=cli_env)
+    assert ran.code == 0, ran.err
+    assert "0 call(s) of ended runs" in ran.out
+    assert "1 run(s) not found in namespace 'default' were left alone" in ran.out
+    assert "TEMPORAL_NAMESPACE" in ran.out and "--missing-as-ended" in ran.out
+    ran = await run_baton("db", "reconcile", "--missing-as-ended", "--url", url, env=cli_env)
     assert ran.code == 0, ran.err
     assert "1 call(s) of ended runs recorded as lost replies" in ran.out
     stats = await run_baton("stats", "totals", "gone-workflow", "--url", url, env=cli_env)
@@ -89,3 +97,43 @@ async def test_reconcile_turns_intents_of_ended_runs_into_lost_replies(
     again = await run_baton("db", "reconcile", "--url", url, env=cli_env)
     assert "0 call(s)" in again.out
     await asyncio.sleep(0)
+
+
+async def test_reconcile_never_closes_intents_of_live_runs_in_a_wrong_namespace(
+    cli_env: dict[str, str], client: Client, tmp_path: Path
+) -> None:
+    # A run that stays open (no worker polls its queue), with an old intent.
+    handle = await client.start_workflow(
+        "NoSuchWorkflowType", id=f"live-{uuid.uuid4().hex[:8]}", task_queue="nobody-polls"
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    async with LedgerStore.from_url(url) as store:
+        await store.migrate()
+        await store.begin_call(
+            CallIntent(
+                workflow_id=handle.id,
+                run_id=handle.result_run_id or "",
+                step="s",
+                activity_id="1",
+                attempt=1,
+                call_id="s/1/0",
+                model="gpt-4o",
+                prompt_chars=800,
+                requested_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    try:
+        wrong = await run_baton(
+            "db", "reconcile", "--url", url, env={**cli_env, "TEMPORAL_NAMESPACE": "prod-typo"}
+        )
+        assert wrong.code == 2 and "Traceback" not in wrong.err
+        assert "namespace 'prod-typo' does not exist" in wrong.err
+        assert "set TEMPORAL_NAMESPACE" in wrong.err
+        right = await run_baton("db", "reconcile", "--url", url, env=cli_env)
+        assert right.code == 0, right.err
+        assert "0 call(s) of ended runs" in right.out and "1 run(s) still going" in right.out
+        async with LedgerStore.from_url(url) as store:
+            totals = await store.workflow_totals(handle.id)
+        assert (totals.pending_calls, totals.lost_replies) == (1, 0)
+    finally:
+        await handle.terminate()

@@ -9,18 +9,25 @@ started, so trials overlap: a flow lives through several kills. At the end:
 * no step ran again after an attempt of it completed (no attempt after the one
   Temporal accepted; the accepted attempt is in the ledger once);
 * the ledger holds the stand-in's billed calls call for call (same step, same token
-  counts). A call whose worker was killed between the request and the ledger write is
-  still counted: its intent, written before the request left, became a ``lost_reply``
-  row (input estimated, output unknown) when the step's next attempt started. No billed
-  call is without a row. Lost replies whose request the kill cut off before any reply are
-  counted too (a real provider bills such requests; the stand-in does not): they are the
-  only rows beyond the billed calls, and are printed.
+  counts). The stand-in bills as a provider does: a request it accepted is billed even
+  if the client is killed before the answer. A call whose worker was killed between the
+  request and the ledger write is still counted: its intent, written before the request
+  left, became a ``lost_reply`` row (input estimated, output unknown) when the step's
+  next attempt started. No billed call is without a row. The only rows beyond the billed
+  calls are lost replies whose request never reached the stand-in (the worker was killed
+  after writing the intent, before the request arrived whole): the ledger cannot tell
+  them apart and labels every lost reply "billed if the request reached the provider (not
+  known)". They are counted and printed.
+
+``TRIALS`` is 6 in the suite; ``make fault-kill`` runs the 20-trial version
+(``BATON_KILL_TRIALS=20``) and prints its figures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import random
 import time
 import uuid
@@ -54,10 +61,9 @@ from .support import (
     wait_until,
 )
 
-# ~40-60 s on an idle 2-core machine; much longer when other work loads the CPUs.
-pytestmark = pytest.mark.timeout(240)
-
-TRIALS = 20
+TRIALS = int(os.environ.get("BATON_KILL_TRIALS", "6"))
+# 20 trials: ~40-60 s on an idle 2-core machine; much longer when other work loads it.
+pytestmark = pytest.mark.timeout(120 + 30 * TRIALS)
 FLOWS_PER_TRIAL = 2
 POOL = 3  # worker processes alive at once
 RANDOM_SEED = 20260707
@@ -108,7 +114,7 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
         kills: list[dict[str, Any]] = []
         try:
             first = [spawn() for _ in range(POOL)]
-            await wait_until(lambda: all(w.ready() for w in first), 30, "workers ready")
+            await wait_until(lambda: all(w.ready() for w in first), 90, "workers ready")
             for trial in range(TRIALS):
                 for _ in range(FLOWS_PER_TRIAL):
                     n = len(handles)
@@ -183,9 +189,10 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
     assert not [r for r in rows if r["status"] == "pending"], "intents left unreconciled"
     lost_rows = [r for r in rows if r["status"] == "lost_reply"]
     complete_rows = [r for r in rows if r["status"] != "lost_reply"]
-    lost_billed: list[Any] = []  # billed, reply lost to the kill: a lost_reply row
-    lost_unbilled = 0  # lost_reply rows of requests the kill cut off before any reply
-    lost_unsent = 0  # of which the stand-in never saw the request
+    assert all("not known" in r["price_note"] for r in lost_rows)
+    lost_billed: list[Any] = []  # billed, reply lost (killed, cancelled): a lost_reply row
+    lost_unsent = 0  # lost_reply rows whose request never reached the stand-in
+    client_timeouts = 0  # lost replies of requests whose client timed out (loaded machine)
     abandoned_rows = 0
     stale_calls: list[Any] = []
     for key, made in calls.items():
@@ -211,7 +218,8 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
                 (
                     r
                     for r in unmatched
-                    if normalised_tokens(r) == (row["input_tokens"], row["output_tokens"])
+                    if r.outcome == "ok"
+                    and normalised_tokens(r) == (row["input_tokens"], row["output_tokens"])
                     and datetime.fromtimestamp(r.time, UTC) < row["recorded_at"]
                 ),
                 key=lambda r: r.time,
@@ -219,34 +227,42 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
             )
             assert twin is not None, f"ledger row of {key} matches no billed call"
             unmatched.remove(twin)
-        # A billed call without a usage row: its worker died between the reply and the
-        # write. Its intent is there, as a lost reply of an earlier attempt.
-        # Or its attempt was cancelled while reading the reply (Temporal had given up
-        # on it): the intent became a lost reply there and then.
+        # A billed call without a usage row: its worker died between the request and the
+        # write (before or after the reply), or its attempt was cancelled while waiting
+        # (Temporal had given up on it). Its intent is there, as a lost reply.
+        # Or, on a starved machine, the client's own timeout fired first: the lost reply
+        # then says no reply came back.
+        timed_out = [r for r in lost_here if "no reply came back" in r["price_note"]]
         for request in unmatched:
             death = killed_at.get(request.api_key_fingerprint)
             if death is None or death < request.time:
-                assert (key[0], ACTIVITY[key[1]]) in cancelled[request.api_key_fingerprint], (
+                cancelled_here = (key[0], ACTIVITY[key[1]]) in cancelled[
+                    request.api_key_fingerprint
+                ]
+                assert cancelled_here or timed_out, (
                     f"billed call {request.index} of {key} has no row, and its attempt was "
-                    "neither killed nor cancelled"
+                    "neither killed nor cancelled, nor did it time out"
                 )
+        client_timeouts += len(timed_out)
         assert len(unmatched) <= len(lost_here), (
             f"{key}: {len(unmatched)} billed calls without a row, {len(lost_here)} lost replies"
         )
         lost_billed += unmatched
-        # The other lost replies are requests that never got a reply: cut off by the kill
-        # (or a cancellation) in flight, or killed after the intent was written but
-        # before the request reached the provider. Each lies before some kill.
-        cut_here = [r for r in made if r.outcome == "client_gone"]
-        extra = len(lost_here) - len(unmatched)
+        # The other lost replies: killed after the intent was written, before the request
+        # reached the stand-in. Each lies before some kill.
         last_kill = max(killed_at.values(), default=0.0)
         assert all(r["requested_at"].timestamp() <= last_kill for r in lost_here), key
-        lost_unbilled += extra
-        lost_unsent += max(0, extra - len(cut_here))
+        lost_unsent += len(lost_here) - len(unmatched)
     # Every billed call is in the ledger: with its usage, or as a lost reply.
     assert len(complete_rows) + len(lost_billed) == len(billed)
-    assert len(lost_rows) == len(lost_billed) + lost_unbilled
-    gaps = [killed_at[r.api_key_fingerprint] - r.time - LATENCY_S for r in lost_billed]
+    assert len(lost_rows) == len(lost_billed) + lost_unsent
+    # What the ledger cannot know stays small: at most one per kill.
+    assert lost_unsent <= len(kills)
+    gaps = [
+        killed_at[r.api_key_fingerprint] - r.time - LATENCY_S
+        for r in lost_billed
+        if r.api_key_fingerprint in killed_at and r.outcome == "ok"
+    ]
 
     figures = [
         ("trials (worker SIGKILLs)", len(kills)),
@@ -255,17 +271,18 @@ async def test_sigkill_workers_at_random_points_of_the_fan_out(
         ("runs started / completed", f"{len(handles)} / {len(results)}"),
         ("steps that needed a retry", retried_steps),
         ("model requests", len(requests)),
-        ("calls cut off by a kill (not billed)", len(cut_by_kill)),
-        ("calls cut off on a live worker (attempt given up)", len(cut_alive)),
+        ("calls cut off by a kill (billed all the same)", len(cut_by_kill)),
+        ("calls cut off on a live worker (attempt given up; billed)", len(cut_alive)),
         ("calls billed by the stand-in", len(billed)),
         ("calls in the ledger (rows)", len(rows)),
         ("  with their usage", len(complete_rows)),
         ("  of which attempts Temporal had given up on", abandoned_rows),
         ("  lost replies (intent reconciled)", len(lost_rows)),
-        ("    billed: killed/cancelled after the reply", len(lost_billed)),
-        ("    cut off before a reply (kill or cancel)", lost_unbilled),
-        ("      of which never reached the stand-in", lost_unsent),
+        ("    billed (reply lost to a kill or a cancellation)", len(lost_billed)),
+        ("    of which the client timed out waiting", client_timeouts),
+        ("    never reached the stand-in (not billed; unknowable)", lost_unsent),
         ("  kill this long after the reply (s)", " ".join(f"{g:.2f}" for g in gaps) or "-"),
+        ("billed vs recorded (rows - unknowable)", f"{len(billed)} vs {len(rows) - lost_unsent}"),
         ("billed calls without a row", len(billed) - len(complete_rows) - len(lost_billed)),
         ("completed steps run again (later attempt)", 0),
         (

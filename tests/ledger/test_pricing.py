@@ -221,3 +221,49 @@ def test_prefix_match_setting() -> None:
     assert priced is not None and priced.cost_usd is not None and priced.cost_usd > 0
     with pytest.raises(PricingError, match="BATON_PRICE_PREFIX_MATCH='maybe': expected 1 or 0"):
         pricer_from_env({"BATON_PRICE_PREFIX_MATCH": "maybe"})
+
+
+# (provider, model name, priced?, candidate shown when unpriced). Only a provider's own
+# dated forms with a real date, and known ids and aliases, are priced.
+NAME_TABLE = [
+    ("anthropic", "claude-sonnet-4-5", True, None),
+    ("anthropic", "claude-sonnet-4-5-20250929", True, None),
+    ("anthropic", "claude-sonnet-4-5@20250929", True, None),
+    ("anthropic", "claude-3-5-sonnet-latest", True, None),
+    ("anthropic", "claude-sonnet-4-20250514", True, None),
+    ("anthropic", "claude-sonnet-4-5-1234", False, "anthropic/claude-sonnet-4-5"),
+    ("anthropic", "claude-sonnet-4-5-20259999", False, "anthropic/claude-sonnet-4-5"),
+    ("anthropic", "claude-sonnet-4-5-2025-09-29", False, "anthropic/claude-sonnet-4-5"),
+    ("anthropic", "claude-sonnet-4-5-mystery", False, "anthropic/claude-sonnet-4-5"),
+    ("openai", "gpt-4o", True, None),
+    ("openai", "gpt-4o-2024-08-06", True, None),
+    ("openai", "gpt-4-0613", True, None),
+    ("openai", "o3-mini-2025-01-31", True, None),
+    ("openai", "chatgpt-4o-latest", True, None),
+    ("openai", "gpt-4o-mystery", False, "openai/gpt-4o"),
+    ("openai", "gpt-4o-2024-99-99", False, "openai/gpt-4o"),
+    ("openai", "gpt-4o-20240806", False, "openai/gpt-4o"),
+    ("openai", "gpt-4-1234", False, "openai/gpt-4"),
+    ("openai", "totally-unknown-model", False, None),
+]
+
+
+@pytest.mark.parametrize(("provider", "name", "priced", "candidate"), NAME_TABLE)
+def test_only_real_names_and_dated_forms_are_priced(
+    provider: str, name: str, priced: bool, candidate: str | None
+) -> None:
+    quote = GenAIPricesPricer().cost(
+        LLMUsage(model=name, provider=provider, input_tokens=1000, output_tokens=10)
+    )
+    if priced:
+        assert quote is not None and quote.cost_usd is not None and quote.cost_usd > 0
+        assert quote.note is None
+        return
+    if candidate is None:
+        assert quote is None  # nothing it looks like: plain unpriced
+        return
+    assert quote is not None and quote.cost_usd is None
+    assert quote.price_model == candidate
+    assert name in (quote.note or "") and candidate in (quote.note or "")
+    # The note names a way out: the exact id, a price table, or prefix matching.
+    assert "BATON_PRICE" in (quote.note or "")

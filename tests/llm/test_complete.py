@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import socket
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from baton_temporal.llm import (
     usage_from_anthropic,
     usage_from_openai,
 )
+from baton_temporal.llm._complete import BilledReplyError, UnansweredRequestError
 from baton_temporal.testing import Fault, StandIn
 from baton_temporal.testing.standin import assessment_text
 
@@ -225,14 +227,21 @@ async def test_malformed_json_and_connection_reset_are_retryable(
         await complete(MESSAGES, model=model, config=config, clients=clients)
     assert caught.value.type == "ProviderRetryable" and not caught.value.non_retryable
     assert words in str(caught.value)
+    # A success status with a broken body was billed: the error carries the call's usage
+    # marked unknown, for the ledger. A reset before any answer is not billed.
+    if fault.kind == "malformed":
+        assert isinstance(caught.value, BilledReplyError) and caught.value.usage is not None
+        assert "could not be read" in (caught.value.usage.usage_unknown or "")
+    else:
+        assert not isinstance(caught.value, BilledReplyError)
     # The same clients recover on the next attempt (no poisoned pooled connection).
     reply = await complete(MESSAGES, model=model, config=config, clients=clients)
     assert reply.text
-    assert standin.billed_calls(model) == 1
+    assert standin.billed_calls(model) == (2 if fault.kind == "malformed" else 1)
 
 
 @BOTH
-async def test_slow_reply_times_out_retryable_and_is_not_billed(
+async def test_slow_reply_times_out_retryable_and_is_billed_as_providers_do(
     model: str, standin: StandIn, clients: LLMClients
 ) -> None:
     standin.script(model, [Fault.slow(3)])
@@ -240,7 +249,25 @@ async def test_slow_reply_times_out_retryable_and_is_not_billed(
         await complete(MESSAGES, model=model, config=standin.config(timeout_s=0.3), clients=clients)
     assert caught.value.type == "ProviderRetryable" and not caught.value.non_retryable
     assert "timed out" in str(caught.value) and "0.3 s" in str(caught.value)
-    assert standin.billed_calls() == 0
+    # Sent and unanswered: the provider bills it; the caller is told so (a lost reply).
+    assert isinstance(caught.value, UnansweredRequestError)
+    await asyncio.sleep(0.2)  # the stand-in notices the client has gone
+    assert standin.billed_calls() == 1 and standin.requests[0].outcome == "client_gone"
+
+
+async def test_a_connection_never_made_is_not_taken_for_a_sent_request(
+    clients: LLMClients,
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    config = LLMConfig(
+        openai_api_key=StandIn.OPENAI_API_KEY, openai_base_url=f"http://127.0.0.1:{port}/v1"
+    )
+    with pytest.raises(ApplicationError) as caught:
+        await complete(MESSAGES, model="gpt-4o", config=config, clients=clients)
+    assert caught.value.type == "ProviderRetryable" and "could not reach" in str(caught.value)
+    assert not isinstance(caught.value, UnansweredRequestError | BilledReplyError)
 
 
 async def test_per_call_timeout_overrides_the_config(standin: StandIn, config: LLMConfig) -> None:

@@ -91,25 +91,52 @@ def test_openai_responses_api_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    "block",
+    ("block", "missing"),
     [
-        None,
-        {},
-        {"prompt_tokens": None, "completion_tokens": None},
-        {"prompt_tokens": 3, "prompt_tokens_details": None, "completion_tokens_details": None},
+        (None, "usage.prompt_tokens"),
+        ({}, "usage.prompt_tokens"),
+        ({"prompt_tokens": None, "completion_tokens": None}, "usage.completion_tokens"),
+        ({"prompt_tokens": 3}, "usage.completion_tokens"),
     ],
 )
-def test_openai_missing_or_null_fields_count_as_zero(block: dict | None) -> None:
+def test_openai_missing_main_counts_are_usage_unknown_never_zero(
+    block: dict | None, missing: str
+) -> None:
     usage = usage_from_openai(block, model="gpt-4o")
-    assert usage.cache_read_tokens == usage.reasoning_tokens == usage.output_tokens == 0
+    assert usage.usage_unknown is not None and missing in usage.usage_unknown
 
 
-def test_anthropic_null_fields_count_as_zero() -> None:
+def test_null_detail_fields_count_as_zero() -> None:
+    # The SDKs' own objects dump absent details as null: that is 0, not unknown.
+    usage = usage_from_openai(
+        {
+            "prompt_tokens": 3,
+            "completion_tokens": 1,
+            "prompt_tokens_details": None,
+            "completion_tokens_details": None,
+        },
+        model="gpt-4o",
+    )
+    assert usage.usage_unknown is None and (usage.input_tokens, usage.output_tokens) == (3, 1)
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 4,
+            "output_tokens": 2,
+            "cache_read_input_tokens": None,
+            "cache_creation_input_tokens": None,
+            "server_tool_use": None,
+        },
+        model="claude-x",
+    )
+    assert usage.usage_unknown is None and (usage.input_tokens, usage.cache_read_tokens) == (4, 0)
+
+
+def test_anthropic_null_output_is_usage_unknown_never_zero() -> None:
     usage = usage_from_anthropic(
         {"input_tokens": 4, "output_tokens": None, "cache_read_input_tokens": None},
         model="claude-x",
     )
-    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens) == (4, 0, 0)
+    assert usage.usage_unknown is not None and "usage.output_tokens" in usage.usage_unknown
 
 
 def test_inconsistent_provider_counts_are_clamped_not_lost() -> None:
@@ -168,3 +195,30 @@ def test_normalize_usage_accepts_the_seeds_own_keys_as_already_normalised() -> N
 def test_normalize_usage_needs_a_model() -> None:
     with pytest.raises(ValueError, match="model"):
         normalize_usage({"input_tokens": 1})
+
+
+def test_hostile_usage_blocks_are_refused_by_name() -> None:
+    from baton_temporal.llm._usage import usage_from_reply
+    from baton_temporal.usage import UsageError
+
+    deep: dict = {"input_tokens": 1, "output_tokens": 1}
+    node = deep
+    for _ in range(50):
+        node["x"] = {}
+        node = node["x"]
+    cases = [
+        ({"usage": deep}, "nests deeper than 8 levels"),
+        ({"usage": [1, 2]}, "usage field that is a list"),
+        ({"usage": {"input_tokens": True, "output_tokens": 1}}, "usage.input_tokens is True"),
+        ({"usage": {"input_tokens": 1, "output_tokens": float("nan")}}, "output_tokens is nan"),
+        ({"usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": -2}}, "total_tokens"),
+    ]
+    for reply, named in cases:
+        with pytest.raises(UsageError, match="base URL") as caught:
+            usage_from_reply(reply, provider="anthropic", model="claude-x")
+        assert named in str(caught.value)
+    # 12.0 is a whole number (some servers write every number as a float).
+    ok = usage_from_reply(
+        {"usage": {"prompt_tokens": 12.0, "completion_tokens": 3}}, provider="openai", model="m"
+    )
+    assert (ok.input_tokens, ok.output_tokens, ok.usage_unknown) == (12, 3, None)

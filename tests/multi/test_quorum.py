@@ -248,9 +248,10 @@ async def test_billed_calls_of_a_cancelled_straggler_are_recorded(
         billed = standin.billed_calls(SLOW)
     await store.close()
     assert result.steps["assess_gpt_4o"].state == "cancelled"
-    # One call was billed before the cancel: recorded as the failed attempt's; the one cut
-    # short got no reply, but a real provider may bill it: a lost reply (input estimated).
-    assert billed == 1
+    # One call was answered before the cancel: recorded as the failed attempt's; the one
+    # cut short got no reply, but the provider billed it (it had accepted the request):
+    # a lost reply (input estimated). Billed and recorded agree.
+    assert billed == 2
     assert sorted((r["model"], r["status"], r["attempt"]) for r in rows) == [
         ("gpt-4o", "lost_reply", 1),
         ("gpt-4o", "step_failed", 1),
