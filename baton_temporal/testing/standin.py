@@ -377,16 +377,17 @@ def verdict_summary(scores: Sequence[int]) -> str:
     return f"Verdict: {median}/10 ({_LABELS[median]}), in line with the scores given ({given})."
 
 
-def default_answer(model: str, prompt: str, last_user: str) -> str:
+def default_answer(model: str, prompt: str, last_user: str, *, wants_json: bool = False) -> str:
     """The answer when no responder is set: a reviewer's summary agreeing with the
     verdicts the last user message quotes, if it quotes any; else an assessment of the
     prompt (:func:`assessment_text`). So a synthesis or report written from the
-    stand-in's own scores never contradicts them. A prompt that asks for JSON gets JSON
-    either way (a document being rated may itself quote a verdict)."""
+    stand-in's own scores never contradicts them. A prompt that asks for JSON, or a request
+    for structured output (``wants_json``), gets JSON either way (a document being rated
+    may itself quote a verdict)."""
     scores = quoted_verdicts(last_user)
     if not scores:
         return assessment_text(model, prompt)
-    if "json" in prompt.lower():
+    if wants_json or "json" in prompt.lower():
         median = sorted(scores)[(len(scores) - 1) // 2]
         return json.dumps({"score": median, "label": _LABELS[median]})
     return verdict_summary(scores)
@@ -859,11 +860,15 @@ class StandIn:
             if isinstance(m, dict)
         ]
         prompt = "\n".join(f"{role}: {content}" for role, content in parts)
+        # Structured output: JSON text for a schema, or a forced tool call's arguments.
+        spec = structured_request(provider, payload) if fault.shape != "prose" else None
         if text is None:
             text = (
                 self._responder(model, messages)
                 if self._responder is not None
-                else default_answer(model, prompt, _last_user_text(parts))
+                else default_answer(
+                    model, prompt, _last_user_text(parts), wants_json=spec is not None
+                )
             )
         # 4 tokens of framing per message, as real chat formats have.
         prompt_tokens = sum(count_tokens(content) + 4 for _, content in parts)
@@ -878,8 +883,6 @@ class StandIn:
                 if commit:
                     self._cache_seen.add(cache_key)
 
-        # Structured output: JSON text for a schema, or a forced tool call's arguments.
-        spec = structured_request(provider, payload) if fault.shape != "prose" else None
         tool_call: dict[str, Any] | None = None
         if spec is not None:
             if fault.shape == "invalid":

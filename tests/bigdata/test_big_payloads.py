@@ -303,6 +303,7 @@ async def test_cli_start_and_status_read_big_payloads(
         result = json.loads(ran.out[ran.out.index("{") :])
         assert result["status"] == "completed"
         assert result["results"]["next"]["read"] == {"root": digest(text_of(MB, "root"))}
-        ran = await run_baton("status", flow.workflow_id, env=env)
+        # The file holds no id (none was chosen): the run's id is the one start printed.
+        ran = await run_baton("status", result["workflow_id"], env=env)
     assert ran.code == 0, ran
     assert "status      COMPLETED" in ran.out

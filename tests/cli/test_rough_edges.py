@@ -178,7 +178,9 @@ def test_quoted_verdicts_are_what_the_seed_writes() -> None:
     assert quoted_verdicts(DOCUMENT) == []
     # A document being rated that itself quotes a verdict still gets the JSON it asks for.
     document = "Our last review rated this 9 (excellent) and 7 (good)."
-    answer = default_answer("gpt-4o", f"system: {seed.ASSESS_PROMPT}\nuser: {document}", document)
+    prompt = f"system: {seed.ASSESS_PROMPT}\nuser: {document}"
+    # The seed asks for its scores as structured output (a schema, not the word JSON).
+    answer = default_answer("gpt-4o", prompt, document, wants_json=True)
     assert json.loads(answer) == {"score": 7, "label": "good"}
 
 
