@@ -20,7 +20,7 @@ test: $(STAMP)
 	@bash tests/ensure-postgres.sh
 	@bash tests/ensure-tini.sh
 	@bash tests/ensure-chromium.sh
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.run
