@@ -318,6 +318,26 @@ async def _batch_fan_out(ctx: Ctx) -> Any:
     return await flow.start(ctx.client, task_queue=ctx.task_queue)
 
 
+async def _budget_stop(ctx: Ctx) -> Any:
+    seed, mm = ctx.steps.seed, importlib.import_module("baton_temporal.multi_model")
+    # A cap below any call's worst case: the first call asks the flow (an update) and is
+    # refused; the flow stops scheduling and fails with BudgetExceeded.
+    flow = (
+        _flow(ctx, "budget_stop", budget_usd="0.000001")
+        .add("parse", seed.parse_doc, {"text": TEXT, "doc_id": "doc-1"})
+        .pipe(
+            mm.fan_out,
+            "assess",
+            seed.assess,
+            models=["claude-sonnet-4-20250514", "gpt-4o"],
+            args={"doc_id": "doc-1"},
+            deps=["parse"],
+            synthesize_with=seed.synthesize_assessments,
+        )
+    )
+    return await flow.start(ctx.client, task_queue=ctx.task_queue)
+
+
 def _prep(fn: Callable[[Ctx], Awaitable[None]]) -> Callable[[Ctx], Awaitable[None]]:
     async def prepare(ctx: Ctx) -> None:
         await fn(ctx)
@@ -440,6 +460,12 @@ SCENARIOS = [
         "parse -> 2-model fan-out through the batch APIs (one request errors) -> synthesis",
         "completed",
         _batch_fan_out,
+    ),
+    Scenario(
+        "budget_stop",
+        "parse -> 2-model fan-out under a cap below one call: refused, the flow stops",
+        "failed",
+        _budget_stop,
     ),
 ]
 
