@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .._terminal import shown
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -71,6 +72,8 @@ def parse_when(text: str) -> datetime:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    # Models come from the ledger (what provider replies said), errors from providers.
+    rows = [[shown(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
