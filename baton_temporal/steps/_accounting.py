@@ -29,7 +29,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -143,6 +143,10 @@ class _Attempt:
     # end, or carried with its unwritten usage until the ledger is back. Left alone, they
     # would turn into false lost replies.
     uncancelled: list[str] = field(default_factory=list)
+    # The status of calls written from now on: "step_failed" once the attempt has failed
+    # (a call still in flight then, e.g. beside a failed one in asyncio.gather, replies
+    # after its attempt's end).
+    status: Literal["ok", "step_failed"] = "ok"
 
     def reserve(self, step: str, attempt: int) -> _Call:
         """The next call's index and id, taken before anything is awaited: concurrent
@@ -452,7 +456,9 @@ async def _complete_call(attempt: _Attempt, call: _Call) -> None:
     store = attempt.store
     if store is None or call.usage is None:
         return
-    record = UsageRecord(**attempt.context, call_index=call.index, usage=call.usage, status="ok")
+    record = UsageRecord(
+        **attempt.context, call_index=call.index, usage=call.usage, status=attempt.status
+    )
     call.written = await _settle(attempt, store.record(record))
     if call.written:
         ledger_counters().wrote(1)
@@ -630,6 +636,7 @@ class _UsageInbound(ActivityInboundInterceptor):
             result = await self.next.execute_activity(input)
         except BaseException as err:
             _attempt.reset(token)
+            attempt.status = "step_failed"
             if attempt.budget is not None:
                 await attempt.budget.channel.flush(attempt.budget)
             records = _call_records(attempt, "step_failed")

@@ -42,4 +42,15 @@ async def ask_once(job: baton.Job) -> dict:
     return {"text": reply.text}
 
 
-COST_STEPS = [ask_concurrently, ask_each, ask_once]
+@baton.step(retry_policy=ONE_TRY)
+async def ask_all_at_once(job: baton.Job) -> dict:
+    """args: models. One call to each, all at once (asyncio.gather): one refused call
+    fails the attempt while the others are still out."""
+    calls = [
+        baton.call_llm(job, _prompt(job, i), model=model)
+        for i, model in enumerate(job.args["models"])
+    ]
+    return {"texts": [r.text for r in await asyncio.gather(*calls)]}
+
+
+COST_STEPS = [ask_concurrently, ask_each, ask_once, ask_all_at_once]
