@@ -582,6 +582,30 @@ def merge_usage(captured: list[LLMUsage], explicit: list[LLMUsage]) -> list[LLMU
     return merged
 
 
+def _not_from_earlier_attempts(
+    explicit: list[LLMUsage], context: Mapping[str, Any]
+) -> list[LLMUsage]:
+    """``explicit`` without the calls an earlier attempt of this step made (their call_id
+    says ``step/attempt/index``): a step that keeps replies across attempts and reports
+    them again would count them twice; their own attempt recorded them."""
+    step, current = str(context["step"]), int(context["attempt"])
+    kept = []
+    for usage in explicit:
+        parts = (usage.call_id or "").rsplit("/", 2)
+        earlier = (
+            len(parts) == 3
+            and parts[0] == step
+            and parts[1].isdigit()
+            and parts[2].isdigit()
+            and int(parts[1]) < current
+        )
+        if earlier:
+            log.info("llm_usage of %s: call %s was recorded by its attempt", step, usage.call_id)
+        else:
+            kept.append(usage)
+    return kept
+
+
 class UsageInterceptor(Interceptor):
     """Installed by ``BatonPlugin``: accounts the LLM usage of every activity attempt."""
 
@@ -653,6 +677,7 @@ class _UsageInbound(ActivityInboundInterceptor):
         body, raw = split_usage(body)
         try:
             explicit = parse_llm_usage(raw, step=str(context["step"])) if raw else []
+            explicit = _not_from_earlier_attempts(explicit, context)
             captured = attempt.usages
             extra = merge_usage(captured, explicit)[len(captured) :]
         except UsageError as err:

@@ -29,7 +29,14 @@ from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
 
 from .conftest import ledger_rows
-from .cost_steps import COST_STEPS, ask_all_at_once, ask_concurrently, ask_each, ask_once
+from .cost_steps import (
+    COST_STEPS,
+    ask_all_at_once,
+    ask_concurrently,
+    ask_each,
+    ask_once,
+    reuse_reply,
+)
 
 
 def anthropic_reply(model: str, **usage: Any) -> dict[str, Any]:
@@ -257,6 +264,22 @@ async def test_calls_that_reply_after_their_attempt_failed_are_recorded_as_faile
         ("g/1/2", "step_failed"),
     ]
     assert all(r["cost_usd"] is not None for r in rows)
+
+
+async def test_a_reply_kept_from_an_earlier_attempt_and_reported_again_counts_once(
+    client: Client, task_queue: str, baton_worker, store: LedgerStore, standin: StandIn
+) -> None:
+    # llm_usage=[reply.usage] (the object, as the README suggests) is accepted, and the
+    # call, recorded by attempt 1, is not recorded again by attempt 2 that reports it.
+    flow = baton.new(workflow_name="reuse").add("r", reuse_reply, {})
+    async with baton_worker(COST_STEPS, ledger=store, llm=standin.config()):
+        result = await flow.run(client, task_queue=task_queue)
+    assert "llm_usage" not in result.results["r"]
+    rows = await ledger_rows(store, flow.workflow_id)
+    assert standin.billed_calls() == 1
+    assert [(r["attempt"], r["call_id"], r["status"]) for r in rows] == [
+        (1, "r/1/0", "step_failed")
+    ]
 
 
 async def test_a_billed_reply_that_fails_to_parse_is_recorded(
