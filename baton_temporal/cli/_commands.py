@@ -470,7 +470,8 @@ async def _status_loop(client: Any, args: argparse.Namespace, stack: Any) -> int
         if text != last:
             if last is not None:
                 print(f"\n--- {datetime.now():%H:%M:%S}")
-            print(text, flush=True)
+            # Retry causes and notes carry provider-chosen text: printed as text.
+            print(text if args.json else _lines(text), flush=True)
             last = text
         if not args.watch or description.close_time is not None:
             return EXIT_OK
@@ -1062,12 +1063,18 @@ def _run(argv: Sequence[str] | None) -> int:
         message = _explain(err, getattr(args, "url", None))
         if debug:
             traceback.print_exc()
+        # Causes carry provider-chosen text (error messages): printed as text, line by line.
         if message is None:
             print(
-                f"baton: unexpected error: {type(err).__name__}: {short_error(err)} "
+                f"baton: unexpected error: {type(err).__name__}: {_lines(short_error(err))} "
                 "(run again with --debug for the traceback)",
                 file=sys.stderr,
             )
             return EXIT_UNEXPECTED
-        print(f"baton: {message}", file=sys.stderr)
+        print(f"baton: {_lines(message)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _lines(text: str) -> str:
+    """``text`` safe for a terminal, its line breaks kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))
