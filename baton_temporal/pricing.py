@@ -476,7 +476,9 @@ class TablePricer:
 
     Every number is checked when the table is built (a negative, NaN or misspelt kind
     raises :class:`PricingError` at once, not at the first call). Models are matched by
-    exact name, then case-insensitively; an unlisted model gives ``None``.
+    exact name, then case-insensitively, then as a real dated or ``-latest`` form of a
+    listed name (``gpt-4o-2024-08-06`` or ``gpt-4o-latest`` for ``gpt-4o``: the name a
+    provider replies with); an unlisted model gives ``None``.
     ``price_version`` is ``version`` if given, else ``table:`` plus a hash of the prices,
     so that a changed table is told apart in the ledger.
 
@@ -566,14 +568,22 @@ class TablePricer:
         return cls(data, version=None if version is None else str(version), source=str(file))
 
     def cost(self, usage: LLMUsage) -> PriceQuote | None:
-        name = (
-            usage.model if usage.model in self._prices else self._folded.get(usage.model.casefold())
-        )
+        name = self._listed(usage.model)
+        if name is None:
+            # Providers reply with the dated snapshot of the name asked for (gpt-4o ->
+            # gpt-4o-2024-08-06), and the ledger stores what they reply: a table that
+            # lists gpt-4o prices its real dated forms too (never a mere prefix).
+            stem = _undated(usage.model.casefold(), usage.provider)
+            name = None if stem is None else self._listed(stem)
         if name is None:
             return None
         return PriceQuote(
             cost_usd=self._prices[name].cost(usage), price_model=name, price_version=self.version
         )
+
+    def _listed(self, model: str) -> str | None:
+        """The table's name for ``model``: exact, else case-insensitive; None if unlisted."""
+        return model if model in self._prices else self._folded.get(model.casefold())
 
     def __repr__(self) -> str:
         return f"TablePricer({len(self._prices)} models, version={self.version!r})"

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 
+from ._terminal import shown
 from .ledger import LedgerStore, ModelCost, StepStats, WorkflowTotals
 from .usage import LLMUsage
 
@@ -123,6 +124,7 @@ def _n(value: int | None) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> str:
     """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
+    rows = [[shown(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -190,7 +192,7 @@ def format_totals(totals: WorkflowTotals) -> str:
         ("cost (USD)", cost),
     ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return "\n".join(f"{k.ljust(width)}  {shown(v)}" for k, v in rows)
 
 
 _TOKEN_HEADERS = ("input", "cache read", "cache write", "output", "reasoning")

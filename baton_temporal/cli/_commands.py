@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .._terminal import shown
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -71,6 +72,8 @@ def parse_when(text: str) -> datetime:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    # Models come from the ledger (what provider replies said), errors from providers.
+    rows = [[shown(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -467,7 +470,8 @@ async def _status_loop(client: Any, args: argparse.Namespace, stack: Any) -> int
         if text != last:
             if last is not None:
                 print(f"\n--- {datetime.now():%H:%M:%S}")
-            print(text, flush=True)
+            # Retry causes and notes carry provider-chosen text: printed as text.
+            print(text if args.json else _lines(text), flush=True)
             last = text
         if not args.watch or description.close_time is not None:
             return EXIT_OK
@@ -1059,12 +1063,18 @@ def _run(argv: Sequence[str] | None) -> int:
         message = _explain(err, getattr(args, "url", None))
         if debug:
             traceback.print_exc()
+        # Causes carry provider-chosen text (error messages): printed as text, line by line.
         if message is None:
             print(
-                f"baton: unexpected error: {type(err).__name__}: {short_error(err)} "
+                f"baton: unexpected error: {type(err).__name__}: {_lines(short_error(err))} "
                 "(run again with --debug for the traceback)",
                 file=sys.stderr,
             )
             return EXIT_UNEXPECTED
-        print(f"baton: {message}", file=sys.stderr)
+        print(f"baton: {_lines(message)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _lines(text: str) -> str:
+    """``text`` safe for a terminal, its line breaks kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..usage import LLMUsage
+from ..usage import MAX_TOKENS, LLMUsage
 
 __all__ = [
     "CallIntent",
@@ -189,8 +189,9 @@ class CallIntent(BaseModel):
 
     @property
     def estimated_input_tokens(self) -> int:
-        """~4 characters a token: what a lost reply's input is counted as."""
-        return estimate_tokens(self.prompt_chars)
+        """~4 characters a token: what a lost reply's input is counted as (at most
+        ``MAX_TOKENS``: a prompt no provider accepts must not fail the intent's write)."""
+        return min(estimate_tokens(self.prompt_chars), MAX_TOKENS)
 
 
 def estimate_tokens(chars: int) -> int:

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -143,6 +143,10 @@ class _Attempt:
     # end, or carried with its unwritten usage until the ledger is back. Left alone, they
     # would turn into false lost replies.
     uncancelled: list[str] = field(default_factory=list)
+    # The status of calls written from now on: "step_failed" once the attempt has failed
+    # (a call still in flight then, e.g. beside a failed one in asyncio.gather, replies
+    # after its attempt's end).
+    status: Literal["ok", "step_failed"] = "ok"
 
     def reserve(self, step: str, attempt: int) -> _Call:
         """The next call's index and id, taken before anything is awaited: concurrent
@@ -452,7 +456,9 @@ async def _complete_call(attempt: _Attempt, call: _Call) -> None:
     store = attempt.store
     if store is None or call.usage is None:
         return
-    record = UsageRecord(**attempt.context, call_index=call.index, usage=call.usage, status="ok")
+    record = UsageRecord(
+        **attempt.context, call_index=call.index, usage=call.usage, status=attempt.status
+    )
     call.written = await _settle(attempt, store.record(record))
     if call.written:
         ledger_counters().wrote(1)
@@ -576,6 +582,30 @@ def merge_usage(captured: list[LLMUsage], explicit: list[LLMUsage]) -> list[LLMU
     return merged
 
 
+def _not_from_earlier_attempts(
+    explicit: list[LLMUsage], context: Mapping[str, Any]
+) -> list[LLMUsage]:
+    """``explicit`` without the calls an earlier attempt of this step made (their call_id
+    says ``step/attempt/index``): a step that keeps replies across attempts and reports
+    them again would count them twice; their own attempt recorded them."""
+    step, current = str(context["step"]), int(context["attempt"])
+    kept = []
+    for usage in explicit:
+        parts = (usage.call_id or "").rsplit("/", 2)
+        earlier = (
+            len(parts) == 3
+            and parts[0] == step
+            and parts[1].isdigit()
+            and parts[2].isdigit()
+            and int(parts[1]) < current
+        )
+        if earlier:
+            log.info("llm_usage of %s: call %s was recorded by its attempt", step, usage.call_id)
+        else:
+            kept.append(usage)
+    return kept
+
+
 class UsageInterceptor(Interceptor):
     """Installed by ``BatonPlugin``: accounts the LLM usage of every activity attempt."""
 
@@ -630,6 +660,7 @@ class _UsageInbound(ActivityInboundInterceptor):
             result = await self.next.execute_activity(input)
         except BaseException as err:
             _attempt.reset(token)
+            attempt.status = "step_failed"
             if attempt.budget is not None:
                 await attempt.budget.channel.flush(attempt.budget)
             records = _call_records(attempt, "step_failed")
@@ -646,6 +677,7 @@ class _UsageInbound(ActivityInboundInterceptor):
         body, raw = split_usage(body)
         try:
             explicit = parse_llm_usage(raw, step=str(context["step"])) if raw else []
+            explicit = _not_from_earlier_attempts(explicit, context)
             captured = attempt.usages
             extra = merge_usage(captured, explicit)[len(captured) :]
         except UsageError as err:

@@ -280,6 +280,18 @@ PAYLOAD_STORE_ON: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def _usage_as_json(result: dict[str, Any]) -> dict[str, Any]:
+    """``llm_usage`` may hold ``reply.usage`` objects as they are (the way to report a
+    call once, by its call_id): they go on as their JSON dump."""
+    usage = result.get("llm_usage")
+    if isinstance(usage, BaseModel):
+        return {**result, "llm_usage": usage.model_dump(mode="json")}
+    if isinstance(usage, list) and any(isinstance(u, BaseModel) for u in usage):
+        dumped = [u.model_dump(mode="json") if isinstance(u, BaseModel) else u for u in usage]
+        return {**result, "llm_usage": dumped}
+    return result
+
+
 def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, Any]:
     """Refuse, non-retryably, a result that no retry could make acceptable.
 
@@ -297,6 +309,7 @@ def check_result(step: str, result: Any, *, limited: bool = True) -> dict[str, A
             type=STEP_RESULT_ERROR,
             non_retryable=True,
         )
+    result = _usage_as_json(result)
     # find_non_json walks without recursion and refuses cycles and deep nesting too.
     problem = find_non_json(result)
     if problem:

@@ -42,4 +42,30 @@ async def ask_once(job: baton.Job) -> dict:
     return {"text": reply.text}
 
 
-COST_STEPS = [ask_concurrently, ask_each, ask_once]
+@baton.step(retry_policy=ONE_TRY)
+async def ask_all_at_once(job: baton.Job) -> dict:
+    """args: models. One call to each, all at once (asyncio.gather): one refused call
+    fails the attempt while the others are still out."""
+    calls = [
+        baton.call_llm(job, _prompt(job, i), model=model)
+        for i, model in enumerate(job.args["models"])
+    ]
+    return {"texts": [r.text for r in await asyncio.gather(*calls)]}
+
+
+# Replies kept across attempts by reuse_reply (per workflow id).
+_KEPT: dict[str, baton.LLMResponse] = {}
+
+
+@baton.step(retry_policy=TWO_TRIES)
+async def reuse_reply(job: baton.Job) -> dict:
+    """Attempt 1 calls and fails; attempt 2 reuses attempt 1's reply and reports its
+    usage object (reply.usage) in llm_usage."""
+    if job.workflow_id not in _KEPT:
+        _KEPT[job.workflow_id] = await baton.call_llm(job, _prompt(job, 0), model="gpt-4o")
+        raise RuntimeError("failed after the call")
+    reply = _KEPT.pop(job.workflow_id)
+    return {"text": reply.text, "llm_usage": [reply.usage]}
+
+
+COST_STEPS = [ask_concurrently, ask_each, ask_once, ask_all_at_once, reuse_reply]

@@ -9,6 +9,7 @@ the ledger stores for a reply equals what genai-prices computes from that raw re
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +29,14 @@ from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
 
 from .conftest import ledger_rows
-from .cost_steps import COST_STEPS, ask_concurrently, ask_each, ask_once
+from .cost_steps import (
+    COST_STEPS,
+    ask_all_at_once,
+    ask_concurrently,
+    ask_each,
+    ask_once,
+    reuse_reply,
+)
 
 
 def anthropic_reply(model: str, **usage: Any) -> dict[str, Any]:
@@ -231,6 +239,47 @@ async def test_concurrent_calls_in_one_attempt_each_get_a_row(
     assert len(rows) == 12
     assert sorted(r["call_id"] for r in rows) == sorted(f"fan/1/{i}" for i in range(12))
     assert all(r["status"] == "ok" and r["cost_usd"] is not None for r in rows)
+
+
+async def test_calls_that_reply_after_their_attempt_failed_are_recorded_as_failed(
+    client: Client, task_queue: str, baton_worker, store: LedgerStore, standin: StandIn
+) -> None:
+    # gather: gpt-4o is refused at once and fails the attempt; the two gpt-4o-mini calls
+    # are still out, and reply (billed) after the attempt's end.
+    standin.script("gpt-4o", [Fault.status(400)])
+    standin.script("gpt-4o-mini", [Fault.slow(1.0), Fault.slow(1.0)])
+    models = ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
+    flow = baton.new(workflow_name="late").add("g", ask_all_at_once, {"models": models})
+    async with baton_worker(COST_STEPS, ledger=store, llm=standin.config()):
+        with pytest.raises(WorkflowFailureError):
+            await flow.run(client, task_queue=task_queue)
+        for _ in range(100):
+            rows = await ledger_rows(store, flow.workflow_id)
+            if len(rows) == 2 and all(r["status"] != "pending" for r in rows):
+                break
+            await asyncio.sleep(0.1)
+    assert standin.billed_calls() == 2
+    assert sorted((r["call_id"], r["status"]) for r in rows) == [
+        ("g/1/0", "step_failed"),
+        ("g/1/2", "step_failed"),
+    ]
+    assert all(r["cost_usd"] is not None for r in rows)
+
+
+async def test_a_reply_kept_from_an_earlier_attempt_and_reported_again_counts_once(
+    client: Client, task_queue: str, baton_worker, store: LedgerStore, standin: StandIn
+) -> None:
+    # llm_usage=[reply.usage] (the object, as the README suggests) is accepted, and the
+    # call, recorded by attempt 1, is not recorded again by attempt 2 that reports it.
+    flow = baton.new(workflow_name="reuse").add("r", reuse_reply, {})
+    async with baton_worker(COST_STEPS, ledger=store, llm=standin.config()):
+        result = await flow.run(client, task_queue=task_queue)
+    assert "llm_usage" not in result.results["r"]
+    rows = await ledger_rows(store, flow.workflow_id)
+    assert standin.billed_calls() == 1
+    assert [(r["attempt"], r["call_id"], r["status"]) for r in rows] == [
+        (1, "r/1/0", "step_failed")
+    ]
 
 
 async def test_a_billed_reply_that_fails_to_parse_is_recorded(

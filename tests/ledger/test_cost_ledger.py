@@ -112,6 +112,24 @@ async def test_a_call_without_a_billed_reply_leaves_no_intent(store: LedgerStore
     assert await store.cancel_call(call.call_key) is False
 
 
+async def test_the_intent_of_a_prompt_no_provider_accepts_is_still_written(
+    store: LedgerStore,
+) -> None:
+    # A 1 GB prompt estimates to 250M tokens, beyond the ledger's bounds: the intent once
+    # failed its write with a pydantic ValidationError, which failed the step before the
+    # request left (the provider would have answered with a clear 400). Now the estimate
+    # is capped and the request goes.
+    call = intent(chars=10**9)
+    assert call.estimated_input_tokens == MAX_TOKENS
+    assert await store.begin_call(call) is True
+    (row,) = await rows(store)
+    assert (row["status"], row["input_tokens"], row["prompt_chars"]) == (
+        "pending",
+        MAX_TOKENS,
+        10**9,
+    )
+
+
 async def test_reconcile_ended_asks_about_each_run_and_skips_running_ones(
     store: LedgerStore,
 ) -> None:

@@ -80,6 +80,27 @@ def test_genai_prices_unknown_model_or_provider_is_unpriced() -> None:
     assert pricer.cost(LLMUsage(model="gpt-4o", input_tokens=1)) is not None
 
 
+def test_table_pricer_prices_real_dated_forms_of_a_listed_name_only() -> None:
+    table = TablePricer(
+        {
+            "gpt-4o": {"input": "1", "output": "1"},
+            "gpt-4o-2024-05-13": {"input": "7", "output": "7"},
+        }
+    )
+
+    def priced_as(model: str, provider: str | None = "openai") -> str | None:
+        quote = table.cost(LLMUsage(model=model, provider=provider, input_tokens=10))
+        return None if quote is None else quote.price_model
+
+    assert priced_as("gpt-4o-2024-08-06") == "gpt-4o"  # what OpenAI replies for gpt-4o
+    assert priced_as("GPT-4o-2024-08-06") == "gpt-4o"
+    assert priced_as("gpt-4o-2024-05-13") == "gpt-4o-2024-05-13"  # listed itself: its own
+    # Look-alikes are not dated forms: a prefix, an unreal date, another provider's form.
+    assert priced_as("gpt-4o-mystery") is None
+    assert priced_as("gpt-4o-2024-99-99") is None
+    assert priced_as("gpt-4o-20240806") is None
+
+
 def test_table_pricer_math_is_exact() -> None:
     pricer = TablePricer(
         {"m": {"input": "3", "output": 15, "cache_read": 0.3, "cache_write": "3.75"}},
