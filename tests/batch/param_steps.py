@@ -1,0 +1,34 @@
+"""Steps of the batch tests that pass a direct call's transport options (stream=, api=)."""
+
+from __future__ import annotations
+
+import baton_temporal as baton
+from baton_temporal import multi_model
+
+
+@baton.step
+async def streamed_ask(job: baton.Job) -> dict:
+    # stream= and stall_timeout= are how a direct call travels; a batch has no stream.
+    reply = await baton.call_llm(
+        job,
+        [{"role": "user", "content": "Score this memo."}],
+        model=multi_model.model_for(job, "gpt-4o"),
+        stream=True,
+        stall_timeout=60,
+        max_tokens=40,
+    )
+    return {"text": reply.text, "tier": reply.usage.service_tier}
+
+
+@baton.step
+async def responses_ask(job: baton.Job) -> dict:
+    reply = await baton.call_llm(
+        job,
+        [{"role": "user", "content": "Score this memo."}],
+        model=multi_model.model_for(job, "gpt-4o"),
+        api="responses",
+    )
+    return {"text": reply.text}
+
+
+PARAM_STEPS = [streamed_ask, responses_ask]
