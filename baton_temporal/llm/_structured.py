@@ -440,6 +440,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any] | None:
 
     def visit(node: dict[str, Any]) -> None:
         node.pop("default", None)
+        _one_of_as_any_of(node)
         for key in _STRICT_UNSUPPORTED:
             if key in node:
                 problems.append(key)
@@ -467,6 +468,7 @@ def _anthropic_native(schema: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(schema)
 
     def visit(node: dict[str, Any]) -> None:
+        _one_of_as_any_of(node)
         moved = [f"{k}={node.pop(k)}" for k in _ANTHROPIC_UNSUPPORTED if k in node]
         if moved:
             note = "(" + ", ".join(moved) + ")"
@@ -476,3 +478,16 @@ def _anthropic_native(schema: dict[str, Any]) -> dict[str, Any]:
 
     _walk(out, visit)
     return out
+
+
+def _one_of_as_any_of(node: dict[str, Any]) -> None:
+    """A discriminated union (pydantic's ``oneOf`` + ``discriminator``) as ``anyOf``.
+
+    Neither OpenAI's strict mode nor Anthropic's native format takes ``oneOf`` (both
+    answer 400). The variants of a pydantic discriminated union differ by their ``Literal``
+    tag, so at most one matches and ``anyOf`` says the same; pydantic still validates the
+    reply with the discriminator.
+    """
+    if isinstance(node.get("oneOf"), list) and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
+        node.pop("discriminator", None)

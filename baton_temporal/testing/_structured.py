@@ -98,6 +98,8 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
         config = payload.get("output_config")
         fmt = config.get("format") if isinstance(config, Mapping) else None
         if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+            if _has_one_of(fmt.get("schema")):
+                return "output_config.format.schema: Schema type 'oneOf' is not supported"
             for path, node in _objects(fmt.get("schema") or {}):
                 if node.get("additionalProperties") is not False:
                     return (
@@ -114,6 +116,8 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
     if not spec.get("strict"):
         return None
     name = spec.get("name")
+    if _has_one_of(spec.get("schema")):
+        return f"Invalid schema for response_format '{name}': 'oneOf' is not permitted."
     for path, node in _objects(spec.get("schema") or {}):
         if node.get("additionalProperties") is not False:
             return (
@@ -128,6 +132,15 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
                 f"properties. Missing '{missing[0]}'."
             )
     return None
+
+
+def _has_one_of(schema: Any) -> bool:
+    """Whether ``oneOf`` appears anywhere in ``schema`` (both providers refuse it)."""
+    if isinstance(schema, Mapping):
+        return "oneOf" in schema or any(_has_one_of(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_one_of(v) for v in schema)
+    return False
 
 
 def _objects(schema: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
@@ -234,3 +234,34 @@ async def test_the_standin_refuses_a_strict_schema_that_is_not_closed_as_openai_
     assert caught.value.type == "ProviderRejected"
     assert "'additionalProperties' is required to be supplied" in caught.value.message
     assert standin.billed_calls() == 0
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
+
+
+class Pets(BaseModel):
+    """Pets, a union tagged by kind (pydantic writes a one-of schema for it)."""
+
+    pets: list[Annotated[Cat | Dog, Field(discriminator="kind")]]
+    favourite: Annotated[Cat | Dog, Field(discriminator="kind")] | None = None
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-6"])
+async def test_a_discriminated_union_is_sent_as_any_of(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    assert "oneOf" in json.dumps(Pets.model_json_schema())
+    pets = await ask(model, Pets, config, clients)
+    assert isinstance(pets, Pets) and pets.pets and pets.pets[0].kind == "cat"
+    sent = json.dumps(standin.requests[-1].body)
+    assert "oneOf" not in sent and "discriminator" not in sent and "anyOf" in sent
+    # Strict for OpenAI still: the union's variants are closed objects.
+    if model == "gpt-4o":
+        assert standin.requests[-1].body["response_format"]["json_schema"]["strict"] is True
