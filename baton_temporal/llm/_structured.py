@@ -169,6 +169,17 @@ class StructuredPlan:
                 ):
                     return True, block.get("input")
             return False, None
+        if isinstance(raw.get("output"), list):
+            # A Responses API reply: tool calls are output items of their own.
+            for item in raw["output"]:
+                if (
+                    isinstance(item, Mapping)
+                    and item.get("type") == "function_call"
+                    and item.get("name") == self.name
+                ):
+                    arguments = item.get("arguments")
+                    return True, arguments if isinstance(arguments, str) else json.dumps(arguments)
+            return False, None
         choices = raw.get("choices") or [{}]
         message = choices[0].get("message") if isinstance(choices[0], Mapping) else None
         for call in (message or {}).get("tool_calls") or ():
@@ -329,6 +340,14 @@ def _describe(err: ValidationError) -> str:
 
 
 def _openai_refusal(raw: Mapping[str, Any]) -> str | None:
+    if isinstance(raw.get("output"), list):
+        # A Responses API reply: a refusal is a content part of its message item.
+        for item in raw["output"]:
+            for part in (item.get("content") or ()) if isinstance(item, Mapping) else ():
+                if isinstance(part, Mapping) and part.get("type") == "refusal":
+                    refused = part.get("refusal")
+                    return refused if isinstance(refused, str) and refused else None
+        return None
     choices = raw.get("choices") or [{}]
     message = choices[0].get("message") if isinstance(choices[0], Mapping) else None
     refusal = (message or {}).get("refusal")

@@ -960,6 +960,7 @@ class StandIn:
                 reasoning=reasoning,
                 truncated=stop == "length",
                 payload=payload,
+                tool_call=tool_call,
             )
             return reply, reply["usage"], text
         usage = {

@@ -265,3 +265,71 @@ async def test_a_discriminated_union_is_sent_as_any_of(
     # Strict for OpenAI still: the union's variants are closed objects.
     if model == "gpt-4o":
         assert standin.requests[-1].body["response_format"]["json_schema"]["strict"] is True
+
+
+# model, call params, output_mode -> the request's path and the field that asks for output
+OTHER_WAYS = [
+    ("gpt-4o", {"api": "responses"}, "auto", "/v1/responses", "text"),
+    ("o3-pro", {}, "auto", "/v1/responses", "text"),  # served only by the Responses API
+    ("gpt-4o", {"api": "responses", "stream": True}, "auto", "/v1/responses", "text"),
+    ("o3-pro", {"stream": True}, "tool", "/v1/responses", "tools"),
+    ("gpt-4o", {"api": "responses"}, "tool", "/v1/responses", "tools"),
+    ("gpt-4o", {"stream": True}, "tool", "/v1/chat/completions", "tools"),
+    ("openai-compatible:llama3.2", {"stream": True}, "auto", "/v1/chat/completions", "tools"),
+]
+
+
+@pytest.mark.parametrize(("model", "params", "mode", "path", "field"), OTHER_WAYS)
+async def test_structured_output_through_the_responses_api_and_streams(
+    model: str,
+    params: dict[str, Any],
+    mode: Any,
+    path: str,
+    field: str,
+    standin: StandIn,
+    config: LLMConfig,
+    clients: LLMClients,
+) -> None:
+    verdict = await ask(model, Verdict, config, clients, params=params, mode=mode)
+    assert isinstance(verdict, Verdict) and 1 <= verdict.score <= 10
+    assert len(standin.requests) == 1  # valid the first time: no retry
+    sent = standin.requests[-1]
+    assert sent.path == path and field in sent.body
+    # The Responses API refuses response_format (moved to text.format) and takes flat tools.
+    assert "response_format" not in sent.body or path != "/v1/responses"
+    if path == "/v1/responses" and field == "text":
+        fmt = sent.body["text"]["format"]
+        assert fmt["type"] == "json_schema" and fmt["name"] == "Verdict" and fmt["strict"]
+    if path == "/v1/responses" and field == "tools":
+        assert sent.body["tools"][0]["name"] == "Verdict"
+        assert sent.body["tool_choice"] == {"type": "function", "name": "Verdict"}
+
+
+async def test_a_response_format_asked_of_the_responses_api_goes_as_text_format(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "V", "schema": {"type": "object"}}}
+    reply = await complete(
+        [{"role": "user", "content": "hi"}],
+        model="gpt-4o",
+        config=config,
+        clients=clients,
+        api="responses",
+        response_format=fmt,
+    )
+    assert json.loads(reply.text) == {}
+    assert standin.requests[-1].body["text"] == {
+        "format": {"type": "json_schema", **fmt["json_schema"]}
+    }
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [{"role": "user", "content": "hi"}],
+            model="gpt-4o",
+            config=config,
+            clients=clients,
+            api="responses",
+            response_format=fmt,
+            text={"format": {"type": "text"}},
+        )
+    assert caught.value.type == "InvalidLLMRequest"
+    assert "response_format= or text=, not both" in str(caught.value)
