@@ -33,7 +33,8 @@ class StreamPlan:
     ``drop_usage``: the final event carries no usage (Anthropic's ``message_delta``
     keeps none; ``message_start`` still reports the input). ``error_at``: an error event
     instead of that event (``error_type`` as the provider words it). ``chunk_chars``:
-    text characters per delta.
+    text characters per delta. ``keepalive_every``: during the stall, an SSE comment
+    (``: keep-alive``) every that many seconds: bytes, but no event.
     """
 
     chunk_delay: float = 0.0
@@ -46,6 +47,7 @@ class StreamPlan:
     error_at: int | None = None
     error_type: str = "overloaded_error"
     chunk_chars: int = DEFAULT_CHUNK_CHARS
+    keepalive_every: float | None = None
 
 
 def _pieces(text: str, size: int) -> list[str]:
