@@ -138,7 +138,8 @@ class StructuredPlan:
 
     def parse(self, raw_response: Mapping[str, Any], text: str, stop: str | None) -> BaseModel:
         """The validated instance in a reply, or :class:`_Unusable` saying what is wrong."""
-        truncated = stop in ("max_tokens", "length")
+        # Anthropic, Chat Completions, Responses (an incomplete reply) name it so.
+        truncated = stop in ("max_tokens", "length", "max_output_tokens")
         hint = " (the reply was cut off at max_tokens: raise max_tokens)" if truncated else ""
         if self.mode == "tool":
             found, payload = self._tool_arguments(raw_response)

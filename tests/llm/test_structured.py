@@ -156,13 +156,20 @@ async def test_prose_instead_of_the_forced_tool_exhausts_retries_with_a_clear_er
     assert standin.billed_calls() == 2
 
 
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("gpt-4o", {}),
+        ("gpt-4o", {"api": "responses"}),  # stops with "max_output_tokens"
+    ],
+)
 async def test_a_cut_off_reply_says_to_raise_max_tokens(
-    standin: StandIn, config: LLMConfig, clients: LLMClients
+    standin: StandIn, config: LLMConfig, clients: LLMClients, model: str, params: dict
 ) -> None:
     with pytest.raises(ApplicationError) as caught:
-        await ask("gpt-4o", Verdict, config, clients, retries=0, params={"max_tokens": 3})
+        await ask(model, Verdict, config, clients, retries=0, params={"max_tokens": 3, **params})
     assert caught.value.type == "StructuredOutputInvalid"
-    assert "raise max_tokens" in caught.value.message
+    assert "the reply was cut off at max_tokens: raise max_tokens" in caught.value.message
 
 
 @dataclasses.dataclass
