@@ -283,6 +283,8 @@ OTHER_WAYS = [
     ("gpt-4o", {"api": "responses"}, "tool", "/v1/responses", "tools"),
     ("gpt-4o", {"stream": True}, "tool", "/v1/chat/completions", "tools"),
     ("openai-compatible:llama3.2", {"stream": True}, "auto", "/v1/chat/completions", "tools"),
+    ("claude-sonnet-4-6", {"stream": True}, "auto", "/v1/messages", "output_config"),
+    ("claude-sonnet-4-20250514", {"stream": True}, "auto", "/v1/messages", "tools"),
 ]
 
 
