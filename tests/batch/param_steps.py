@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import baton_temporal as baton
 from baton_temporal import multi_model
 
@@ -32,3 +34,29 @@ async def responses_ask(job: baton.Job) -> dict:
 
 
 PARAM_STEPS = [streamed_ask, responses_ask]
+
+
+@baton.step
+async def gathered_leniently(job: baton.Job) -> dict:
+    # return_exceptions=True hands call_llm's BatchDeferred back as a value: the step
+    # must still be batched, not finish with what it made of that value.
+    model = multi_model.model_for(job, "gpt-4o")
+    replies = await asyncio.gather(
+        baton.call_llm(job, [{"role": "user", "content": "one"}], model=model),
+        baton.call_llm(job, [{"role": "user", "content": "two"}], model=model),
+        return_exceptions=True,
+    )
+    return {"texts": [getattr(r, "text", None) for r in replies]}
+
+
+@baton.step
+async def fails_on_deferred(job: baton.Job) -> dict:
+    model = multi_model.model_for(job, "gpt-4o")
+    (reply,) = await asyncio.gather(
+        baton.call_llm(job, [{"role": "user", "content": "one"}], model=model),
+        return_exceptions=True,
+    )
+    return {"text": reply.text}  # AttributeError on the deferral: still batched
+
+
+PARAM_STEPS += [gathered_leniently, fails_on_deferred]

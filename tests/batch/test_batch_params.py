@@ -12,7 +12,13 @@ import baton_temporal as baton
 from baton_temporal import multi_model
 from baton_temporal.testing import StandIn
 
-from .param_steps import PARAM_STEPS, responses_ask, streamed_ask
+from .param_steps import (
+    PARAM_STEPS,
+    fails_on_deferred,
+    gathered_leniently,
+    responses_ask,
+    streamed_ask,
+)
 from .test_batch import FAST
 
 
@@ -53,3 +59,20 @@ async def test_a_responses_call_in_a_batch_fan_out_fails_naming_the_fix(
     assert "BatchUnsupported" in text and "Chat Completions endpoint only" in text
     assert "drop batch=True" in text
     assert standin.batch.batches == []  # refused before anything was submitted
+
+
+async def test_a_step_that_catches_the_deferral_is_still_batched(
+    client: Client, task_queue: str, baton_worker: Any, standin: StandIn
+) -> None:
+    flow = (
+        baton.new(workflow_name="batch-lenient")
+        .pipe(multi_model.fan_out, "g", gathered_leniently, models=["gpt-4o"], batch=FAST)
+        .pipe(multi_model.fan_out, "f", fails_on_deferred, models=["gpt-4o"], batch=FAST)
+    )
+    async with baton_worker(PARAM_STEPS, llm=standin.config()):
+        result = await flow.run(client, task_queue=task_queue)
+    assert not result.failed
+    texts = result.results["g_gpt_4o"]["texts"]
+    assert len(texts) == 2 and all(isinstance(t, str) and t for t in texts)
+    assert isinstance(result.results["f_gpt_4o"]["text"], str)
+    assert sum(len(b.requests) for b in standin.batch.batches) == 3
