@@ -76,3 +76,19 @@ async def test_a_step_that_catches_the_deferral_is_still_batched(
     assert len(texts) == 2 and all(isinstance(t, str) and t for t in texts)
     assert isinstance(result.results["f_gpt_4o"]["text"], str)
     assert sum(len(b.requests) for b in standin.batch.batches) == 3
+
+
+async def test_a_batch_fan_out_under_a_budget_cap_is_refused_naming_the_fix(
+    client: Client, task_queue: str, baton_worker: Any, standin: StandIn
+) -> None:
+    # A batched call is priced only when the batch answers: the cap could not hold it.
+    flow = baton.new(workflow_name="batch-capped", budget_usd=1).pipe(
+        multi_model.fan_out, "s", streamed_ask, models=["gpt-4o"], batch=FAST
+    )
+    async with baton_worker(PARAM_STEPS, llm=standin.config()):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await flow.run(client, task_queue=task_queue)
+    text = str(caught.value.cause)
+    assert "BudgetUnsupported" in text and "batch fan-out under a budget cap" in text
+    assert "drop batch=True for this fan-out, or drop the cap" in text
+    assert standin.batch.batches == [] and standin.requests == []  # nothing sent
