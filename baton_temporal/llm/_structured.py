@@ -83,6 +83,10 @@ _ANTHROPIC_UNSUPPORTED = (
     "minProperties",
     "maxProperties",
 )
+# The string formats Anthropic's native format takes (others are described instead).
+_ANTHROPIC_STRING_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+)
 # Keywords OpenAI's strict mode cannot take: a schema with any is sent non-strict.
 _STRICT_UNSUPPORTED = ("prefixItems", "patternProperties", "not", "if", "then", "else")
 
@@ -490,6 +494,14 @@ def _anthropic_native(schema: dict[str, Any]) -> dict[str, Any]:
     def visit(node: dict[str, Any]) -> None:
         _one_of_as_any_of(node)
         moved = [f"{k}={node.pop(k)}" for k in _ANTHROPIC_UNSUPPORTED if k in node]
+        # As the anthropic SDK's own transform_schema does: only minItems 0 or 1, and
+        # only the string formats the format lists, stay; the rest is described.
+        if node.get("minItems") not in (None, 0, 1):
+            moved.append(f"minItems={node.pop('minItems')}")
+        if node.get("uniqueItems") is not None:
+            moved.append(f"uniqueItems={node.pop('uniqueItems')}")
+        if "format" in node and node["format"] not in _ANTHROPIC_STRING_FORMATS:
+            moved.append(f"format={node.pop('format')}")
         if moved:
             note = "(" + ", ".join(moved) + ")"
             node["description"] = f"{node.get('description', '')} {note}".strip()

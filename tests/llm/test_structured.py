@@ -342,3 +342,22 @@ async def test_a_response_format_asked_of_the_responses_api_goes_as_text_format(
         )
     assert caught.value.type == "InvalidLLMRequest"
     assert "response_format= or text=, not both" in str(caught.value)
+
+
+class Shortlist(BaseModel):
+    """Constraints Anthropic's native format refuses: described, and pydantic checks them."""
+
+    picks: list[str] = Field(min_length=2)
+    tags: set[str]
+    home: str = Field(json_schema_extra={"format": "path"})
+    day: str = Field(json_schema_extra={"format": "date"})
+
+
+def test_anthropic_native_schema_describes_what_the_format_refuses() -> None:
+    plan = plan_for(Shortlist, provider="anthropic", model="claude-sonnet-4-6")
+    assert plan.mode == "json_schema"
+    fields = plan.schema["properties"]
+    assert "minItems" not in fields["picks"] and "minItems=2" in fields["picks"]["description"]
+    assert "uniqueItems" not in fields["tags"] and "uniqueItems" in fields["tags"]["description"]
+    assert "format" not in fields["home"] and "format=path" in fields["home"]["description"]
+    assert fields["day"]["format"] == "date"  # a format Anthropic takes stays
