@@ -133,8 +133,45 @@ def build_responses_body(
         if old in params:
             limit = params.pop(old)
             params.setdefault("max_output_tokens", limit)
+    _chat_shapes_to_responses(params)
     body.update(params)
     return body
+
+
+def _chat_shapes_to_responses(params: dict[str, Any]) -> None:
+    """Chat Completions' ``response_format``, function ``tools`` and ``tool_choice`` in
+    the Responses API's shapes, in place.
+
+    The Responses API refuses ``response_format`` (it moved to ``text.format``) and takes
+    function tools flat (``{"type": "function", "name", "parameters"}``), so a call (or
+    ``output_type=``) written for Chat Completions works unchanged with ``api="responses"``.
+    """
+    fmt = params.get("response_format")
+    if isinstance(fmt, Mapping):
+        params.pop("response_format")
+        text = dict(params.get("text") or {})
+        if "format" in text:
+            raise _invalid("give the output format as response_format= or text=, not both")
+        spec = fmt.get("json_schema") if fmt.get("type") == "json_schema" else None
+        text["format"] = {"type": "json_schema", **spec} if isinstance(spec, Mapping) else dict(fmt)
+        params["text"] = text
+    tools = params.get("tools")
+    if isinstance(tools, list):
+        params["tools"] = [
+            {"type": "function", **tool["function"]}
+            if isinstance(tool, Mapping)
+            and tool.get("type") == "function"
+            and isinstance(tool.get("function"), Mapping)
+            else tool
+            for tool in tools
+        ]
+    choice = params.get("tool_choice")
+    if (
+        isinstance(choice, Mapping)
+        and choice.get("type") == "function"
+        and isinstance(choice.get("function"), Mapping)
+    ):
+        params["tool_choice"] = {"type": "function", "name": choice["function"].get("name")}
 
 
 def _input_item(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -196,12 +196,19 @@ async def read_stream(
         decoder = _SSEDecoder()
         chunks = response.iter_bytes().__aiter__()
         loop = asyncio.get_running_loop()
+        # The limits measure the time since the last *event*: bytes that make none (SSE
+        # comments such as keep-alives, an event dribbled a byte at a time) do not reset
+        # them, or a server could hold the step until its start-to-close timeout.
+        last_event = loop.time()
         while not acc.done:
             if acc.output_started:
-                # Output flows: each read gets the stall limit. No task per read (a stream
-                # has tens of thousands of events); a stall cancels the read, and the stream.
+                # Output flows: each read gets what is left of the stall limit. No task per
+                # read (a stream has tens of thousands of events); a stall cancels the read.
+                remaining = last_event + stall_limit_s - loop.time()
+                if remaining <= 0:
+                    raise _Stalled(stall_limit_s)
                 try:
-                    async with asyncio.timeout(stall_limit_s):
+                    async with asyncio.timeout(remaining):
                         chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     break
@@ -211,7 +218,7 @@ async def read_stream(
                 # The model may think for minutes: wait without cancelling the read, and
                 # heartbeat meanwhile, as a call that does not stream does.
                 pending = asyncio.ensure_future(chunks.__anext__())
-                deadline = loop.time() + first_limit_s
+                deadline = last_event + first_limit_s
                 while not pending.done():
                     remaining = deadline - loop.time()
                     if remaining <= 0:
@@ -226,6 +233,7 @@ async def read_stream(
                 finally:
                     pending = None
             for event, data in decoder.feed(chunk):
+                last_event = loop.time()
                 acc.feed(event, data)
                 if acc.done:
                     break

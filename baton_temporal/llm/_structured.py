@@ -83,6 +83,10 @@ _ANTHROPIC_UNSUPPORTED = (
     "minProperties",
     "maxProperties",
 )
+# The string formats Anthropic's native format takes (others are described instead).
+_ANTHROPIC_STRING_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+)
 # Keywords OpenAI's strict mode cannot take: a schema with any is sent non-strict.
 _STRICT_UNSUPPORTED = ("prefixItems", "patternProperties", "not", "if", "then", "else")
 
@@ -138,7 +142,8 @@ class StructuredPlan:
 
     def parse(self, raw_response: Mapping[str, Any], text: str, stop: str | None) -> BaseModel:
         """The validated instance in a reply, or :class:`_Unusable` saying what is wrong."""
-        truncated = stop in ("max_tokens", "length")
+        # Anthropic, Chat Completions, Responses (an incomplete reply) name it so.
+        truncated = stop in ("max_tokens", "length", "max_output_tokens")
         hint = " (the reply was cut off at max_tokens: raise max_tokens)" if truncated else ""
         if self.mode == "tool":
             found, payload = self._tool_arguments(raw_response)
@@ -168,6 +173,17 @@ class StructuredPlan:
                     and block.get("name") == self.name
                 ):
                     return True, block.get("input")
+            return False, None
+        if isinstance(raw.get("output"), list):
+            # A Responses API reply: tool calls are output items of their own.
+            for item in raw["output"]:
+                if (
+                    isinstance(item, Mapping)
+                    and item.get("type") == "function_call"
+                    and item.get("name") == self.name
+                ):
+                    arguments = item.get("arguments")
+                    return True, arguments if isinstance(arguments, str) else json.dumps(arguments)
             return False, None
         choices = raw.get("choices") or [{}]
         message = choices[0].get("message") if isinstance(choices[0], Mapping) else None
@@ -329,6 +345,14 @@ def _describe(err: ValidationError) -> str:
 
 
 def _openai_refusal(raw: Mapping[str, Any]) -> str | None:
+    if isinstance(raw.get("output"), list):
+        # A Responses API reply: a refusal is a content part of its message item.
+        for item in raw["output"]:
+            for part in (item.get("content") or ()) if isinstance(item, Mapping) else ():
+                if isinstance(part, Mapping) and part.get("type") == "refusal":
+                    refused = part.get("refusal")
+                    return refused if isinstance(refused, str) and refused else None
+        return None
     choices = raw.get("choices") or [{}]
     message = choices[0].get("message") if isinstance(choices[0], Mapping) else None
     refusal = (message or {}).get("refusal")
@@ -440,6 +464,7 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any] | None:
 
     def visit(node: dict[str, Any]) -> None:
         node.pop("default", None)
+        _one_of_as_any_of(node)
         for key in _STRICT_UNSUPPORTED:
             if key in node:
                 problems.append(key)
@@ -467,7 +492,16 @@ def _anthropic_native(schema: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(schema)
 
     def visit(node: dict[str, Any]) -> None:
+        _one_of_as_any_of(node)
         moved = [f"{k}={node.pop(k)}" for k in _ANTHROPIC_UNSUPPORTED if k in node]
+        # As the anthropic SDK's own transform_schema does: only minItems 0 or 1, and
+        # only the string formats the format lists, stay; the rest is described.
+        if node.get("minItems") not in (None, 0, 1):
+            moved.append(f"minItems={node.pop('minItems')}")
+        if node.get("uniqueItems") is not None:
+            moved.append(f"uniqueItems={node.pop('uniqueItems')}")
+        if "format" in node and node["format"] not in _ANTHROPIC_STRING_FORMATS:
+            moved.append(f"format={node.pop('format')}")
         if moved:
             note = "(" + ", ".join(moved) + ")"
             node["description"] = f"{node.get('description', '')} {note}".strip()
@@ -476,3 +510,16 @@ def _anthropic_native(schema: dict[str, Any]) -> dict[str, Any]:
 
     _walk(out, visit)
     return out
+
+
+def _one_of_as_any_of(node: dict[str, Any]) -> None:
+    """A discriminated union (pydantic's ``oneOf`` + ``discriminator``) as ``anyOf``.
+
+    Neither OpenAI's strict mode nor Anthropic's native format takes ``oneOf`` (both
+    answer 400). The variants of a pydantic discriminated union differ by their ``Literal``
+    tag, so at most one matches and ``anyOf`` says the same; pydantic still validates the
+    reply with the discriminator.
+    """
+    if isinstance(node.get("oneOf"), list) and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
+        node.pop("discriminator", None)

@@ -44,6 +44,7 @@ from ..llm._complete import _build_request
 from ..llm._config import LLMConfig
 from ..llm._errors import map_provider_error
 from ..llm._providers import resolve_provider
+from ..llm._responses import choose_api
 from ..metrics import ledger_counters
 from ..workflow._batch import (
     BATCH_ARG,
@@ -130,7 +131,22 @@ async def batch_reply(
             type=BATCH_UNSUPPORTED,
             non_retryable=True,
         )
-    body, _sdk_options = _build_request(provider, name, messages, dict(params))
+    # api=, stream= and stall_timeout= say how a direct call travels, not what it asks:
+    # they are not request fields, and a batch reply is never streamed. OpenAI batches
+    # go to Chat Completions, so a call that must use the Responses API cannot be batched.
+    request = dict(params)
+    for transport in ("stream", "stall_timeout"):
+        request.pop(transport, None)
+    if choose_api(provider, name, request.pop("api", None)) == "responses":
+        raise ApplicationError(
+            f"step {job.step!r} calls {model!r} through the Responses API in a batch "
+            "fan-out, but baton's OpenAI batches use the Chat Completions endpoint only: "
+            "drop batch=True for this fan-out, or use a model served by Chat Completions "
+            "(without api='responses')",
+            type=BATCH_UNSUPPORTED,
+            non_retryable=True,
+        )
+    body, _sdk_options = _build_request(provider, name, messages, request)
     digest = hashlib.sha256(
         json.dumps([model, body], sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()

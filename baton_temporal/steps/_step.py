@@ -201,6 +201,11 @@ def _make_activity(
             # The multi-model helpers read the dependencies' results, which are fixed.
             raise ApplicationError(str(err), type=FAN_IN_ERROR, non_retryable=True) from None
         except Exception as err:
+            if batch is not None and batch.requests:
+                # A deferred call's BatchDeferred was caught by the step (e.g. gather(...,
+                # return_exceptions=True)) and it failed on that: its calls go to the batch
+                # and it runs again with their replies.
+                return StepOutput(result=batch.deferred_result(), attempt=info.attempt)
             unprintable = _unprintable(err)
             if unprintable is not None:
                 raise unprintable from None
@@ -212,6 +217,10 @@ def _make_activity(
         finally:
             if keep_alive is not None:
                 keep_alive.cancel()
+        if batch is not None and batch.requests:
+            # It returned though a call was deferred (it caught the BatchDeferred): its
+            # result was made without that reply, so the calls go to the batch first.
+            return StepOutput(result=batch.deferred_result(), attempt=info.attempt)
         return StepOutput(
             result=check_result(input.step, result, limited=not PAYLOAD_STORE_ON.get()),
             attempt=info.attempt,

@@ -33,7 +33,8 @@ class StreamPlan:
     ``drop_usage``: the final event carries no usage (Anthropic's ``message_delta``
     keeps none; ``message_start`` still reports the input). ``error_at``: an error event
     instead of that event (``error_type`` as the provider words it). ``chunk_chars``:
-    text characters per delta.
+    text characters per delta. ``keepalive_every``: during the stall, an SSE comment
+    (``: keep-alive``) every that many seconds: bytes, but no event.
     """
 
     chunk_delay: float = 0.0
@@ -46,6 +47,7 @@ class StreamPlan:
     error_at: int | None = None
     error_type: str = "overloaded_error"
     chunk_chars: int = DEFAULT_CHUNK_CHARS
+    keepalive_every: float | None = None
 
 
 def _pieces(text: str, size: int) -> list[str]:
@@ -119,6 +121,22 @@ def chat_events(
     yield None, chunk({"role": "assistant", "content": "", "refusal": None})
     for piece in _pieces(choice["message"]["content"] or "", plan.chunk_chars):
         yield None, chunk({"content": piece})
+    for index, call in enumerate(choice["message"].get("tool_calls") or ()):
+        # As OpenAI streams a tool call: its id and name first, then its arguments in pieces.
+        function = call["function"]
+        opening = {"name": function["name"], "arguments": ""}
+        yield (
+            None,
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": index, "id": call["id"], "type": "function", "function": opening}
+                    ]
+                }
+            ),
+        )
+        for piece in _pieces(function["arguments"], plan.chunk_chars):
+            yield None, chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield None, chunk({}, choice["finish_reason"])
     if include_usage and not plan.drop_usage:
         yield None, {**head, "choices": [], "usage": reply["usage"]}
@@ -241,20 +259,36 @@ def responses_reply(
     reasoning: int,
     truncated: bool,
     payload: Mapping[str, Any],
+    tool_call: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A Responses API reply body (``object: "response"``) as OpenAI sends it."""
+    """A Responses API reply body (``object: "response"``) as OpenAI sends it; a forced
+    tool's call is a ``function_call`` output item instead of the message."""
     output: list[dict[str, Any]] = []
     if reasoning:
         output.append({"type": "reasoning", "id": f"rs_standin_{n:06d}", "summary": []})
-    output.append(
-        {
-            "type": "message",
-            "id": f"msg_standin_{n:06d}",
-            "status": "incomplete" if truncated else "completed",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
-        }
-    )
+    if tool_call is not None:
+        output.append(
+            {
+                "type": "function_call",
+                "id": f"fc_standin_{n:06d}",
+                "call_id": f"call_standin_{n:06d}",
+                "name": tool_call["name"],
+                "arguments": text,
+                "status": "completed",
+            }
+        )
+    else:
+        output.append(
+            {
+                "type": "message",
+                "id": f"msg_standin_{n:06d}",
+                "status": "incomplete" if truncated else "completed",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+                ],
+            }
+        )
     return {
         "id": f"resp_standin_{n:06d}",
         "object": "response",

@@ -79,11 +79,17 @@ def structured_request(provider: str, payload: Mapping[str, Any]) -> StructuredS
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
         return StructuredSpec("json", str(spec.get("name")), dict(spec.get("schema") or {}))
-    tools = [t.get("function") or {} for t in payload.get("tools") or () if isinstance(t, Mapping)]
+    text = payload.get("text")
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        # The Responses API: the format is flat under text.format.
+        return StructuredSpec("json", str(fmt.get("name")), dict(fmt.get("schema") or {}))
+    # Chat Completions nests a function tool under "function"; the Responses API is flat.
+    tools = [t.get("function") or t for t in payload.get("tools") or () if isinstance(t, Mapping)]
     choice = payload.get("tool_choice")
     name = None
     if isinstance(choice, Mapping) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        name = (choice.get("function") or choice).get("name")
     elif choice == "required" and len(tools) == 1:
         name = tools[0].get("name")
     for tool in tools:
@@ -98,6 +104,8 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
         config = payload.get("output_config")
         fmt = config.get("format") if isinstance(config, Mapping) else None
         if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+            if _has_one_of(fmt.get("schema")):
+                return "output_config.format.schema: Schema type 'oneOf' is not supported"
             for path, node in _objects(fmt.get("schema") or {}):
                 if node.get("additionalProperties") is not False:
                     return (
@@ -106,6 +114,16 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
                     )
         return None
     fmt = payload.get("response_format")
+    if "input" in payload and fmt is not None:
+        return (
+            "Unsupported parameter: 'response_format'. In the Responses API, this parameter "
+            "has moved to 'text.format'. Try again with the new parameter. See the API "
+            "documentation for more information."
+        )
+    text = payload.get("text")
+    flat = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(flat, Mapping) and flat.get("type") == "json_schema":
+        fmt = {"type": "json_schema", "json_schema": flat}  # checked as Chat's below
     if not (isinstance(fmt, Mapping) and fmt.get("type") == "json_schema"):
         return None
     spec = fmt.get("json_schema")
@@ -114,6 +132,8 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
     if not spec.get("strict"):
         return None
     name = spec.get("name")
+    if _has_one_of(spec.get("schema")):
+        return f"Invalid schema for response_format '{name}': 'oneOf' is not permitted."
     for path, node in _objects(spec.get("schema") or {}):
         if node.get("additionalProperties") is not False:
             return (
@@ -128,6 +148,15 @@ def schema_problem(provider: str, payload: Mapping[str, Any]) -> str | None:
                 f"properties. Missing '{missing[0]}'."
             )
     return None
+
+
+def _has_one_of(schema: Any) -> bool:
+    """Whether ``oneOf`` appears anywhere in ``schema`` (both providers refuse it)."""
+    if isinstance(schema, Mapping):
+        return "oneOf" in schema or any(_has_one_of(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_one_of(v) for v in schema)
+    return False
 
 
 def _objects(schema: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:

@@ -197,12 +197,14 @@ class Fault:
         error_at: int | None = None,
         error_type: str = "overloaded_error",
         chunk_chars: int = 16,
+        keepalive_every: float | None = None,
     ) -> Fault:
         """A normal answer that, to a streamed request, streams as :class:`StreamPlan`
         says: ``chunk_delay`` s before each event, a stall after ``stall_after`` events
         (``stall_for`` s, or until the client hangs up), a cut after ``cut_after`` events,
-        a garbled event, an error event, or no usage in the final event. A request that
-        does not stream gets the whole answer.
+        a garbled event, an error event, or no usage in the final event; ``keepalive_every``
+        sends an SSE comment that often during the stall. A request that does not stream
+        gets the whole answer.
 
         Example::
 
@@ -219,6 +221,7 @@ class Fault:
             error_at=error_at,
             error_type=error_type,
             chunk_chars=chunk_chars,
+            keepalive_every=keepalive_every,
         )
         return cls(kind="ok", text=text, stream_plan=plan)
 
@@ -960,6 +963,7 @@ class StandIn:
                 reasoning=reasoning,
                 truncated=stop == "length",
                 payload=payload,
+                tool_call=tool_call,
             )
             return reply, reply["usage"], text
         usage = {
@@ -1125,7 +1129,18 @@ async def _write_stream(
             if plan.stall_after is not None and sent == plan.stall_after:
                 await flush()
                 wait = plan.stall_for if plan.stall_for is not None else 3600.0
-                if await _client_leaves_within(reader, wait):
+                step = plan.keepalive_every or wait
+                gone = False
+                while wait > 0 and not gone:
+                    gone = await _client_leaves_within(reader, min(step, wait))
+                    wait -= step
+                    if not gone and wait > 0 and plan.keepalive_every:
+                        try:
+                            writer.write(_chunk(b": keep-alive\n\n"))
+                            await writer.drain()
+                        except OSError:
+                            gone = True
+                if gone:
                     done("client_gone", billed=sent > 0)
                     return False
             if plan.error_at is not None and sent == plan.error_at:

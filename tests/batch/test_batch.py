@@ -303,36 +303,3 @@ async def test_a_batch_step_that_asks_differently_when_run_again_fails(
     text = str(caught.value.cause)
     assert "BatchUnsupported" in text and "differently when run again" in text
     assert "the same messages and parameters" in text
-
-
-async def test_a_batch_fan_out_under_a_budget_cap_is_refused_not_left_uncapped(
-    client: Client,
-    task_queue: str,
-    baton_worker: Any,
-    standin: StandIn,
-    sqlite_store: LedgerStore,
-) -> None:
-    # A batched call is priced only when the batch answers: the cap could not hold its
-    # worst case before it leaves, so the step refuses it, naming both ways out.
-    capped = baton.new(workflow_name="batch-capped", budget_usd="5")
-    flow = capped.pipe(
-        multi_model.fan_out,
-        "doc",
-        assess_doc,
-        models=[CLAUDE, GPT],
-        args={"text": "Document: quarterly figures."},
-        batch=FAST,
-    )
-    async with baton_worker(STEPS, ledger=sqlite_store, llm=standin.config()):
-        with pytest.raises(WorkflowFailureError) as failed:
-            await flow.run(client, task_queue=task_queue)
-        handle = client.get_workflow_handle(flow.workflow_id)
-        states = await handle.query("baton.steps")
-    errors = {name: (s.get("error") or "") for name, s in states.items()}
-    for step in ("doc_sonnet_4", "doc_gpt_4o"):
-        assert errors[step].startswith("BudgetUnsupported: "), errors
-        assert "drop batch=True" in errors[step] and "budget_usd" in errors[step]
-    assert failed.value.cause is not None
-    # Nothing was submitted, nothing billed, no row written.
-    assert standin.batch.batches == [] and standin.billed_calls() == 0
-    assert await ledger_rows(sqlite_store, flow.workflow_id) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,13 +156,20 @@ async def test_prose_instead_of_the_forced_tool_exhausts_retries_with_a_clear_er
     assert standin.billed_calls() == 2
 
 
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("gpt-4o", {}),
+        ("gpt-4o", {"api": "responses"}),  # stops with "max_output_tokens"
+    ],
+)
 async def test_a_cut_off_reply_says_to_raise_max_tokens(
-    standin: StandIn, config: LLMConfig, clients: LLMClients
+    standin: StandIn, config: LLMConfig, clients: LLMClients, model: str, params: dict
 ) -> None:
     with pytest.raises(ApplicationError) as caught:
-        await ask("gpt-4o", Verdict, config, clients, retries=0, params={"max_tokens": 3})
+        await ask(model, Verdict, config, clients, retries=0, params={"max_tokens": 3, **params})
     assert caught.value.type == "StructuredOutputInvalid"
-    assert "raise max_tokens" in caught.value.message
+    assert "the reply was cut off at max_tokens: raise max_tokens" in caught.value.message
 
 
 @dataclasses.dataclass
@@ -234,3 +241,123 @@ async def test_the_standin_refuses_a_strict_schema_that_is_not_closed_as_openai_
     assert caught.value.type == "ProviderRejected"
     assert "'additionalProperties' is required to be supplied" in caught.value.message
     assert standin.billed_calls() == 0
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
+
+
+class Pets(BaseModel):
+    """Pets, a union tagged by kind (pydantic writes a one-of schema for it)."""
+
+    pets: list[Annotated[Cat | Dog, Field(discriminator="kind")]]
+    favourite: Annotated[Cat | Dog, Field(discriminator="kind")] | None = None
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-6"])
+async def test_a_discriminated_union_is_sent_as_any_of(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    assert "oneOf" in json.dumps(Pets.model_json_schema())
+    pets = await ask(model, Pets, config, clients)
+    assert isinstance(pets, Pets) and pets.pets and pets.pets[0].kind == "cat"
+    sent = json.dumps(standin.requests[-1].body)
+    assert "oneOf" not in sent and "discriminator" not in sent and "anyOf" in sent
+    # Strict for OpenAI still: the union's variants are closed objects.
+    if model == "gpt-4o":
+        assert standin.requests[-1].body["response_format"]["json_schema"]["strict"] is True
+
+
+# model, call params, output_mode -> the request's path and the field that asks for output
+OTHER_WAYS = [
+    ("gpt-4o", {"api": "responses"}, "auto", "/v1/responses", "text"),
+    ("o3-pro", {}, "auto", "/v1/responses", "text"),  # served only by the Responses API
+    ("gpt-4o", {"api": "responses", "stream": True}, "auto", "/v1/responses", "text"),
+    ("o3-pro", {"stream": True}, "tool", "/v1/responses", "tools"),
+    ("gpt-4o", {"api": "responses"}, "tool", "/v1/responses", "tools"),
+    ("gpt-4o", {"stream": True}, "tool", "/v1/chat/completions", "tools"),
+    ("openai-compatible:llama3.2", {"stream": True}, "auto", "/v1/chat/completions", "tools"),
+    ("claude-sonnet-4-6", {"stream": True}, "auto", "/v1/messages", "output_config"),
+    ("claude-sonnet-4-20250514", {"stream": True}, "auto", "/v1/messages", "tools"),
+]
+
+
+@pytest.mark.parametrize(("model", "params", "mode", "path", "field"), OTHER_WAYS)
+async def test_structured_output_through_the_responses_api_and_streams(
+    model: str,
+    params: dict[str, Any],
+    mode: Any,
+    path: str,
+    field: str,
+    standin: StandIn,
+    config: LLMConfig,
+    clients: LLMClients,
+) -> None:
+    verdict = await ask(model, Verdict, config, clients, params=params, mode=mode)
+    assert isinstance(verdict, Verdict) and 1 <= verdict.score <= 10
+    assert len(standin.requests) == 1  # valid the first time: no retry
+    sent = standin.requests[-1]
+    assert sent.path == path and field in sent.body
+    # The Responses API refuses response_format (moved to text.format) and takes flat tools.
+    assert "response_format" not in sent.body or path != "/v1/responses"
+    if path == "/v1/responses" and field == "text":
+        fmt = sent.body["text"]["format"]
+        assert fmt["type"] == "json_schema" and fmt["name"] == "Verdict" and fmt["strict"]
+    if path == "/v1/responses" and field == "tools":
+        assert sent.body["tools"][0]["name"] == "Verdict"
+        assert sent.body["tool_choice"] == {"type": "function", "name": "Verdict"}
+
+
+async def test_a_response_format_asked_of_the_responses_api_goes_as_text_format(
+    standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "V", "schema": {"type": "object"}}}
+    reply = await complete(
+        [{"role": "user", "content": "hi"}],
+        model="gpt-4o",
+        config=config,
+        clients=clients,
+        api="responses",
+        response_format=fmt,
+    )
+    assert json.loads(reply.text) == {}
+    assert standin.requests[-1].body["text"] == {
+        "format": {"type": "json_schema", **fmt["json_schema"]}
+    }
+    with pytest.raises(ApplicationError) as caught:
+        await complete(
+            [{"role": "user", "content": "hi"}],
+            model="gpt-4o",
+            config=config,
+            clients=clients,
+            api="responses",
+            response_format=fmt,
+            text={"format": {"type": "text"}},
+        )
+    assert caught.value.type == "InvalidLLMRequest"
+    assert "response_format= or text=, not both" in str(caught.value)
+
+
+class Shortlist(BaseModel):
+    """Constraints Anthropic's native format refuses: described, and pydantic checks them."""
+
+    picks: list[str] = Field(min_length=2)
+    tags: set[str]
+    home: str = Field(json_schema_extra={"format": "path"})
+    day: str = Field(json_schema_extra={"format": "date"})
+
+
+def test_anthropic_native_schema_describes_what_the_format_refuses() -> None:
+    plan = plan_for(Shortlist, provider="anthropic", model="claude-sonnet-4-6")
+    assert plan.mode == "json_schema"
+    fields = plan.schema["properties"]
+    assert "minItems" not in fields["picks"] and "minItems=2" in fields["picks"]["description"]
+    assert "uniqueItems" not in fields["tags"] and "uniqueItems" in fields["tags"]["description"]
+    assert "format" not in fields["home"] and "format=path" in fields["home"]["description"]
+    assert fields["day"]["format"] == "date"  # a format Anthropic takes stays

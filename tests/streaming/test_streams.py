@@ -453,3 +453,31 @@ async def test_a_server_that_answers_a_stream_request_whole_is_read_whole(
     )
     assert (reply.text, reply.streamed) == ("whole", False)
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (5, 2)
+
+
+@pytest.mark.parametrize(
+    ("model", "after", "limits"),
+    [
+        # Output flowing (Anthropic from message_start): the stall limit, 0.3 s here.
+        ("claude-sonnet-4-20250514", 4, {"stall_timeout": 0.3}),
+        # Before the first text (Chat's role-only first chunk): the request timeout.
+        ("gpt-4o", 1, {}),
+    ],
+)
+async def test_keep_alive_comments_do_not_hold_off_the_stall_limit(
+    standin: StandIn, clients: LLMClients, model: str, after: int, limits: dict
+) -> None:
+    # Bytes, but no event, every 0.1 s for 3 s: a server that keeps the connection busy
+    # must not keep the call (and the step's heartbeats) going past its limits.
+    standin.script(model, [Fault.stream(stall_after=after, stall_for=3, keepalive_every=0.1)])
+    # Without the limits the stream would end well after the comments, and succeed.
+    with pytest.raises(BilledReplyError) as caught:
+        await complete(
+            [USER],
+            model=model,
+            stream=True,
+            config=standin.config(timeout_s=0.5),
+            clients=clients,
+            **limits,
+        )
+    assert caught.value.type == "ProviderRetryable" and "stalled" in caught.value.message
