@@ -40,6 +40,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..flow._names import fan_out_names, with_model
 from ..flow._options import StepOptions, StepRef
+from ._outcomes import FAN_OUT_FAILED_ERROR, answers_by_model
 from ._runtime import execute_step
 from ._wire import RECORD_USAGE_ACTIVITY, StepOutput, invalid
 
@@ -454,7 +455,6 @@ async def run_batch_fan_out(
     The quorum rule is the same (all models, or ``quorum`` of them, must succeed); since a
     batch's results arrive together there are no stragglers to cancel.
     """
-    from ._fan_out import FAN_OUT_FAILED_ERROR
 
     step_names = fan_out_names(base, models, names)
     unbatchable = [m for m in step_names if m.startswith(NO_BATCH_API_PREFIX)]
@@ -485,21 +485,4 @@ async def run_batch_fan_out(
         ),
         return_exceptions=True,
     )
-    by_model: dict[str, dict[str, Any]] = {}
-    failures: dict[str, str] = {}
-    for model, outcome in zip(step_names, outcomes, strict=True):
-        if isinstance(outcome, ActivityError):
-            failures[model] = str(outcome.cause or outcome)
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            by_model[model] = outcome.result
-    if len(by_model) < need:
-        raise ApplicationError(
-            f"fan-out {base!r}: {len(by_model)} of {len(step_names)} models succeeded, {need} "
-            "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()),
-            {"failed": list(failures)},
-            type=FAN_OUT_FAILED_ERROR,
-            non_retryable=True,
-        )
-    return by_model
+    return answers_by_model(base, step_names, outcomes, need, lambda out: out.result)

@@ -19,13 +19,12 @@ from ..flow._names import (
 )
 from ..flow._options import StepOptions, StepRef
 from ._batch import BatchOptions, run_batch_fan_out
+from ._outcomes import FAN_OUT_FAILED_ERROR, answers_by_model
 from ._quorum import STRAGGLER_HEARTBEAT_TIMEOUT
 from ._runtime import run_step
 from ._versioning import FAN_OUT_QUORUM_EARLY
 
 __all__ = ["FanOutResults", "run_fan_out", "run_synthesis"]
-
-FAN_OUT_FAILED_ERROR = "FanOutFailed"
 
 
 class FanOutResults(dict[str, dict[str, Any]]):
@@ -121,24 +120,7 @@ async def run_fan_out(
         ),
         return_exceptions=True,
     )
-    by_model: dict[str, dict[str, Any]] = {}
-    failures: dict[str, str] = {}
-    for model, outcome in zip(step_names, outcomes, strict=True):
-        if isinstance(outcome, ActivityError):
-            failures[model] = str(outcome.cause or outcome)
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            by_model[model] = outcome
-    if len(by_model) < need:
-        raise ApplicationError(
-            f"fan-out {base!r}: {len(by_model)} of {len(models)} models succeeded, {need} "
-            "needed; failed: " + "; ".join(f"{m}: {e}" for m, e in failures.items()),
-            {"failed": list(failures)},
-            type=FAN_OUT_FAILED_ERROR,
-            non_retryable=True,
-        )
-    return by_model
+    return answers_by_model(base, step_names, outcomes, need)
 
 
 async def _fan_out_quorum(
