@@ -104,7 +104,8 @@ async def test_flow_page_updates_live_and_lists_cost(
         head = "**baton flow** · 4 steps: 4 completed · cost so far $"
         assert text.startswith(head), text
         assert close_to(text[len(head) - 1 :].split()[0], totals.cost_usd), text
-        gpt_cost = text.split(md_cells("ask_gpt", "completed", GPT, "1"))[1].split("|")[0]
+        gpt_cells = md_cells("ask\\_gpt", "completed", GPT.replace("-", "\\-"), "1")
+        gpt_cost = text.split(gpt_cells)[1].split("|")[0]
         assert dollars(gpt_cost.strip()) > 0, text
 
         # The list: this flow, its status and its cost; and the chart of cost by model.
