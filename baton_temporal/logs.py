@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import unicodedata
 from typing import Any, TextIO
 
 __all__ = ["ConsoleFormatter", "configure_logging", "log_level_from_env"]
@@ -58,8 +59,20 @@ def log_level_from_env(environ: Any = None) -> int | None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
+    text = _inert(" ".join(text.split()))
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _inert(text: str) -> str:
+    """``text`` with control and format characters shown as escapes: an error message
+    can carry a model's reply or a provider's body, and ``\\x1b[2J`` (or a bidi override)
+    written raw would act on the reader's terminal instead of being read."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf")
+        else ch
+        for ch in text
+    )
 
 
 def describe_error(err: BaseException) -> str:
@@ -67,6 +80,7 @@ def describe_error(err: BaseException) -> str:
     kind = getattr(err, "type", None)
     if not isinstance(kind, str) or not kind:
         kind = type(err).__name__
+    kind = _inert(kind)
     message = getattr(err, "message", None)
     if not isinstance(message, str):
         message = str(err)
