@@ -26,7 +26,7 @@ import sys
 import unicodedata
 from typing import Any, TextIO
 
-__all__ = ["ConsoleFormatter", "configure_logging", "log_level_from_env"]
+__all__ = ["ConsoleFormatter", "configure_logging", "log_level_from_env", "printable"]
 
 # temporalio tags the record of a failed activity attempt with this extra.
 _ACTIVITY_FAILURE = "ActivityFailure"
@@ -61,6 +61,17 @@ def log_level_from_env(environ: Any = None) -> int | None:
 def _one_line(text: str) -> str:
     text = _inert(" ".join(text.split()))
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: line breaks and tabs kept, every other
+    control or format character shown as an escape (``"\\x1b[2J"`` prints as text).
+
+    Example::
+
+        printable("bad \\x1b[31mRED")   # 'bad \\\\x1b[31mRED'
+    """
+    return "\n".join("\t".join(_inert(p) for p in line.split("\t")) for line in text.split("\n"))
 
 
 def _inert(text: str) -> str:

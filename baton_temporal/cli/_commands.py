@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..logs import printable
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -108,16 +109,17 @@ def format_step_states(states: Mapping[str, Any]) -> str:
     )
     for name, s in ordered:
         error = (s.get("error") or "").splitlines()
-        rows.append(
-            [
-                name,
-                s.get("state") or "-",
-                s.get("model") or "-",
-                str(s.get("attempt") or "-"),
-                _took(s),
-                (error[0][:100] + ("..." if len(error[0]) > 100 else "")) if error else "",
-            ]
-        )
+        cells = [
+            name,
+            s.get("state") or "-",
+            s.get("model") or "-",
+            str(s.get("attempt") or "-"),
+            _took(s),
+            (error[0][:100] + ("..." if len(error[0]) > 100 else "")) if error else "",
+        ]
+        # Names, models and errors come from flow files, workers and providers: shown
+        # as text, never as terminal control sequences.
+        rows.append([printable(" ".join(str(c).split())) for c in cells])
     headers = ["step", "state", "model", "attempt", "took", "error"]
     if not any(r[-1] for r in rows):
         headers, rows = headers[:-1], [r[:-1] for r in rows]
@@ -408,7 +410,7 @@ def _status_text(handle: Any, description: Any, states: Any, note: str, budget: 
         lines += ["", "waiting to retry:"] + [f"  {r}" for r in retrying]
     if note:
         lines += ["", note]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _retrying(description: Any) -> list[str]:
@@ -1066,5 +1068,5 @@ def _run(argv: Sequence[str] | None) -> int:
                 file=sys.stderr,
             )
             return EXIT_UNEXPECTED
-        print(f"baton: {message}", file=sys.stderr)
+        print(f"baton: {printable(message)}", file=sys.stderr)
         return EXIT_USAGE
