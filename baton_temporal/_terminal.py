@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["shown"]
+__all__ = ["printable", "shown"]
 
 
 def shown(text: str) -> str:
@@ -17,3 +17,17 @@ def shown(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def printable(text: str) -> str:
+    """:func:`shown` for text of several lines: line breaks and tabs are kept, every other
+    control or format character is shown as an escape (error messages carry providers'
+    bodies and models' replies).
+
+    Example::
+
+        printable("bad \\x1b[31mRED\\nnext line")   # the escape shown, the break kept
+    """
+    return "\n".join(
+        "\t".join(shown(part) for part in line.split("\t")) for line in text.split("\n")
+    )

@@ -25,7 +25,10 @@ import os
 import sys
 from typing import Any, TextIO
 
-__all__ = ["ConsoleFormatter", "configure_logging", "log_level_from_env"]
+from ._terminal import printable, shown
+
+__all__ = ["ConsoleFormatter", "configure_logging", "log_level_from_env", "printable"]
+
 
 # temporalio tags the record of a failed activity attempt with this extra.
 _ACTIVITY_FAILURE = "ActivityFailure"
@@ -58,7 +61,7 @@ def log_level_from_env(environ: Any = None) -> int | None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
+    text = shown(" ".join(text.split()))
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
@@ -67,6 +70,7 @@ def describe_error(err: BaseException) -> str:
     kind = getattr(err, "type", None)
     if not isinstance(kind, str) or not kind:
         kind = type(err).__name__
+    kind = shown(kind)
     message = getattr(err, "message", None)
     if not isinstance(message, str):
         message = str(err)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._terminal import shown
+from .._terminal import printable, shown
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -111,16 +111,17 @@ def format_step_states(states: Mapping[str, Any]) -> str:
     )
     for name, s in ordered:
         error = (s.get("error") or "").splitlines()
-        rows.append(
-            [
-                name,
-                s.get("state") or "-",
-                s.get("model") or "-",
-                str(s.get("attempt") or "-"),
-                _took(s),
-                (error[0][:100] + ("..." if len(error[0]) > 100 else "")) if error else "",
-            ]
-        )
+        cells = [
+            name,
+            s.get("state") or "-",
+            s.get("model") or "-",
+            str(s.get("attempt") or "-"),
+            _took(s),
+            (error[0][:100] + ("..." if len(error[0]) > 100 else "")) if error else "",
+        ]
+        # Names, models and errors come from flow files, workers and providers: shown
+        # as text, never as terminal control sequences.
+        rows.append([printable(" ".join(str(c).split())) for c in cells])
     headers = ["step", "state", "model", "attempt", "took", "error"]
     if not any(r[-1] for r in rows):
         headers, rows = headers[:-1], [r[:-1] for r in rows]
@@ -411,7 +412,7 @@ def _status_text(handle: Any, description: Any, states: Any, note: str, budget: 
         lines += ["", "waiting to retry:"] + [f"  {r}" for r in retrying]
     if note:
         lines += ["", note]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _retrying(description: Any) -> list[str]:
@@ -471,7 +472,7 @@ async def _status_loop(client: Any, args: argparse.Namespace, stack: Any) -> int
             if last is not None:
                 print(f"\n--- {datetime.now():%H:%M:%S}")
             # Retry causes and notes carry provider-chosen text: printed as text.
-            print(text if args.json else _lines(text), flush=True)
+            print(text if args.json else printable(text), flush=True)
             last = text
         if not args.watch or description.close_time is not None:
             return EXIT_OK
@@ -1066,15 +1067,10 @@ def _run(argv: Sequence[str] | None) -> int:
         # Causes carry provider-chosen text (error messages): printed as text, line by line.
         if message is None:
             print(
-                f"baton: unexpected error: {type(err).__name__}: {_lines(short_error(err))} "
+                f"baton: unexpected error: {type(err).__name__}: {printable(short_error(err))} "
                 "(run again with --debug for the traceback)",
                 file=sys.stderr,
             )
             return EXIT_UNEXPECTED
-        print(f"baton: {_lines(message)}", file=sys.stderr)
+        print(f"baton: {printable(message)}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def _lines(text: str) -> str:
-    """``text`` safe for a terminal, its line breaks kept."""
-    return "\n".join(shown(line) for line in text.split("\n"))

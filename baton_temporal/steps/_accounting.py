@@ -701,6 +701,7 @@ class _UsageInbound(ActivityInboundInterceptor):
                 attempt=result.attempt,
                 pending_usage=pending,
                 cost_usd=_attempt_cost(resources, [*captured, *extra]),
+                model=_attempt_models([*captured, *extra]),
             )
         if pending:
             log.error(
@@ -724,6 +725,13 @@ def _attempt_cost(resources: WorkerResources | None, usages: Sequence[LLMUsage])
             return None
         total += cost
     return str(total)
+
+
+def _attempt_models(usages: Sequence[LLMUsage]) -> str | None:
+    """The models the attempt's calls used, in call order, for the step table (None: no
+    call). A step that names its model only in ``call_llm(model=...)`` shows it too."""
+    models = list(dict.fromkeys(u.model for u in usages))
+    return ", ".join(models) if models else None
 
 
 def _budget_of(

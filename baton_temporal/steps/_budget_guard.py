@@ -64,6 +64,8 @@ BUDGET_UNAVAILABLE = "BudgetUnavailable"
 BUDGET_UNSUPPORTED = "BudgetUnsupported"
 PRICING_FAILED = "PricingFailed"
 _PER_MESSAGE_TOKENS = 8
+# call_llm's own switches: they choose how the call is sent, and reach no model as text.
+_NOT_PROMPT = frozenset({"api", "stream"})
 _UPDATE_TIMEOUT_S = 30.0
 _MAX_OPS = 200  # requests per update (the workflow's validator takes up to MAX_OPS)
 
@@ -93,16 +95,22 @@ class AttemptBudget:
 
 
 def prompt_tokens_bound(messages: Sequence[Any], params: Mapping[str, Any]) -> int:
-    """An upper bound on the prompt's tokens: UTF-8 bytes of its text (and of a system
-    prompt or tools passed as parameters), plus a few per message."""
+    """An upper bound on the prompt's tokens: UTF-8 bytes of its text, plus a few per
+    message, plus the bytes of every parameter that carries text or structure.
+
+    Every such parameter counts, not a list of known ones: a provider bills as prompt
+    what arrives as ``system``, ``tools``, ``response_format``, and also the Responses
+    API's ``instructions`` / ``text`` and Anthropic's ``output_config`` schema. A knob
+    that is not prompt (``metadata``, ``stop``) counts too, which only makes the bound
+    stricter; numbers and switches (``max_tokens``, ``temperature``) do not."""
     total = 0
     for message in messages if isinstance(messages, Sequence) else ():
         total += _PER_MESSAGE_TOKENS
         content = message.get("content") if isinstance(message, Mapping) else message
         total += _text_bytes(content)
-    for extra in ("system", "tools", "tool_choice", "response_format"):
-        if extra in params:
-            total += _text_bytes(params[extra])
+    for name, value in params.items():
+        if name not in _NOT_PROMPT and not (value is None or isinstance(value, int | float)):
+            total += _text_bytes(value)
     return min(total, MAX_TOKENS)
 
 

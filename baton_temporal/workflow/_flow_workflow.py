@@ -243,6 +243,7 @@ class FlowWorkflow:
             results[node.name] = output.result
             state.state = COMPLETED
             state.attempt = output.attempt
+            state.model = state.model or output.model  # the model a call named, if no arg did
             self._details.note_cost(node.name, cost_of(output))
         state.ended_at = workflow.now().isoformat()
         self._details.refresh(self._states)

@@ -225,7 +225,9 @@ def _step_output(step: str, activity_type: str, raw: Any) -> StepOutput:
             result=raw["result"],
             attempt=raw.get("attempt", 1),
             pending_usage=raw.get("pending_usage") or [],
-            cost_usd=raw["cost_usd"] if isinstance(raw.get("cost_usd"), str) else None,
+            # What the attempt's calls cost: the Temporal UI's step table shows it.
+            cost_usd=cost if isinstance(cost := raw.get("cost_usd"), str) else None,
+            model=model if isinstance(model := raw.get("model"), str) else None,
         )
     # Failing the workflow task instead would retry it forever.
     raise ApplicationError(

@@ -54,12 +54,15 @@ class StepOutput:
     usage is kept in Temporal history until it lands, and the LLM call is never re-run.
     ``cost_usd`` is what the attempt's LLM calls cost (a decimal string), None when it made
     none or one of them could not be priced; the Temporal UI's step table shows it.
+    ``model`` names the model(s) the attempt's calls used (``"a, b"`` for several), None
+    when it made none; the step table shows it for a step whose args name no model.
     """
 
     result: dict[str, Any]
     attempt: int = 1
     pending_usage: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: str | None = None
+    model: str | None = None
 
 
 def pending_from(details: Sequence[Any]) -> list[dict]:

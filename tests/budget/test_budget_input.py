@@ -163,3 +163,19 @@ def test_the_worst_case_bounds_the_prompt_by_its_bytes() -> None:
     # Anthropic's default reply bound is priced when max_tokens is left out.
     claude = TablePricer({"claude-sonnet-4-20250514": {"input": "0", "output": "100000"}})
     assert worst_case(claude, "claude-sonnet-4-20250514", [], {}) == Decimal(1024) / 10
+
+
+def test_every_text_parameter_counts_in_the_worst_case() -> None:
+    """Prompt a provider bills that arrives as a parameter (the Responses API's
+    instructions, Anthropic's structured-output schema) is bounded too."""
+    pricer = TablePricer({"gpt-4o": {"input": "100000", "output": "0"}})  # $0.10 a token
+    base = worst_case(pricer, "gpt-4o", [], {"max_tokens": 1})
+    for params in (
+        {"instructions": "x" * 100},
+        {"output_config": {"format": {"type": "json_schema", "schema": {"a": "x" * 100}}}},
+        {"text": {"format": {"type": "json_schema", "schema": {"a": "x" * 100}}}},
+    ):
+        assert worst_case(pricer, "gpt-4o", [], {"max_tokens": 1, **params}) >= base + 10
+    # Numbers and call_llm's own switches are not prompt.
+    switches = {"max_tokens": 1, "temperature": 0.5, "api": "responses", "stream": True}
+    assert worst_case(pricer, "gpt-4o", [], switches) == base

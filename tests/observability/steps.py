@@ -35,3 +35,12 @@ async def explode(job: baton.Job) -> dict:
 
 
 ALL = [parse, ask, explode]
+
+
+@baton.step(retry_policy=RetryPolicy(maximum_attempts=1))
+async def scramble(job: baton.Job) -> dict:
+    """Fails with terminal control sequences in its message (a model's reply, say)."""
+    raise ValueError("reply was \x1b[2J\x1b]0;owned\x07 \u202egnp.exe")
+
+
+ALL.append(scramble)

@@ -30,7 +30,7 @@ from baton_temporal.logs import configure_logging
 from baton_temporal.testing import StandIn
 
 from ..cli._util import BATON, clean_env
-from .steps import ALL, ask, explode, parse
+from .steps import ALL, ask, explode, parse, scramble
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -200,6 +200,22 @@ async def test_verbose_brings_the_tracebacks_back(
     assert [m[1] for m in map(ATTEMPT_LINE.match, text.splitlines()) if m] == ["1", "2", "3"]
     assert text.count("Traceback (most recent call last)") == 3
     assert 'in explode\n    raise ValueError(f"cannot read the document' in text
+
+
+async def test_control_characters_in_an_error_reach_the_console_as_escapes(
+    client: Client, task_queue: str, baton_worker, console: io.StringIO
+) -> None:
+    """An error message's escape sequences (clear screen, set title, bidi override) are
+    printed as text, not sent to the terminal."""
+    configure_logging(stream=console, timestamps=False)
+    flow = baton.new(workflow_name="console").add("scramble", scramble, {})
+    async with baton_worker(ALL, ledger=False):
+        with pytest.raises(WorkflowFailureError):
+            await flow.run(client, task_queue=task_queue)
+    lines = [x for x in console.getvalue().splitlines() if "step 'scramble'" in x]
+    assert len(lines) == 1, console.getvalue()
+    assert "reply was \\x1b[2J\\x1b]0;owned\\x07 \\u202egnp.exe" in lines[0], lines
+    assert not any(ch in console.getvalue() for ch in "\x1b\x07\u202e")
 
 
 def test_a_bad_log_level_names_the_levels(monkeypatch) -> None:
