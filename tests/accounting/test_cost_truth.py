@@ -27,8 +27,8 @@ from baton_temporal.ledger._schema import quantize_cost
 from baton_temporal.llm._usage import usage_from_reply
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .cost_steps import (
     COST_STEPS,
     ask_all_at_once,

@@ -16,8 +16,8 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
 from baton_temporal.usage import LLMUsage
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .steps import ALL, ask, ask_and_report, ask_then_fail, bad_usage, reported_only
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,9 +13,9 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
 from baton_temporal.testing.postgres import start_postgres
+from tests.ledger_support import ledger_rows
 from workers.examples import seed
 
-from .conftest import ledger_rows
 from .cost_steps import COST_STEPS, ask_once
 
 pytestmark = pytest.mark.timeout(150)

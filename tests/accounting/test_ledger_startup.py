@@ -15,8 +15,8 @@ import baton_temporal as baton
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing import StandIn
 from baton_temporal.testing.postgres import PostgresServer
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .steps import ALL, ask
 
 ROOT = Path(__file__).resolve().parents[2]

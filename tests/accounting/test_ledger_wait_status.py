@@ -19,10 +19,10 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import StandIn
 from baton_temporal.testing.postgres import start_postgres
+from tests.ledger_support import ledger_rows
 
 from ..cli._util import clean_env, run_baton
 from . import steps
-from .conftest import ledger_rows
 
 pytestmark = pytest.mark.timeout(150)
 

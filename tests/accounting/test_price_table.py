@@ -12,8 +12,8 @@ import baton_temporal as baton
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import ChainPricer, GenAIPricesPricer, TablePricer
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .cost_steps import COST_STEPS, ask_once
 from .test_cost_truth import anthropic_reply, openai_reply
 

@@ -13,8 +13,8 @@ from baton_temporal.cli._commands import format_step_states
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.stats import format_cost_by_model, format_steps
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .cost_steps import COST_STEPS, ask_once
 from .test_cost_truth import openai_reply
 

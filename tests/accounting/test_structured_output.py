@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError
 import baton_temporal as baton
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .steps import FAST_RETRY
 
 pytestmark = pytest.mark.timeout(120)

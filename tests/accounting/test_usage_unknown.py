@@ -17,8 +17,8 @@ from baton_temporal import stats
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .cost_steps import COST_STEPS, ask_each, ask_once
 from .test_cost_truth import anthropic_reply, openai_reply
 

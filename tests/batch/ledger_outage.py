@@ -13,8 +13,8 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import StandIn
 from baton_temporal.testing.postgres import start_postgres
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .steps import STEPS
 from .test_batch import batch_flow
 

@@ -23,8 +23,8 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.ledger._schema import quantize_cost
 from baton_temporal.testing import StandIn
 from baton_temporal.workflow import _batch as batch_workflow
+from tests.ledger_support import ledger_rows
 
-from .conftest import ledger_rows
 from .handwritten import BatchAny, BatchBrief
 from .steps import STEPS, assess_doc, drifting, pick_best
 

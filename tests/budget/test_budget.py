@@ -17,8 +17,8 @@ import baton_temporal as baton
 from baton_temporal import multi_model
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing import StandIn
+from tests.ledger_support import ledger_rows
 
-from ..accounting.conftest import ledger_rows
 from ..cli._util import clean_env, run_baton
 from .steps import (
     ALL,

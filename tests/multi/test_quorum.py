@@ -18,8 +18,8 @@ from baton_temporal.ledger import LedgerStore
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import Fault, StandIn
 from baton_temporal.testing.postgres import PostgresServer
+from tests.ledger_support import ledger_rows
 
-from ..accounting.conftest import ledger_rows
 from .quorum_steps import (
     CANCELLED,
     FINISHED,

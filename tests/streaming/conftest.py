@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
 
 from baton_temporal.ledger import LedgerStore
-from baton_temporal.ledger._schema import StepStat
 from baton_temporal.llm import LLMClients, LLMConfig
-from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing import StandIn
+from tests.ledger_support import migrated_store
 
 
 @pytest.fixture(scope="session")
@@ -43,18 +40,5 @@ async def clients() -> AsyncIterator[LLMClients]:
 
 @pytest_asyncio.fixture
 async def store(tmp_path: Path) -> AsyncIterator[LedgerStore]:
-    s = LedgerStore.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", pricer=GenAIPricesPricer())
-    await s.migrate()
-    try:
+    async with migrated_store(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as s:
         yield s
-    finally:
-        await s.close()
-
-
-async def ledger_rows(store: LedgerStore, workflow_id: str) -> list[dict[str, Any]]:
-    table = StepStat.__table__
-    async with store.engine.connect() as conn:
-        result = await conn.execute(
-            sa.select(table).where(table.c.workflow_id == workflow_id).order_by(table.c.id)
-        )
-        return [dict(r) for r in result.mappings().all()]

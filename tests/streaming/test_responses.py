@@ -19,9 +19,9 @@ from baton_temporal.llm import LLMClients, LLMConfig, complete, resolve_provider
 from baton_temporal.llm._complete import check_call_options
 from baton_temporal.llm._responses import choose_api, is_responses_only
 from baton_temporal.testing import StandIn
+from tests.ledger_support import ledger_rows
 
 from . import steps
-from .conftest import ledger_rows
 
 SYSTEM = {"role": "system", "content": "You grade documents. Answer in JSON, briefly."}
 USER = {"role": "user", "content": "Grade: revenue grew by a tenth; costs fell."}

@@ -14,9 +14,9 @@ from temporalio.client import Client
 import baton_temporal as baton
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing import Fault, StandIn
+from tests.ledger_support import ledger_rows
 
 from . import steps
-from .conftest import ledger_rows
 
 pytestmark = pytest.mark.timeout(90)
 
