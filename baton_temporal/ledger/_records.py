@@ -57,7 +57,23 @@ LOST_RUN_ENDED = (
 )
 
 
-class UsageRecord(BaseModel):
+class _StepCall(BaseModel):
+    """Where a call was made: the run, the step attempt and the call's place in it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_id: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+    workflow_name: str = ""
+    step: str = Field(min_length=1)
+    activity_id: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    # Position of this call in the attempt's list of usages: the call's identity when
+    # the usage has no call_id of its own.
+    call_index: int = Field(default=0, ge=0)
+
+
+class UsageRecord(_StepCall):
     """One LLM call of one step attempt, ready to be written to the ledger.
 
     Frozen and JSON-serialisable (``model_dump(mode="json")`` / ``model_validate``), so
@@ -73,17 +89,6 @@ class UsageRecord(BaseModel):
         )
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    workflow_id: str = Field(min_length=1)
-    run_id: str = Field(min_length=1)
-    workflow_name: str = ""
-    step: str = Field(min_length=1)
-    activity_id: str = Field(min_length=1)
-    attempt: int = Field(ge=1)
-    # Position of this call in the attempt's list of usages: the call's identity when
-    # the usage has no call_id of its own.
-    call_index: int = Field(default=0, ge=0)
     usage: LLMUsage
     # "step_failed": the attempt raised after the call was made; the call still cost money.
     status: Literal["ok", "step_failed"] = "ok"
@@ -152,7 +157,7 @@ def call_key(
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-class CallIntent(BaseModel):
+class CallIntent(_StepCall):
     """A call about to be sent: written before the request leaves, completed by its usage.
 
     If the worker dies between the request and the ledger write, the intent is what is
@@ -165,15 +170,6 @@ class CallIntent(BaseModel):
                             attempt=1, call_id="s/1/0", model="gpt-4o", prompt_chars=1200)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    workflow_id: str = Field(min_length=1)
-    run_id: str = Field(min_length=1)
-    workflow_name: str = ""
-    step: str = Field(min_length=1)
-    activity_id: str = Field(min_length=1)
-    attempt: int = Field(ge=1)
-    call_index: int = Field(default=0, ge=0)
     call_id: str = Field(min_length=1, max_length=256)
     model: str = Field(min_length=1, max_length=256)
     provider: str | None = None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -205,15 +205,10 @@ class BatchGroup:
         *,
         batch: BatchOptions,
         name: str | None = None,
-        results: Mapping[str, Any] | None = None,
-        options: StepOptions | None = None,
-        debug: bool = False,
-        workflow_name: str | None = None,
-        summary: str | None = None,
-        on_wait: Callable[[str | None], None] | None = None,
-        budget: dict[str, Any] | None = None,
+        **step_options: Any,
     ) -> StepOutput:
-        """:func:`execute_step` with the step's LLM calls sent through batch APIs."""
+        """:func:`execute_step` with the step's LLM calls sent through batch APIs;
+        ``step_options`` are :func:`execute_step`'s (results, options, budget...)."""
         replies: list[dict[str, Any]] = []
         step_name = name or (step.name if isinstance(step, StepRef) else step)
         while True:
@@ -223,13 +218,7 @@ class BatchGroup:
                     step,
                     {**(args or {}), BATCH_ARG: {"replies": replies}},
                     name=step_name,
-                    results=results,
-                    options=options,
-                    debug=debug,
-                    workflow_name=workflow_name,
-                    summary=summary,
-                    on_wait=on_wait,
-                    budget=budget,
+                    **step_options,
                 )
             finally:
                 self._busy -= 1
