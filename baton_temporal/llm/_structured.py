@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -360,6 +361,22 @@ def _openai_refusal(raw: Mapping[str, Any]) -> str | None:
 
 
 def _schema_of(output_type: Any) -> dict[str, Any]:
+    """The JSON schema providers get for ``output_type``: a fresh copy on every call (the
+    plans built from it are edited in place)."""
+    if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
+        _checked_schema(output_type)  # raises the error that names the fix
+    return json.loads(_schema_text(output_type))
+
+
+# Generating a model's JSON schema took 4.8% of a worker's CPU in `make bench-scale`
+# (1,000 seed flows, 3 structured calls each): once per class is enough. A class whose
+# schema fails is not cached (lru_cache keeps no exceptions) and fails again, as it must.
+@functools.lru_cache(maxsize=256)
+def _schema_text(output_type: type[BaseModel]) -> str:
+    return json.dumps(_checked_schema(output_type))
+
+
+def _checked_schema(output_type: Any) -> dict[str, Any]:
     if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
         raise ApplicationError(
             f"output_type must be a pydantic model class (class MyModel(BaseModel): ...), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -527,6 +528,59 @@ async def test_auto_migrate(unmigrated_store: LedgerStore, make_record: RecordFa
     async with LedgerStore.from_url(url, pricer=GenAIPricesPricer()) as store:
         await store.check_schema()
         assert (await store.workflow_totals("wf-1")).calls == 4
+
+
+def test_revisions_read_from_the_files_match_alembic() -> None:
+    # The worker reads the migrations' revision ids without Alembic; Alembic must agree.
+    from alembic.script import ScriptDirectory
+
+    from baton_temporal.ledger._migrations import (
+        MIGRATIONS_DIR,
+        head_revisions,
+        known_revisions,
+    )
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    assert head_revisions() == frozenset(script.get_heads())
+    assert known_revisions() == frozenset(r.revision for r in script.walk_revisions())
+    assert len(known_revisions()) >= 2
+
+
+async def test_checking_the_schema_leaves_alembic_unimported(
+    store: LedgerStore, tmp_path: Path
+) -> None:
+    # A worker checks the revision at every start; Alembic (11 MiB) stays out of it.
+    script = (
+        "import asyncio, sys\n"
+        "from baton_temporal.ledger import LedgerStore, LedgerNotMigrated\n"
+        "async def main():\n"
+        "    async with LedgerStore.from_url(sys.argv[1]) as s:\n"
+        "        await s.check_schema()\n"
+        "    async with LedgerStore.from_url(sys.argv[2]) as s:\n"
+        "        try:\n"
+        "            await s.check_schema()\n"
+        "        except LedgerNotMigrated as err:\n"
+        "            print('not migrated:', err)\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    urls = [
+        store.engine.url.render_as_string(hide_password=False),
+        f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        *urls,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert "baton db upgrade" in lines[0]
+    assert lines[-1] == "False"
 
 
 async def test_schema_matches_models(store: LedgerStore) -> None:

@@ -208,6 +208,20 @@ def test_types_without_an_object_schema_are_refused_with_the_fix(
     assert "BaseModel" in caught.value.message or "JSON types" in caught.value.message
 
 
+def test_each_plan_gets_its_own_copy_of_the_cached_schema() -> None:
+    # The schema is generated once per class; a plan edited in place (as the strict and
+    # closed forms are built) must not change what the next call sends.
+    first = plan_for(Verdict, provider="openai-compatible", model="m")
+    first.schema["properties"].clear()
+    first.schema["title"] = "edited"
+    second = plan_for(Verdict, provider="openai-compatible", model="m")
+    assert second.schema == Verdict.model_json_schema()
+    # A type that has no schema still fails every time, not only the first.
+    for _ in range(2):
+        with pytest.raises(ApplicationError, match="has no JSON schema"):
+            plan_for(HoldsOpaque, provider="openai", model="gpt-4o")
+
+
 async def test_clashing_request_fields_and_impossible_modes_are_refused(
     config: LLMConfig, clients: LLMClients
 ) -> None:
