@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -262,6 +263,12 @@ async def main() -> None:
         help="max_concurrent_activities (default: Temporal's, 100)",
     )
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds; each runs every comparator once, in a rotated order (default 3)",
+    )
     parser.add_argument("--only", default=",".join(COMPARATORS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -296,9 +303,12 @@ async def main() -> None:
         )
         address = env.client.service_client.config.target_host
         server_pid = _server_pid(address.rsplit(":", 1)[-1])
-        for comparator in comparators:
-            results.append(
-                await measure(
+        # Runs of one comparator differ by 10-15% on this shared machine: every round runs
+        # each comparator once, the order rotated, and the summary takes medians.
+        for round_no in range(args.rounds):
+            shift = round_no % len(comparators)
+            for comparator in comparators[shift:] + comparators[:shift]:
+                result = await measure(
                     env,
                     standin,
                     comparator,
@@ -310,7 +320,7 @@ async def main() -> None:
                     log_dir=log_dir,
                     server_pid=server_pid,
                 )
-            )
+                results.append(result | {"round": round_no + 1})
     finally:
         if env is not None:
             await env.shutdown()
@@ -318,25 +328,65 @@ async def main() -> None:
             pg.close()
         await standin.close()
 
-    by_name = {r["comparator"]: r for r in results}
-    plain = by_name.get("plain")
-    for r in results:
-        if plain and r is not plain:
-            r["throughput_ratio_to_plain"] = round(r["flows_per_s"] / plain["flows_per_s"], 3)
-            r["rss_peak_ratio_to_plain"] = round(
-                r["worker_rss_peak_mib"] / plain["worker_rss_peak_mib"], 3
-            )
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": vars(args) | {"out": str(args.out)},
         "results": results,
+        "summary": summarize(results, calls_per_flow=CALLS_PER_FLOW),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"scale-{args.flows}-slots{args.slots}"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(_markdown(report))
     print(_markdown(report))
+
+
+# LLM calls of one seed flow: three assessments, the synthesis, the report.
+CALLS_PER_FLOW = 5
+
+
+def summarize(results: list[dict[str, Any]], *, calls_per_flow: int) -> list[dict[str, Any]]:
+    """Per comparator: medians over rounds, and the median of the per-round ratios to
+    plain (each round's comparators ran back to back, so a round's ratio shares its noise).
+    ``extra_billed_calls``: calls billed beyond one per LLM call of the flows, i.e. attempts
+    run again (a timed-out heartbeat), summed over rounds.
+    """
+    plain_by_round = {r["round"]: r for r in results if r["comparator"] == "plain"}
+    summary = []
+    for name in dict.fromkeys(r["comparator"] for r in results):
+        runs = [r for r in results if r["comparator"] == name]
+        row: dict[str, Any] = {
+            "comparator": name,
+            "rounds": len(runs),
+            "flows_per_s": statistics.median(r["flows_per_s"] for r in runs),
+            "flows_per_s_each": [r["flows_per_s"] for r in runs],
+            "worker_rss_peak_mib": statistics.median(r["worker_rss_peak_mib"] for r in runs),
+            "worker_rss_peak_each": [r["worker_rss_peak_mib"] for r in runs],
+            "worker_rss_before_mib": statistics.median(r["worker_rss_before_mib"] for r in runs),
+            "worker_cpu_ms_per_flow": round(
+                statistics.median(1000 * r["worker_cpu_s"] / r["flows"] for r in runs), 1
+            ),
+            "server_cpu_ms_per_flow": round(
+                statistics.median(1000 * r["server_cpu_s"] / r["flows"] for r in runs), 1
+            ),
+            "extra_billed_calls": sum(
+                r["llm_calls_billed"] - calls_per_flow * r["flows"] for r in runs
+            ),
+        }
+        paired = [(r, plain_by_round[r["round"]]) for r in runs if r["round"] in plain_by_round]
+        if name != "plain" and paired:
+            row["throughput_ratio_to_plain"] = round(
+                statistics.median(r["flows_per_s"] / p["flows_per_s"] for r, p in paired), 3
+            )
+            row["rss_peak_ratio_to_plain"] = round(
+                statistics.median(
+                    r["worker_rss_peak_mib"] / p["worker_rss_peak_mib"] for r, p in paired
+                ),
+                3,
+            )
+        summary.append(row)
+    return summary
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -348,17 +398,40 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Run {report['when']} on {report['machine']['cpus']} CPUs (shared with other work; "
         "see the CPU other processes used).",
         "",
-        "| comparator | flows/s | x plain | worker RSS peak MiB | x plain | before MiB | "
-        "worker CPU s | server CPU s | others' CPU s | load 1m before/after | SDK clients | "
-        "connections |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        f"Medians over {s['rounds']} rounds (each round runs every comparator once, the "
+        "order rotated); *x plain* is the median of the per-round ratios.",
+        "",
+        "| comparator | flows/s (each round) | x plain | worker RSS peak MiB (each round) "
+        "| x plain | RSS before MiB | worker CPU ms/flow | server CPU ms/flow "
+        "| extra billed calls |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["summary"]:
+        each_rate = ", ".join(map(str, r["flows_per_s_each"]))
+        each_rss = ", ".join(map(str, r["worker_rss_peak_each"]))
+        lines.append(
+            f"| {r['comparator']} | {r['flows_per_s']} ({each_rate})"
+            f" | {r.get('throughput_ratio_to_plain', '-')}"
+            f" | {r['worker_rss_peak_mib']} ({each_rss})"
+            f" | {r.get('rss_peak_ratio_to_plain', '-')} | {r['worker_rss_before_mib']}"
+            f" | {r['worker_cpu_ms_per_flow']} | {r['server_cpu_ms_per_flow']}"
+            f" | {r['extra_billed_calls']} |"
+        )
+    lines += [
+        "",
+        "Each run:",
+        "",
+        "| round | comparator | flows/s | worker RSS peak MiB | before MiB | worker CPU s "
+        "| server CPU s | others' CPU s | load 1m before/after | billed calls | SDK clients "
+        "| connections |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['comparator']} | {r['flows_per_s']} | {r.get('throughput_ratio_to_plain', '-')}"
-            f" | {r['worker_rss_peak_mib']} | {r.get('rss_peak_ratio_to_plain', '-')}"
-            f" | {r['worker_rss_before_mib']} | {r['worker_cpu_s']} | {r['server_cpu_s']}"
-            f" | {r['other_processes_cpu_s']} | {r['load_avg_before_after']}"
+            f"| {r['round']} | {r['comparator']} | {r['flows_per_s']}"
+            f" | {r['worker_rss_peak_mib']} | {r['worker_rss_before_mib']}"
+            f" | {r['worker_cpu_s']} | {r['server_cpu_s']} | {r['other_processes_cpu_s']}"
+            f" | {r['load_avg_before_after']} | {r['llm_calls_billed']}"
             f" | {r['sdk_clients_built']} | {r['connections_opened']} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,106 @@
+"""A step whose code starts long after Temporal started its attempt.
+
+A worker that takes more activities than it can start at once (1,000 slots on two cores)
+leaves them waiting in its event loop while the server's heartbeat clock runs; `make
+bench-scale SLOTS=1000` measured 15-30 s. Here an activity interceptor holds the first
+attempt back for a set time before the step's code runs; the server, its heartbeat
+timeout and its retries are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+import baton_temporal as baton
+
+
+@baton.step
+async def runs_a_while(job: baton.Job) -> dict[str, Any]:
+    """Notes each attempt that got to run its body, then works for a few seconds."""
+    with Path(job.args["log"]).open("a") as log:
+        log.write(f"{job.attempt}\n")
+    await asyncio.sleep(float(job.args["work_s"]))
+    return {"attempt": job.attempt}
+
+
+class HoldFirstAttempt(Interceptor):
+    """Holds the first attempt of every activity for ``seconds`` before it starts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Hold(next, self.seconds)
+
+
+class _Hold(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, seconds: float) -> None:
+        super().__init__(next)
+        self.seconds = seconds
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if activity.info().attempt == 1:
+            await asyncio.sleep(self.seconds)
+        return await super().execute_activity(input)
+
+
+async def _run(
+    client: Client,
+    task_queue: str,
+    tmp_path: Path,
+    *,
+    hold_s: float,
+    heartbeat_s: float,
+    linger_s: float = 0,
+) -> tuple[baton.FlowResult, list[str]]:
+    log = tmp_path / "bodies.log"
+    flow = baton.new(workflow_name="late").add(
+        "late",
+        runs_a_while,
+        {"log": str(log), "work_s": heartbeat_s * 2 / 3},
+        options=baton.StepOptions(heartbeat_timeout=timedelta(seconds=heartbeat_s)),
+    )
+    plugin = baton.BatonPlugin(steps=[runs_a_while], ledger=False)
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        plugins=[plugin],
+        interceptors=[HoldFirstAttempt(hold_s)],
+    ):
+        result = await flow.run(client, task_queue=task_queue)
+        # Keep the worker up until a held-back attempt has had its chance to run.
+        await asyncio.sleep(linger_s)
+    return result, log.read_text().split()
+
+
+async def test_a_step_that_starts_late_beats_at_once_and_keeps_its_attempt(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Started 9 s late with a 12 s heartbeat timeout: a first beat a third of the timeout
+    # after the code starts (13 s) would come too late, and the step would be run again.
+    result, bodies = await _run(client, task_queue, tmp_path, hold_s=9, heartbeat_s=12)
+    assert result.steps["late"].attempt == 1
+    assert bodies == ["1"]
+
+
+async def test_an_attempt_already_timed_out_does_not_run_its_body(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Started 10 s late with a 6 s heartbeat timeout: Temporal has already timed attempt 1
+    # out and run attempt 2. Attempt 1 learns it from its first heartbeat and stops
+    # before its body, which would otherwise run (and bill its LLM calls) a second time.
+    result, bodies = await _run(client, task_queue, tmp_path, hold_s=10, heartbeat_s=6, linger_s=5)
+    assert result.steps["late"].attempt == 2
+    assert bodies == ["2"]
