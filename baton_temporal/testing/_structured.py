@@ -215,12 +215,19 @@ def _value(schema: Mapping[str, Any], defs: dict[str, Any], seed: Any, depth: in
     if kind == "array":
         if depth >= _MAX_DEPTH:
             return []
-        count = max(1, int(schema.get("minItems") or 0))
         raw_items = schema.get("items")
         items: Mapping[str, Any] = raw_items if isinstance(raw_items, Mapping) else {}
         listed: list[Any] = seed if isinstance(seed, list) else []
+        # A tuple (tuple[int, str]) lists one schema per position in prefixItems.
+        prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, Mapping)]
+        count = max(len(prefix) or 1, int(schema.get("minItems") or 0))
         return [
-            _value(items, defs, listed[i] if i < len(listed) else None, depth + 1)
+            _value(
+                prefix[i] if i < len(prefix) else items,
+                defs,
+                listed[i] if i < len(listed) else None,
+                depth + 1,
+            )
             for i in range(count)
         ]
     if kind == "integer":

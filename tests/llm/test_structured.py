@@ -39,6 +39,14 @@ class Tally(BaseModel):
     counts: dict[str, int]
 
 
+class Pairs(BaseModel):
+    """Tuples: a JSON schema with prefixItems (one schema per position)."""
+
+    span: tuple[int, int]
+    labelled: list[tuple[str, float]]
+    rest: tuple[bool, ...]
+
+
 async def ask(
     model: str,
     output_type: type[BaseModel],
@@ -116,6 +124,17 @@ async def test_a_recursive_model_round_trips(
     if model == "gpt-4o":
         schema = body["response_format"]["json_schema"]["schema"]
         assert schema["type"] == "object" and "Node" in schema["$defs"]
+
+
+@pytest.mark.parametrize("model", list(WIRE))
+async def test_tuple_fields_round_trip(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    pairs = await ask(model, Pairs, config, clients)
+    assert isinstance(pairs, Pairs)
+    assert [type(v) for v in pairs.span] == [int, int]
+    assert [type(v) for v in pairs.labelled[0]] == [str, float]
+    assert standin.billed_calls() == 1  # valid at once: no second (billed) attempt
 
 
 async def test_a_dict_field_is_sent_non_strict_to_openai(
