@@ -72,13 +72,16 @@ batch-faults: $(STAMP)
 	$(VENV)/bin/python -m tests.batch.server_restart
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/batch/ledger_outage.py
 # 1,000 seed flows in flight, 1 s model latency, real SDK clients to the stand-in: flows/s
-# and worker RSS of baton against plain temporalio (~15 minutes on a loaded 2-core machine); writes
-# benchmarks/results/scale-1000-slots100.{json,md}. FLOWS=200 for a reduced run.
+# and worker RSS of baton against plain temporalio, ROUNDS rounds of every comparator in a
+# rotated order, medians (~25 minutes on an idle 2-core machine); writes
+# benchmarks/results/scale-$(FLOWS)-slots$(SLOTS).{json,md}. FLOWS=200 ROUNDS=1 for a quick run.
 FLOWS ?= 1000
 SLOTS ?= 100
+ROUNDS ?= 3
 bench-scale: $(STAMP)
 	@bash tests/ensure-postgres.sh
-	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS) --slots $(SLOTS)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS) --slots $(SLOTS) \
+		--rounds $(ROUNDS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

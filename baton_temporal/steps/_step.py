@@ -294,12 +294,12 @@ def start_lag(info: activity.Info) -> float:
 
 
 async def _heartbeat_every(timeout: timedelta, lag: float) -> None:
-    # Every third of the timeout, counted from when Temporal started the attempt, not
-    # from when this code started: a step that starts late beats at once. One that starts
-    # on time sleeps first, as a beat at once would cost every short step a heartbeat
-    # round trip to the server.
+    # Every third of the timeout. The first beat comes a third of the timeout after the
+    # code starts, but no later than two thirds of it after Temporal started the attempt
+    # (its deadline is the whole timeout): a step that starts late still beats in time,
+    # and a short step, late or not, ends before it costs a heartbeat round trip.
     seconds = max(timeout.total_seconds() / 3, 0.1)
-    first = seconds - lag
+    first = min(seconds, 2 * seconds - lag)
     if first > 0:
         await asyncio.sleep(first)
     while True:
