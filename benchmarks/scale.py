@@ -273,6 +273,13 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     comparators = [c for c in args.only.split(",") if c]
+    if args.rounds % len(comparators):
+        # Later runs on the same dev server are slower (it keeps every finished flow):
+        # only whole rotations give each comparator every position equally often.
+        log(
+            f"warning: {args.rounds} rounds of {len(comparators)} comparators is not a whole "
+            "number of rotations; the comparators that run first more often are favoured"
+        )
     log_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     log(
         f"bench-scale: {args.flows} flows, {args.latency} s models, {args.slots} slots; "
