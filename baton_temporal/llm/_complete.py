@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..usage import LLMUsage, UsageError
+from ._beats import first_beat_in, start_lag
 from ._clients import LLMClients, shared_clients
 from ._config import LLMConfig, LLMConfigError
 from ._errors import (
@@ -595,8 +596,10 @@ async def _heartbeating() -> AsyncIterator[None]:
     if not activity.in_activity() or activity.info().is_local:
         yield
         return
-    interval = _heartbeat_interval(activity.info().heartbeat_timeout)
-    beater = asyncio.create_task(_beat(interval))
+    info = activity.info()
+    interval = _heartbeat_interval(info.heartbeat_timeout)
+    first = first_beat_in(info.heartbeat_timeout, interval=interval, lag=start_lag(info))
+    beater = asyncio.create_task(_beat(interval, first))
     try:
         yield
     finally:
@@ -612,11 +615,12 @@ def _heartbeat_interval(heartbeat_timeout: timedelta | None) -> float:
     return min(_MAX_HEARTBEAT_INTERVAL_S, max(0.05, heartbeat_timeout.total_seconds() / 3))
 
 
-async def _beat(interval: float) -> None:
+async def _beat(interval: float, first: float) -> None:
+    await asyncio.sleep(first)
     while True:
-        await asyncio.sleep(interval)
         try:
             activity.heartbeat()
         except Exception:  # a failing heartbeat must not fail the call it accompanies
             log.warning("LLM call heartbeat failed; no more heartbeats", exc_info=True)
             return
+        await asyncio.sleep(interval)

@@ -36,6 +36,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ._beats import first_beat_in, start_lag
 from ._errors import INVALID_REQUEST, PROVIDER_REJECTED, PROVIDER_RETRYABLE
 
 __all__ = [
@@ -261,10 +262,12 @@ async def _open(manager: Any, beat: _Beat) -> Any:
     may hold its headers back while the model starts (the SDK's timeout bounds it)."""
     opening = asyncio.ensure_future(manager.__aenter__())
     try:
+        wait = beat.first
         while not opening.done():
-            await asyncio.wait({opening}, timeout=beat.interval)
+            await asyncio.wait({opening}, timeout=wait)
             if not opening.done():
                 beat.now()
+            wait = beat.interval
     except asyncio.CancelledError:
         opening.cancel()
         with contextlib.suppress(BaseException):
@@ -343,8 +346,12 @@ class _Beat:
 
     def __init__(self) -> None:
         self.on = activity.in_activity() and not activity.info().is_local
-        timeout = activity.info().heartbeat_timeout if self.on else None
+        info = activity.info() if self.on else None
+        timeout = info.heartbeat_timeout if info is not None else None
         self.interval = _beat_interval(timeout)
+        # The first beat counts from when Temporal started the attempt (see _beats.py).
+        lag = start_lag(info) if info is not None else 0.0
+        self.first = first_beat_in(timeout, interval=self.interval, lag=lag)
         self._last = 0.0
         self._loop = asyncio.get_running_loop()
 

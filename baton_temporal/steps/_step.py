@@ -11,7 +11,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, overload
 
 from pydantic import BaseModel
@@ -23,6 +23,7 @@ from ..flow._errors import FanInError, NotADependencyError
 from ..flow._json import find_non_json
 from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import StepOptions
+from ..llm._beats import first_beat_in, start_lag
 from ..logs import STEP_ATTRIBUTE
 from ..workflow._wire import (
     FAN_IN_ERROR,
@@ -277,29 +278,12 @@ def _unprintable(err: BaseException) -> ApplicationError | None:
     return None
 
 
-def start_lag(info: activity.Info) -> float:
-    """Seconds between Temporal starting this attempt and its code starting here.
-
-    A worker that takes more activities than it can start at once (1,000 slots on two
-    cores) leaves tasks waiting in its event loop while the server's heartbeat clock runs:
-    `make bench-scale SLOTS=1000` measured lags of 15-30 s. 0 when the worker's clock is
-    behind the server's.
-    """
-    started = info.started_time
-    if started is None:
-        return 0.0
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - started).total_seconds())
-
-
 async def _heartbeat_every(timeout: timedelta, lag: float) -> None:
-    # Every third of the timeout. The first beat comes a third of the timeout after the
-    # code starts, but no later than two thirds of it after Temporal started the attempt
-    # (its deadline is the whole timeout): a step that starts late still beats in time,
-    # and a short step, late or not, ends before it costs a heartbeat round trip.
+    # Every third of the timeout; the first no later than two thirds of it after Temporal
+    # started the attempt (see llm/_beats.py), so that a step that starts late still beats
+    # in time, and a short step on time ends before it costs a heartbeat round trip.
     seconds = max(timeout.total_seconds() / 3, 0.1)
-    first = min(seconds, 2 * seconds - lag)
+    first = first_beat_in(timeout, interval=seconds, lag=lag)
     if first > 0:
         await asyncio.sleep(first)
     while True:

@@ -1,0 +1,40 @@
+"""When an activity's first heartbeat is due, counted from when Temporal started it.
+
+Temporal's heartbeat clock runs from the start of the attempt on the server, not from
+when the worker got round to running it. A worker that takes more activities than it can
+start at once (1,000 slots on two cores) left steps 15-30 s late in `make bench-scale
+SLOTS=1000`; a first beat counted from the code's own start then came after the deadline,
+and the attempt was run (and its LLM calls billed) again.
+
+Example::
+
+    lag = start_lag(activity.info())
+    await asyncio.sleep(first_beat_in(timeout, interval=10.0, lag=lag))
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["first_beat_in", "start_lag"]
+
+
+def start_lag(info: Any) -> float:
+    """Seconds between Temporal starting this attempt (``info.started_time``) and now;
+    0 when the worker's clock is behind the server's."""
+    started = getattr(info, "started_time", None)
+    if not isinstance(started, datetime):
+        return 0.0
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+
+
+def first_beat_in(timeout: timedelta | None, *, interval: float, lag: float) -> float:
+    """Seconds to wait before the first heartbeat: ``interval``, but no later than two
+    thirds of ``timeout`` after the attempt started (the last third leaves room for the
+    beat to reach the server before the deadline); 0 when that is already past."""
+    if not timeout:
+        return interval
+    return max(0.0, min(interval, timeout.total_seconds() * 2 / 3 - lag))
