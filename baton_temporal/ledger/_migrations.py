@@ -55,7 +55,7 @@ def alembic_config(url: str | URL | None = None) -> Any:
 
 
 # The worker checks the revision at start-up; reading it through Alembic would import
-# Alembic (and Mako) into every worker: 11 MiB of RSS for two strings. The migration
+# Alembic (and Mako) into every worker: 8 MiB of RSS for two strings. The migration
 # files name their revisions in plain assignments, read here without running them.
 @cache
 def _revision_graph() -> dict[str, tuple[str, ...]]:

@@ -549,7 +549,7 @@ def test_revisions_read_from_the_files_match_alembic() -> None:
 async def test_checking_the_schema_leaves_alembic_unimported(
     store: LedgerStore, tmp_path: Path
 ) -> None:
-    # A worker checks the revision at every start; Alembic (11 MiB) stays out of it.
+    # A worker checks the revision at every start; Alembic (8 MiB) stays out of it.
     script = (
         "import asyncio, sys\n"
         "from baton_temporal.ledger import LedgerStore, LedgerNotMigrated\n"
