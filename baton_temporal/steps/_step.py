@@ -299,12 +299,24 @@ async def _heartbeat_every(timeout: timedelta, lag: float) -> None:
     # (its deadline is the whole timeout): a step that starts late still beats in time,
     # and a short step, late or not, ends before it costs a heartbeat round trip.
     seconds = max(timeout.total_seconds() / 3, 0.1)
-    first = min(seconds, 2 * seconds - lag)
+    first = first_beat_delay(timeout, lag)
     if first > 0:
         await asyncio.sleep(first)
     while True:
         activity.heartbeat()
         await asyncio.sleep(seconds)
+
+
+def first_beat_delay(timeout: timedelta, lag: float) -> float:
+    """Seconds from the step's code starting to its first heartbeat (0: at once).
+
+    A third of the timeout, but no later than two thirds of it after Temporal started the
+    attempt. Both count from the timeout itself, not from the beat interval: below 0.3 s
+    the interval is held at 0.1 s (no busy loop), and two intervals would then pass the
+    server's deadline.
+    """
+    total = timeout.total_seconds()
+    return max(0.0, min(max(total / 3, 0.1), 2 * total / 3 - lag))
 
 
 # How long a step that starts after its heartbeat timeout has passed waits to hear
