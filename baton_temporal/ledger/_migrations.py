@@ -58,10 +58,10 @@ def alembic_config(url: str | URL | None = None) -> Any:
 # Alembic (and Mako) into every worker: 8 MiB of RSS for two strings. The migration
 # files name their revisions in plain assignments, read here without running them.
 @cache
-def _revision_graph() -> dict[str, tuple[str, ...]]:
-    """Each revision of the migrations directory and the revisions it follows."""
+def _revision_graph(directory: Path = MIGRATIONS_DIR) -> dict[str, tuple[str, ...]]:
+    """Each revision of a migrations directory and the revisions it follows."""
     graph: dict[str, tuple[str, ...]] = {}
-    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+    for path in sorted((directory / "versions").glob("*.py")):
         names: dict[str, Any] = {}
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if (

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 from temporalio.exceptions import ApplicationError
 
 from ._errors import INVALID_REQUEST
@@ -373,7 +374,19 @@ def _schema_of(output_type: Any) -> dict[str, Any]:
 # schema fails is not cached (lru_cache keeps no exceptions) and fails again, as it must.
 @functools.lru_cache(maxsize=256)
 def _schema_text(output_type: type[BaseModel]) -> str:
-    return json.dumps(_checked_schema(output_type))
+    schema = _checked_schema(output_type)
+    try:
+        # A json_schema_extra callable may put dates, Decimals or UUIDs in the schema; the
+        # SDK clients send those as JSON, so the cached text does the same.
+        return json.dumps(schema, default=to_jsonable_python)
+    except (TypeError, ValueError, PydanticSerializationError) as err:
+        raise ApplicationError(
+            f"output_type {output_type.__name__}'s JSON schema holds a value that is not "
+            f"JSON ({err}); put only JSON values (str, numbers, lists, dicts) in its "
+            "json_schema_extra",
+            type=INVALID_OUTPUT_TYPE,
+            non_retryable=True,
+        ) from None
 
 
 def _checked_schema(output_type: Any) -> dict[str, Any]:

@@ -765,16 +765,24 @@ class _CarryPending(ActivityOutboundInterceptor):
 
     Temporal keeps only the last heartbeat's details, and a step's keep-alive heartbeats
     carry none: without this, an attempt that is lost after it inherited unwritten usage
-    (worker killed, attempt timed out) would erase that usage before handing it on.
+    (worker killed, attempt timed out) would erase that usage before handing it on, and
+    the keep-alive would erase a step's own checkpoint (``activity.heartbeat(details)``).
     """
 
     def __init__(self, next: ActivityOutboundInterceptor) -> None:
         super().__init__(next)
         self.pending: list[dict] = []
+        self.last: tuple[Any, ...] = ()
 
     def heartbeat(self, *details: Any) -> None:
-        if self.pending and not details:
-            details = ({PENDING_USAGE_KEY: self.pending},)
+        if details:
+            # The step's own details (a checkpoint for its next attempt): the detail-less
+            # beats that follow (the keep-alive's, call_llm's) send them again.
+            self.last = details
+        else:
+            details = self.last
+        if self.pending and not pending_from(details):
+            details = (*details, {PENDING_USAGE_KEY: self.pending})
         super().heartbeat(*details)
 
 

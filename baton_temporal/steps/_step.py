@@ -283,12 +283,23 @@ async def _heartbeat_every(timeout: timedelta, lag: float) -> None:
     # started the attempt (see llm/_beats.py), so that a step that starts late still beats
     # in time, and a short step on time ends before it costs a heartbeat round trip.
     seconds = max(timeout.total_seconds() / 3, 0.1)
-    first = first_beat_in(timeout, interval=seconds, lag=lag)
+    first = first_beat_delay(timeout, lag)
     if first > 0:
         await asyncio.sleep(first)
     while True:
         activity.heartbeat()
         await asyncio.sleep(seconds)
+
+
+def first_beat_delay(timeout: timedelta, lag: float) -> float:
+    """Seconds from the step's code starting to its first heartbeat (0: at once).
+
+    A third of the timeout (at least 0.1 s: no busy loop), but no later than two thirds
+    of the timeout after Temporal started the attempt (see llm/_beats.py). Both count
+    from the timeout itself, not from the beat interval: below 0.3 s two intervals of
+    0.1 s would pass the server's deadline.
+    """
+    return first_beat_in(timeout, interval=max(timeout.total_seconds() / 3, 0.1), lag=lag)
 
 
 # How long a step that starts after its heartbeat timeout has passed waits to hear

@@ -221,6 +221,9 @@ def _value(schema: Mapping[str, Any], defs: dict[str, Any], seed: Any, depth: in
         # A tuple (tuple[int, str]) lists one schema per position in prefixItems.
         prefix = [p for p in schema.get("prefixItems") or () if isinstance(p, Mapping)]
         count = max(len(prefix) or 1, int(schema.get("minItems") or 0))
+        most = schema.get("maxItems")
+        if isinstance(most, int) and not isinstance(most, bool):
+            count = min(count, max(most, 0))  # tuple[()] and max_length=0: empty
         return [
             _value(
                 prefix[i] if i < len(prefix) else items,

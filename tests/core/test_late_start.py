@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import (
@@ -24,6 +25,7 @@ from temporalio.worker import (
 )
 
 import baton_temporal as baton
+from baton_temporal.steps._step import first_beat_delay
 
 
 @baton.step
@@ -56,6 +58,28 @@ class _Hold(ActivityInboundInterceptor):
         return await super().execute_activity(input)
 
 
+class HoldFirstAttemptAlive(HoldFirstAttempt):
+    """Holds the first attempt like :class:`HoldFirstAttempt`, but heartbeats meanwhile:
+    the attempt starts later than its heartbeat timeout and is still Temporal's current
+    one (as when the worker's clock runs ahead of the server's)."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _HoldAlive(next, self.seconds)
+
+
+class _HoldAlive(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, seconds: float) -> None:
+        super().__init__(next)
+        self.seconds = seconds
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if activity.info().attempt == 1:
+            for _ in range(int(self.seconds / 0.25)):
+                activity.heartbeat()
+                await asyncio.sleep(0.25)
+        return await super().execute_activity(input)
+
+
 async def _run(
     client: Client,
     task_queue: str,
@@ -64,6 +88,7 @@ async def _run(
     hold_s: float,
     heartbeat_s: float,
     linger_s: float = 0,
+    hold: type[HoldFirstAttempt] = HoldFirstAttempt,
 ) -> tuple[baton.FlowResult, list[str]]:
     log = tmp_path / "bodies.log"
     flow = baton.new(workflow_name="late").add(
@@ -77,7 +102,7 @@ async def _run(
         client,
         task_queue=task_queue,
         plugins=[plugin],
-        interceptors=[HoldFirstAttempt(hold_s)],
+        interceptors=[hold(hold_s)],
     ):
         result = await flow.run(client, task_queue=task_queue)
         # Keep the worker up until a held-back attempt has had its chance to run.
@@ -104,3 +129,35 @@ async def test_an_attempt_already_timed_out_does_not_run_its_body(
     result, bodies = await _run(client, task_queue, tmp_path, hold_s=10, heartbeat_s=6, linger_s=5)
     assert result.steps["late"].attempt == 2
     assert bodies == ["2"]
+
+
+async def test_a_late_attempt_that_is_still_current_runs_its_body_once(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Started 3.5 s late with a 3 s heartbeat timeout, but kept alive meanwhile: the
+    # check before the body hears no "not found" and must not give the attempt up.
+    result, bodies = await _run(
+        client, task_queue, tmp_path, hold_s=3.5, heartbeat_s=3, hold=HoldFirstAttemptAlive
+    )
+    assert result.steps["late"].attempt == 1
+    assert bodies == ["1"]
+
+
+@pytest.mark.parametrize("timeout_s", [0.12, 0.15, 0.2, 0.29, 0.3, 1.0, 12.0, 30.0])
+def test_the_first_beat_is_due_by_two_thirds_of_the_timeout_for_any_lag(timeout_s: float) -> None:
+    # Temporal's deadline for the first beat is the whole timeout after it started the
+    # attempt; the beat leaves by two thirds of it, whatever the lag, so that it has a
+    # third of the timeout to get there. Below 0.3 s the beat interval is held at 0.1 s,
+    # which must not push the first beat past the deadline.
+    timeout = timedelta(seconds=timeout_s)
+    for hundredths in range(0, 150):
+        lag = timeout_s * hundredths / 100
+        first = first_beat_delay(timeout, lag)
+        assert first >= 0
+        assert lag + first <= timeout_s * 2 / 3 + 1e-9 or first == 0, (lag, first)
+    # A step that starts on time sleeps a third of the timeout first (no beat for short
+    # steps), and one that starts past two thirds beats at once.
+    assert first_beat_delay(timeout, 0) == pytest.approx(
+        min(max(timeout_s / 3, 0.1), timeout_s * 2 / 3)
+    )
+    assert first_beat_delay(timeout, timeout_s * 0.7) == 0

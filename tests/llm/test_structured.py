@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
+from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -45,6 +48,13 @@ class Pairs(BaseModel):
     span: tuple[int, int]
     labelled: list[tuple[str, float]]
     rest: tuple[bool, ...]
+
+
+class Empties(BaseModel):
+    """Arrays that must stay empty: maxItems 0."""
+
+    nothing: tuple[()]
+    none_yet: list[int] = Field(max_length=0)
 
 
 async def ask(
@@ -135,6 +145,16 @@ async def test_tuple_fields_round_trip(
     assert [type(v) for v in pairs.span] == [int, int]
     assert [type(v) for v in pairs.labelled[0]] == [str, float]
     assert standin.billed_calls() == 1  # valid at once: no second (billed) attempt
+
+
+# Not Anthropic's native format: it takes no maxItems (moved into the description).
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-20250514", "openai-compatible:m"])
+async def test_the_stand_in_keeps_arrays_within_max_items(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    empties = await ask(model, Empties, config, clients)
+    assert empties == Empties(nothing=(), none_yet=[])
+    assert standin.billed_calls() == 1  # valid at once
 
 
 async def test_a_dict_field_is_sent_non_strict_to_openai(
@@ -239,6 +259,57 @@ def test_each_plan_gets_its_own_copy_of_the_cached_schema() -> None:
     for _ in range(2):
         with pytest.raises(ApplicationError, match="has no JSON schema"):
             plan_for(HoldsOpaque, provider="openai", model="gpt-4o")
+
+
+def _dated_examples(schema: dict[str, Any]) -> None:
+    # A json_schema_extra callable: pydantic leaves what it adds as it is.
+    schema["examples"] = [
+        {"due": date(2026, 1, 31), "ref": uuid.UUID(int=7), "price": Decimal("1.50")}
+    ]
+
+
+class Dated(BaseModel):
+    """An invoice; its schema's examples hold a date, a UUID and a Decimal."""
+
+    model_config = ConfigDict(json_schema_extra=_dated_examples)
+
+    due: str
+    ref: str
+    price: float
+
+
+class NotJsonExtra(BaseModel):
+    """Its schema's examples hold an object nothing can send as JSON."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: schema.update(examples=[object()]))
+
+    name: str
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-20250514"])
+async def test_a_schema_extra_with_dates_goes_out_as_the_sdk_sends_them(
+    model: str, standin: StandIn, config: LLMConfig, clients: LLMClients
+) -> None:
+    # The SDK clients send dates, UUIDs and Decimals in a schema as JSON strings; caching
+    # the schema as JSON text must not turn that into a TypeError.
+    dated = await ask(model, Dated, config, clients)
+    assert isinstance(dated, Dated)
+    sent = json.dumps(standin.requests[-1].body)
+    assert '"2026-01-31"' in sent and str(uuid.UUID(int=7)) in sent
+    # Each call gets a fresh schema, the same each time.
+    assert plan_for(Dated, provider="openai", model="gpt-4o").schema == (
+        plan_for(Dated, provider="openai", model="gpt-4o").schema
+    )
+
+
+def test_a_schema_extra_that_is_not_json_names_the_fix() -> None:
+    for _ in range(2):  # not cached: the same error every time
+        with pytest.raises(ApplicationError) as caught:
+            plan_for(NotJsonExtra, provider="openai", model="gpt-4o")
+        assert caught.value.type == "InvalidOutputType" and caught.value.non_retryable
+        assert "NotJsonExtra" in caught.value.message
+        assert "only JSON values" in caught.value.message
+        assert "json_schema_extra" in caught.value.message
 
 
 async def test_clashing_request_fields_and_impossible_modes_are_refused(
