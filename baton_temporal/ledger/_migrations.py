@@ -20,6 +20,7 @@ from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import URL
 
 from ._config import to_sync_url
+from ._errors import LedgerConfigError
 from ._schema import VERSION_TABLE
 
 __all__ = [
@@ -83,9 +84,17 @@ def _revision_graph(directory: Path = MIGRATIONS_DIR) -> dict[str, tuple[str, ..
     return graph
 
 
-def head_revisions() -> frozenset[str]:
+def head_revisions(directory: Path = MIGRATIONS_DIR) -> frozenset[str]:
     """The revisions no other migration follows (what ``alembic upgrade head`` reaches)."""
-    graph = _revision_graph()
+    graph = _revision_graph(directory)
+    if not graph:
+        # A broken install: with no revision known, any database (even an empty one)
+        # would pass the check, and usage writes would fail later on missing tables.
+        raise LedgerConfigError(
+            f"the ledger migrations are missing from this install ({directory / 'versions'} "
+            "has no revision); reinstall baton-temporal (pip install --force-reinstall "
+            "baton-temporal)"
+        )
     followed = {down for downs in graph.values() for down in downs}
     return frozenset(set(graph) - followed)
 

@@ -20,15 +20,24 @@ from typing import Any
 __all__ = ["first_beat_in", "start_lag"]
 
 
+# A worker does not take an attempt and leave it unstarted for hours: a start time that
+# old is a test double's (temporalio's ActivityEnvironment says 1970) or a broken clock,
+# and is not acted on.
+MAX_BELIEVABLE_LAG = timedelta(hours=1)
+
+
 def start_lag(info: Any) -> float:
     """Seconds between Temporal starting this attempt (``info.started_time``) and now;
-    0 when the worker's clock is behind the server's."""
+    0 when the worker's clock is behind the server's, or the start is not believable."""
     started = getattr(info, "started_time", None)
     if not isinstance(started, datetime):
         return 0.0
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - started).total_seconds())
+    lag = datetime.now(UTC) - started
+    if lag > MAX_BELIEVABLE_LAG:
+        return 0.0
+    return max(0.0, lag.total_seconds())
 
 
 def first_beat_in(timeout: timedelta | None, *, interval: float, lag: float) -> float:

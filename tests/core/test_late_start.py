@@ -161,3 +161,28 @@ def test_the_first_beat_is_due_by_two_thirds_of_the_timeout_for_any_lag(timeout_
         min(max(timeout_s / 3, 0.1), timeout_s * 2 / 3)
     )
     assert first_beat_delay(timeout, timeout_s * 0.7) == 0
+
+
+async def test_a_step_unit_tested_with_activity_environment_is_not_held_as_late(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # temporalio's ActivityEnvironment says the attempt started in 1970: not a late start
+    # to check for 5 s before the body, as it would be with that date taken at face value.
+    import dataclasses
+    import logging
+
+    from temporalio.testing import ActivityEnvironment
+
+    from baton_temporal.workflow._wire import StepInput
+
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=30))
+    log = tmp_path / "bodies.log"
+    with caplog.at_level(logging.INFO, logger="baton_temporal"):
+        out = await env.run(
+            runs_a_while.activity,
+            StepInput(step="late", args={"log": str(log), "work_s": 0}),
+        )
+    assert out.result == {"attempt": 1}
+    assert log.read_text().split() == ["1"]
+    assert not [r for r in caplog.records if "still current" in r.getMessage()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from baton_temporal.ledger import LedgerNotMigrated, LedgerStore
+from baton_temporal.ledger import LedgerConfigError, LedgerNotMigrated, LedgerStore
 from baton_temporal.ledger._migrations import current_revisions, head_revisions
 from baton_temporal.ledger._schema import VERSION_TABLE
 from baton_temporal.pricing import GenAIPricesPricer
@@ -135,3 +135,10 @@ def test_the_file_reader_agrees_with_alembic_on_any_layout(layout: str, tmp_path
     assert set(graph) == {r.revision for r in script.walk_revisions()}
     followed = {down for downs in graph.values() for down in downs}
     assert set(graph) - followed == set(script.get_heads())
+
+
+def test_an_install_without_migrations_names_the_fix(tmp_path: Path) -> None:
+    # With no revision known, every database would pass the check, an empty one too.
+    (tmp_path / "versions").mkdir()
+    with pytest.raises(LedgerConfigError, match="reinstall baton-temporal"):
+        head_revisions(tmp_path)
