@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from ._budget import check_budget
 from ._errors import FlowError, StepDefinitionError
 from ._json import find_non_json
-from ._limits import MAX_CONCURRENCY, MAX_JSON_DEPTH, id_problem
+from ._limits import MAX_CONCURRENCY, MAX_JSON_DEPTH, heartbeat_problem, id_problem
 from ._options import StepOptions, StepRef
 from ._spec import (
     FLOW_WORKFLOW_TYPE,
@@ -150,6 +150,9 @@ class Flow:
                 local=local,
             ).merged_over(options or StepOptions())
             merged = node_options.merged_over(default_options)
+            too_short = heartbeat_problem("heartbeat_timeout", merged.heartbeat_timeout)
+            if too_short:
+                raise ValueError(too_short)
             node = StepSpec(
                 name=name,
                 step=step_name,
@@ -186,6 +189,14 @@ class Flow:
     def validate(self) -> Flow:
         """Check the graph (unknown deps, cycles, quorums); return self if sound."""
         problems = check_flow(self.spec)
+        # Here, not in check_flow: that one runs in workflow code too, where a run started
+        # before this check must still replay.
+        for s in self.spec.steps:
+            too_short = heartbeat_problem(
+                f"step {s.name!r}: heartbeat_timeout", (s.options or {}).get("heartbeat_timeout")
+            )
+            if too_short:
+                problems.append(too_short)
         if problems:
             raise FlowError(f"flow {self.workflow_name!r} is invalid: " + "; ".join(problems))
         return self

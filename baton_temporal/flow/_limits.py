@@ -44,6 +44,24 @@ MIN_DURATION_SECONDS = 0.001
 """Shorter than this is no timeout or interval anyone means, and below Python's timedelta
 resolution (1 µs) it becomes 0, which Temporal reads as "not set"."""
 
+MIN_HEARTBEAT_TIMEOUT_SECONDS = 0.3
+"""A step's keep-alive beats at most every 0.1 s, its first beat by two thirds of the
+timeout: below 0.3 s its beats cannot stay inside the timeout, and every attempt would
+time out. Checked where flows and steps are built, not in workflow code (a run recorded
+before the check must replay as it ran)."""
+
+
+def heartbeat_problem(what: str, timeout: Any) -> str | None:
+    """Why ``timeout`` (a timedelta or seconds) is too short for a step's heartbeats."""
+    seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout
+    if isinstance(seconds, int | float) and 0 < seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS:
+        return (
+            f"{what} is {seconds:g} s, shorter than a step can heartbeat in (every 0.1 s at "
+            f"most); use at least {MIN_HEARTBEAT_TIMEOUT_SECONDS:g} s (the default is 30 s)"
+        )
+    return None
+
+
 MAX_ID_BYTES = 1000
 """The server's ``limit.maxIDLength`` (default 1000, in UTF-8 bytes): workflow ids, task
 queue names, activity types and ids longer than this are rejected

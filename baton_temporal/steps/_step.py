@@ -19,9 +19,9 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from ..flow._errors import FanInError, NotADependencyError
+from ..flow._errors import FanInError, FlowError, NotADependencyError
 from ..flow._json import find_non_json
-from ..flow._limits import MAX_JSON_DEPTH
+from ..flow._limits import MAX_JSON_DEPTH, heartbeat_problem
 from ..flow._options import StepOptions
 from ..llm._beats import first_beat_in, start_lag
 from ..logs import STEP_ATTRIBUTE
@@ -122,6 +122,9 @@ def step(
         local=local,
         heartbeat_timeout=heartbeat_timeout,
     )
+    too_short = heartbeat_problem("heartbeat_timeout", heartbeat_timeout)
+    if too_short:
+        raise FlowError(f"@baton.step: {too_short}")
 
     def wrap(f: StepFunction) -> Step:
         if isinstance(f, Step):

@@ -272,3 +272,25 @@ def test_bounds_are_temporals() -> None:
     assert MAX_DURATION_SECONDS == 250 * 365 * 86400
     with pytest.raises(ValueError, match="invalid flow"):
         parse_flow({"baton_flow": 1, "workflow_name": "w", "steps": [{"name": "a", "step": ""}]})
+
+
+def test_a_heartbeat_timeout_too_short_for_steps_is_refused_where_the_flow_is_built() -> None:
+    # A step's keep-alive beats at most every 0.1 s: with a 0.05 s heartbeat timeout every
+    # attempt would time out. Refused when added, when declared, and when a flow file is
+    # started; the flow workflow itself still reads such a flow (runs recorded before).
+    fix = r"shorter than a step can heartbeat in .*use at least 0\.3 s"
+    with pytest.raises(FlowError, match=fix):
+        one_step(options=StepOptions(heartbeat_timeout=timedelta(seconds=0.05)))
+    with pytest.raises(FlowError, match=fix):
+
+        @baton.step(heartbeat_timeout=timedelta(seconds=0.1))
+        async def never(job: baton.Job) -> dict:
+            return {}
+
+    data = one_step().to_dict()
+    data["steps"][0]["options"] = {"heartbeat_timeout": 0.05}
+    flow = baton.Flow.from_json(data)  # what the workflow reads: accepted
+    with pytest.raises(FlowError, match=fix):
+        flow.to_dict()  # what a start sends: refused
+    # 0.3 s and up are fine.
+    one_step(options=StepOptions(heartbeat_timeout=timedelta(seconds=0.3))).to_dict()
