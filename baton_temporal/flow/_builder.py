@@ -150,7 +150,13 @@ class Flow:
                 local=local,
             ).merged_over(options or StepOptions())
             merged = node_options.merged_over(default_options)
-            too_short = heartbeat_problem("heartbeat_timeout", merged.heartbeat_timeout)
+            # A local step never heartbeats (Temporal gives local activities no heartbeat
+            # timeout): its timeout is unused, so no length of it can fail an attempt.
+            too_short = (
+                None
+                if merged.local
+                else heartbeat_problem("heartbeat_timeout", merged.heartbeat_timeout)
+            )
             if too_short:
                 raise ValueError(too_short)
             node = StepSpec(
@@ -192,8 +198,11 @@ class Flow:
         # Here, not in check_flow: that one runs in workflow code too, where a run started
         # before this check must still replay.
         for s in self.spec.steps:
+            opts = s.options or {}
+            if opts.get("local"):
+                continue  # never heartbeats (see add)
             too_short = heartbeat_problem(
-                f"step {s.name!r}: heartbeat_timeout", (s.options or {}).get("heartbeat_timeout")
+                f"step {s.name!r}: heartbeat_timeout", opts.get("heartbeat_timeout")
             )
             if too_short:
                 problems.append(too_short)

@@ -122,7 +122,8 @@ def step(
         local=local,
         heartbeat_timeout=heartbeat_timeout,
     )
-    too_short = heartbeat_problem("heartbeat_timeout", heartbeat_timeout)
+    # Not for a local step: it never heartbeats (Flow.add checks again if made non-local).
+    too_short = None if local else heartbeat_problem("heartbeat_timeout", heartbeat_timeout)
     if too_short:
         raise FlowError(f"@baton.step: {too_short}")
 
