@@ -9,6 +9,7 @@ import inspect
 import json
 import logging
 import traceback
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +20,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from ..flow._errors import FanInError, FlowError, NotADependencyError
+from ..flow._errors import FanInError, NotADependencyError
 from ..flow._json import find_non_json
 from ..flow._limits import MAX_JSON_DEPTH, heartbeat_problem
 from ..flow._options import StepOptions
@@ -123,9 +124,15 @@ def step(
         heartbeat_timeout=heartbeat_timeout,
     )
     # Not for a local step: it never heartbeats (Flow.add checks again if made non-local).
+    # A warning, not an error: a worker importing this module after an upgrade must still
+    # start and serve the runs in flight; Flow.add refuses new flows that use it.
     too_short = None if local else heartbeat_problem("heartbeat_timeout", heartbeat_timeout)
     if too_short:
-        raise FlowError(f"@baton.step: {too_short}")
+        warnings.warn(
+            f"@baton.step: {too_short}; flows that use this step are refused when built",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def wrap(f: StepFunction) -> Step:
         if isinstance(f, Step):

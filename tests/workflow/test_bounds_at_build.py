@@ -276,16 +276,21 @@ def test_bounds_are_temporals() -> None:
 
 def test_a_heartbeat_timeout_too_short_for_steps_is_refused_where_the_flow_is_built() -> None:
     # A step's keep-alive beats at most every 0.1 s: with a 0.05 s heartbeat timeout every
-    # attempt would time out. Refused when added, when declared, and when a flow file is
-    # started; the flow workflow itself still reads such a flow (runs recorded before).
+    # attempt would time out. Refused when added and when a flow file is started; the flow
+    # workflow itself still reads such a flow (runs recorded before).
     fix = r"shorter than a step can heartbeat in .*use at least 0\.3 s"
     with pytest.raises(FlowError, match=fix):
         one_step(options=StepOptions(heartbeat_timeout=timedelta(seconds=0.05)))
-    with pytest.raises(FlowError, match=fix):
+    # Declared on a step: a warning only (a worker importing it after an upgrade still
+    # starts and serves the runs in flight), and a flow that uses the step is refused.
+    with pytest.warns(UserWarning, match=fix):
 
         @baton.step(heartbeat_timeout=timedelta(seconds=0.1))
-        async def never(job: baton.Job) -> dict:
+        async def too_quick(job: baton.Job) -> dict:
             return {}
+
+    with pytest.raises(FlowError, match=fix):
+        baton.new(workflow_name="w").add("a", too_quick)
 
     data = one_step().to_dict()
     data["steps"][0]["options"] = {"heartbeat_timeout": 0.05}
