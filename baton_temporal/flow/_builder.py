@@ -150,12 +150,8 @@ class Flow:
                 local=local,
             ).merged_over(options or StepOptions())
             merged = node_options.merged_over(default_options)
-            # A local step never heartbeats (Temporal gives local activities no heartbeat
-            # timeout): its timeout is unused, so no length of it can fail an attempt.
-            too_short = (
-                None
-                if merged.local
-                else heartbeat_problem("heartbeat_timeout", merged.heartbeat_timeout)
+            too_short = heartbeat_problem(
+                "heartbeat_timeout", merged.heartbeat_timeout, local=merged.local
             )
             if too_short:
                 raise ValueError(too_short)
@@ -199,10 +195,10 @@ class Flow:
         # before this check must still replay.
         for s in self.spec.steps:
             opts = s.options or {}
-            if opts.get("local"):
-                continue  # never heartbeats (see add)
             too_short = heartbeat_problem(
-                f"step {s.name!r}: heartbeat_timeout", opts.get("heartbeat_timeout")
+                f"step {s.name!r}: heartbeat_timeout",
+                opts.get("heartbeat_timeout"),
+                local=opts.get("local"),
             )
             if too_short:
                 problems.append(too_short)

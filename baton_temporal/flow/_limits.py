@@ -51,8 +51,12 @@ time out. Checked where flows and steps are built, not in workflow code (a run r
 before the check must replay as it ran)."""
 
 
-def heartbeat_problem(what: str, timeout: Any) -> str | None:
-    """Why ``timeout`` (a timedelta or seconds) is too short for a step's heartbeats."""
+def heartbeat_problem(what: str, timeout: Any, *, local: bool | None = False) -> str | None:
+    """Why ``timeout`` (a timedelta or seconds) is too short for a step's heartbeats. A
+    local step never heartbeats (Temporal gives local activities no heartbeat timeout), so
+    no length of it can fail an attempt."""
+    if local:
+        return None
     seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout
     if isinstance(seconds, int | float) and 0 < seconds < MIN_HEARTBEAT_TIMEOUT_SECONDS:
         return (

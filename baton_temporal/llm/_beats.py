@@ -8,8 +8,8 @@ and the attempt was run (and its LLM calls billed) again.
 
 Example::
 
-    lag = start_lag(activity.info())
-    await asyncio.sleep(first_beat_in(timeout, interval=10.0, lag=lag))
+    interval, first = call_beats(activity.info())
+    await asyncio.sleep(first)  # then beat, then every `interval`
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["first_beat_in", "start_lag"]
+__all__ = ["call_beats", "first_beat_in", "start_lag"]
 
 
 # A worker does not take an attempt and leave it unstarted for hours: a start time that
@@ -47,3 +47,18 @@ def first_beat_in(timeout: timedelta | None, *, interval: float, lag: float) -> 
     if not timeout:
         return interval
     return max(0.0, min(interval, timeout.total_seconds() * 2 / 3 - lag))
+
+
+# An LLM call beats at least this often, whatever its heartbeat timeout.
+MAX_CALL_BEAT_INTERVAL_S = 5.0
+
+
+def call_beats(info: Any) -> tuple[float, float]:
+    """``(interval, first)`` for the heartbeats of an LLM call in the activity ``info``
+    describes: every third of its heartbeat timeout (5 s at most, 0.05 s at least), the
+    first due by :func:`first_beat_in`. Without a heartbeat timeout: every 5 s."""
+    timeout = getattr(info, "heartbeat_timeout", None)
+    if not timeout:
+        return MAX_CALL_BEAT_INTERVAL_S, MAX_CALL_BEAT_INTERVAL_S
+    interval = min(MAX_CALL_BEAT_INTERVAL_S, max(0.05, timeout.total_seconds() / 3))
+    return interval, first_beat_in(timeout, interval=interval, lag=start_lag(info))

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..usage import LLMUsage, UsageError
-from ._beats import first_beat_in, start_lag
+from ._beats import call_beats
 from ._clients import LLMClients, shared_clients
 from ._config import LLMConfig, LLMConfigError
 from ._errors import (
@@ -100,7 +100,6 @@ DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
 _ROLES = frozenset({"system", "user", "assistant"})
 # Keyword arguments for the SDK call itself rather than the request body.
 _SDK_OPTIONS = frozenset({"timeout", "extra_headers", "extra_query", "extra_body"})
-_MAX_HEARTBEAT_INTERVAL_S = 5.0
 
 
 class LLMResponse(BaseModel):
@@ -596,9 +595,7 @@ async def _heartbeating() -> AsyncIterator[None]:
     if not activity.in_activity() or activity.info().is_local:
         yield
         return
-    info = activity.info()
-    interval = _heartbeat_interval(info.heartbeat_timeout)
-    first = first_beat_in(info.heartbeat_timeout, interval=interval, lag=start_lag(info))
+    interval, first = call_beats(activity.info())
     beater = asyncio.create_task(_beat(interval, first))
     try:
         yield
@@ -606,13 +603,6 @@ async def _heartbeating() -> AsyncIterator[None]:
         beater.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beater
-
-
-def _heartbeat_interval(heartbeat_timeout: timedelta | None) -> float:
-    if not heartbeat_timeout:
-        return _MAX_HEARTBEAT_INTERVAL_S
-    # A third of the timeout leaves room for two late beats before Temporal gives up.
-    return min(_MAX_HEARTBEAT_INTERVAL_S, max(0.05, heartbeat_timeout.total_seconds() / 3))
 
 
 async def _beat(interval: float, first: float) -> None:

@@ -30,13 +30,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._beats import first_beat_in, start_lag
+from ._beats import MAX_CALL_BEAT_INTERVAL_S, call_beats
 from ._errors import INVALID_REQUEST, PROVIDER_REJECTED, PROVIDER_RETRYABLE
 
 __all__ = [
@@ -64,7 +63,6 @@ MAX_EVENT_BYTES = 32 * 1024 * 1024
 # A whole stream larger than this is not a reply (100,000 output tokens stream as a few
 # MB of events): refused rather than read into memory without end.
 MAX_STREAM_BYTES = 256 * 1024 * 1024
-_MAX_BEAT_INTERVAL_S = 5.0
 
 
 class StreamBroken(Exception):
@@ -346,12 +344,12 @@ class _Beat:
 
     def __init__(self) -> None:
         self.on = activity.in_activity() and not activity.info().is_local
-        info = activity.info() if self.on else None
-        timeout = info.heartbeat_timeout if info is not None else None
-        self.interval = _beat_interval(timeout)
         # The first beat counts from when Temporal started the attempt (see _beats.py).
-        lag = start_lag(info) if info is not None else 0.0
-        self.first = first_beat_in(timeout, interval=self.interval, lag=lag)
+        self.interval, self.first = (
+            call_beats(activity.info())
+            if self.on
+            else (MAX_CALL_BEAT_INTERVAL_S, MAX_CALL_BEAT_INTERVAL_S)
+        )
         self._last = 0.0
         self._loop = asyncio.get_running_loop()
 
@@ -368,12 +366,6 @@ class _Beat:
         except Exception:  # a failing heartbeat must not fail the call it accompanies
             log.warning("LLM stream heartbeat failed; no more heartbeats", exc_info=True)
             self.on = False
-
-
-def _beat_interval(heartbeat_timeout: timedelta | None) -> float:
-    if not heartbeat_timeout:
-        return _MAX_BEAT_INTERVAL_S
-    return min(_MAX_BEAT_INTERVAL_S, max(0.05, heartbeat_timeout.total_seconds() / 3))
 
 
 # ---- server-sent events ------------------------------------------------------------------

@@ -123,10 +123,10 @@ def step(
         local=local,
         heartbeat_timeout=heartbeat_timeout,
     )
-    # Not for a local step: it never heartbeats (Flow.add checks again if made non-local).
     # A warning, not an error: a worker importing this module after an upgrade must still
-    # start and serve the runs in flight; Flow.add refuses new flows that use it.
-    too_short = None if local else heartbeat_problem("heartbeat_timeout", heartbeat_timeout)
+    # start and serve the runs in flight; Flow.add refuses new flows that use it (and
+    # checks again if a node makes a local step non-local).
+    too_short = heartbeat_problem("heartbeat_timeout", heartbeat_timeout, local=local)
     if too_short:
         warnings.warn(
             f"@baton.step: {too_short}; flows that use this step are refused when built",
@@ -293,7 +293,7 @@ async def _heartbeat_every(timeout: timedelta, lag: float) -> None:
     # Every third of the timeout; the first no later than two thirds of it after Temporal
     # started the attempt (see llm/_beats.py), so that a step that starts late still beats
     # in time, and a short step on time ends before it costs a heartbeat round trip.
-    seconds = max(timeout.total_seconds() / 3, 0.1)
+    seconds = _keep_alive_interval(timeout)
     first = first_beat_delay(timeout, lag)
     if first > 0:
         await asyncio.sleep(first)
@@ -310,7 +310,11 @@ def first_beat_delay(timeout: timedelta, lag: float) -> float:
     from the timeout itself, not from the beat interval: below 0.3 s two intervals of
     0.1 s would pass the server's deadline.
     """
-    return first_beat_in(timeout, interval=max(timeout.total_seconds() / 3, 0.1), lag=lag)
+    return first_beat_in(timeout, interval=_keep_alive_interval(timeout), lag=lag)
+
+
+def _keep_alive_interval(timeout: timedelta) -> float:
+    return max(timeout.total_seconds() / 3, 0.1)
 
 
 # How long a step that starts after its heartbeat timeout has passed waits to hear
@@ -335,7 +339,7 @@ async def _confirm_alive(step: str, timeout: timedelta, lag: float) -> None:
         lag,
         timeout,
     )
-    await asyncio.sleep(min(LATE_START_CHECK_S, max(timeout.total_seconds() / 3, 0.1)))
+    await asyncio.sleep(min(LATE_START_CHECK_S, _keep_alive_interval(timeout)))
 
 
 # Set by BatonPlugin's activity interceptor when the worker has a payload store
