@@ -8,6 +8,11 @@ database's own work: 0.61 ms of worker CPU against 0.27 ms straight through psyc
 steps of a flow. The statement text depends only on the number of rows, so psycopg
 prepares it on the server after a few uses.
 
+It runs on a raw cursor (PostgreSQL's own ``$1`` placeholders). psycopg caches its parse
+of ``%s`` placeholders only for statements of at most 50 parameters, and a multi-row
+insert of ~30 columns has more, so every write was parsed again: 135 us of worker CPU per
+row in a 10-row batch against 25 us on the raw cursor (client CPU, this machine).
+
 Values still go through the ledger's column types (``UTCDateTime``, ``Money``), so this
 path stores exactly what the SQLAlchemy path would.
 """
@@ -33,7 +38,8 @@ class PgInsert:
     Example::
 
         insert = PgInsert(StepStat.__table__, dialect, key="call_key")
-        cursor = await psycopg_conn.execute(insert.sql(len(rows)), insert.params(rows))
+        cursor = psycopg.AsyncRawCursor(psycopg_conn)
+        await cursor.execute(insert.sql(len(rows)), insert.params(rows))
         new_keys = {r[0] for r in await cursor.fetchall()}
     """
 
@@ -69,14 +75,20 @@ class PgInsert:
                 f" ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {replace_when}"
                 f" RETURNING {key}"
             )
-        self._one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        self._width = len(columns)
         self._texts: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
-        """The statement for ``rows`` rows (built once per row count)."""
+        """The statement for ``rows`` rows, with ``$n`` placeholders for a raw cursor
+        (built once per row count)."""
         text = self._texts.get(rows)
         if text is None:
-            text = self._head + ", ".join([self._one] * rows) + self._tail
+            width = self._width
+            values = ", ".join(
+                "(" + ", ".join(f"${first + i}" for i in range(width)) + ")"
+                for first in range(1, rows * width + 1, width)
+            )
+            text = self._head + values + self._tail
             if len(self._texts) < 64:
                 self._texts[rows] = text
         return text

@@ -110,6 +110,7 @@ class LedgerWriter(StoreCore):
         )
         self._writer: AsyncConnection | None = None
         self._writer_driver: Any = None
+        self._writer_cursor_type: Any = None
         self._writer_loop: asyncio.AbstractEventLoop | None = None
 
     # -- usage rows --------------------------------------------------------------------
@@ -429,8 +430,9 @@ class LedgerWriter(StoreCore):
                 conn = await self._writer_connection()
                 # Bounded: every queued write waits for this one.
                 if self._pg_insert is not None:
-                    cursor = await asyncio.wait_for(
-                        self._writer_driver.execute(
+                    cursor = self._writer_cursor_type(self._writer_driver)
+                    await asyncio.wait_for(
+                        cursor.execute(
                             self._pg_insert.sql(len(values)), self._pg_insert.params(values)
                         ),
                         self._connect_timeout,
@@ -456,6 +458,9 @@ class LedgerWriter(StoreCore):
             conn = await self._engine.connect()
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             if self._pg_insert is not None:
+                from psycopg import AsyncRawCursor  # the driver of postgresql+psycopg URLs
+
+                self._writer_cursor_type = AsyncRawCursor
                 self._writer_driver = (await conn.get_raw_connection()).driver_connection
             self._writer, self._writer_loop = conn, loop
         return self._writer

@@ -31,6 +31,8 @@ from ._errors import (
     malformed_response_error,
     map_provider_error,
     redact,
+    redact_forms,
+    secret_forms,
 )
 from ._providers import Provider, resolve_provider
 from ._responses import (
@@ -576,12 +578,16 @@ def _stop(reason: Any) -> str | None:
 
 def _redacted(value: Any, secrets: list[str]) -> Any:
     """A deep copy of a JSON value with any secret scrubbed from its strings."""
+    return _redacted_with(value, secret_forms(secrets))
+
+
+def _redacted_with(value: Any, forms: tuple[str, ...]) -> Any:
     if isinstance(value, str):
-        return redact(value, secrets, partial=False)  # bodies: exact (quoted) forms only
+        return redact_forms(value, forms, partial=False)  # bodies: exact (quoted) forms only
     if isinstance(value, Mapping):
-        return {str(k): _redacted(v, secrets) for k, v in value.items()}
+        return {str(k): _redacted_with(v, forms) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redacted(v, secrets) for v in value]
+        return [_redacted_with(v, forms) for v in value]
     return value
 
 

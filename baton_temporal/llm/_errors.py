@@ -34,7 +34,9 @@ __all__ = [
     "map_provider_error",
     "max_retry_after",
     "redact",
+    "redact_forms",
     "retry_delay_from_headers",
+    "secret_forms",
 ]
 
 UNKNOWN_MODEL = "UnknownModel"
@@ -153,17 +155,36 @@ def redact(text: str, secrets: Iterable[str], *, partial: bool = True) -> str:
         redact("Illegal header value b'Bearer sk-abc\\ndef123456789'", ["sk-abc\\ndef123456789"])
         # "Illegal header value b'Bearer ***'"
     """
+    return redact_forms(text, secret_forms(secrets), partial=partial)
+
+
+def secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Every form :func:`redact` hides of ``secrets``, longest first: work out once for
+    many texts (a reply's body has dozens of strings; building the forms for each one was
+    3% of a busy worker's CPU).
+
+    Example::
+
+        forms = secret_forms(["sk-abc123456789"])
+        redact_forms('{"key": "sk-abc123456789"}', forms)   # '{"key": "***"}'
+    """
     forms: set[str] = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
             forms.update(_quoted_forms(secret))
+    return tuple(sorted(forms, key=lambda f: (-len(f), f)))
+
+
+def redact_forms(text: str, forms: tuple[str, ...], *, partial: bool = True) -> str:
+    """:func:`redact` with the forms from :func:`secret_forms`."""
     if not forms:
         return text
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "***")
+    for form in forms:
+        if form in text:
+            text = text.replace(form, "***")
     if not partial or len(text) > _PARTIAL_SCAN_MAX_CHARS:
         return text
-    return _hide_partial(text, forms)
+    return _hide_partial(text, set(forms))
 
 
 def _quoted_forms(secret: str) -> set[str]:
