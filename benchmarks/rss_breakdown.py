@@ -56,6 +56,7 @@ async def one(
     log_dir: Path,
     trace: int,
     importtime: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     kind = "plain" if comparator == "plain" else "baton"
     queue = f"rss-{comparator}-{uuid.uuid4().hex[:6]}"
@@ -69,6 +70,7 @@ async def one(
         worker_env["PYTHONTRACEMALLOC"] = str(trace)
     if importtime:
         worker_env["PYTHONPROFILEIMPORTTIME"] = "1"  # the import tree, in the worker's log
+    worker_env.update(extra_env or {})
     proc, _ = await Proc.start(f"rss-worker-{comparator}", args, env=worker_env, log_dir=log_dir)
     worker = Talker(proc)
     out: dict[str, Any] = {"comparator": comparator, "flows": flows, "trace": bool(trace)}
@@ -123,6 +125,13 @@ async def main() -> None:
     parser.add_argument(
         "--importtime", action="store_true", help="-X importtime in the workers' logs"
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the workers (e.g. MALLOC_ARENA_MAX=2); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     args = parser.parse_args()
     comparators = [c for c in args.only.split(",") if c]
@@ -165,6 +174,7 @@ async def main() -> None:
                     log_dir=log_dir,
                     trace=args.trace,
                     importtime=args.importtime,
+                    extra_env=dict(e.split("=", 1) for e in args.worker_env),
                 )
             )
     finally:
