@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: fault-kill demo test lint bench bench-quorum bench-scale batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
+.PHONY: fault-kill demo test lint bench bench-quorum bench-scale rss-breakdown batch-faults big-flow clean histories histories-previous replay bench-sandbox bench-imports stream-soak bench-ui-events
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -82,6 +82,17 @@ bench-scale: $(STAMP)
 	@bash tests/ensure-postgres.sh
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.scale --flows $(FLOWS) --slots $(SLOTS) \
 		--rounds $(ROUNDS)
+
+# Where a worker's memory goes: RSS when polling, after the warm-up flows and per flow in
+# flight for plain, baton and baton_noledger (FLOWS flows, 1 s models), with the modules,
+# gc object types that grew; TRACE=1: also tracemalloc by line (RSS then inflated, ~5 min
+# at FLOWS=200; more frames per block are far slower). One run of each comparator, ~6
+# minutes at FLOWS=1000, ~2 at FLOWS=200. See benchmarks/README.md.
+TRACE ?= 0
+rss-breakdown: $(STAMP)
+	@bash tests/ensure-postgres.sh
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m benchmarks.rss_breakdown --flows $(FLOWS) \
+		--trace $(TRACE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,7 +4,8 @@
 seed's steps with ``call_llm``; ``--ledger URL`` or ``none``). ``--kind plain``: the
 plain-temporalio ``PlainSeed`` workflow with :mod:`benchmarks.scale_plain`'s activities.
 Both take ``--slots`` (``max_concurrent_activities``). Prints ``{"ready": true}`` once
-polling, then answers ``clients`` (SDK clients built so far) and ``quit`` on stdin.
+polling, then answers ``clients`` (SDK clients built so far) and ``quit`` on stdin, and
+the memory probes of :mod:`benchmarks._memprobe` (``mem``, ``mark``, ``diff``...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from . import _memprobe
 
 
 async def main() -> None:
@@ -72,6 +75,8 @@ async def main() -> None:
                 print(json.dumps({"clients": built}), flush=True)
             elif not line or command == "quit":
                 break
+            elif (probe := _memprobe.answer(command)) is not None:
+                print(json.dumps(probe), flush=True)
     if args.kind == "plain":
         from . import scale_plain
 

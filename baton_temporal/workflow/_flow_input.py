@@ -33,7 +33,7 @@ from ..flow._errors import FlowError
 from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import DEFAULT_RETRY, LEGACY_RETRY_BASE, StepOptions
 from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
-from ._continue import Carry, split_input
+from ._continue import Carry, EncodedFlow, split_input
 from ._versioning import FLOW_ERRORS_FAIL_RUN, RETRY_MERGES_OVER_DEFAULTS, STRICT_FLOW_INPUT
 from ._wire import FLOW_INTERNAL_ERROR, invalid
 
@@ -105,9 +105,12 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
                 f"{1 + len(more)}; {_START_HINT}"
             )
         # A run continued as new gets the flow back with the states so far.
-        carry = split_input(_decode(raw))
+        data = _decode(raw)
+        carry = split_input(data)
         spec = parse_flow(carry.flow)
         carry.check([s.name for s in spec.steps])
+        if carry.flow is data and isinstance(raw, RawValue):
+            carry.flow = EncodedFlow(raw)  # not kept decoded beside the spec (see there)
     except ValueError as err:
         if workflow.patched(STRICT_FLOW_INPUT):
             raise invalid(str(err)) from None
