@@ -707,3 +707,23 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
         assert (await fast.workflow_totals("wf-1")).calls == 2
     finally:
         await fast.close()
+
+
+async def test_values_that_look_like_sql_or_placeholders_are_stored_verbatim(
+    store: LedgerStore, make_record: RecordFactory
+) -> None:
+    # Rows go to PostgreSQL with server-side placeholders ($1, $2, ...): text shaped like
+    # a placeholder, a quote or a statement in any value must come back as it went in.
+    odd = ["wf-$1-%s", "step $2; DROP TABLE step_stats; --", "it's %(x)s \\ $$ ü"]
+    recs = [
+        make_record(workflow_id=odd[0], step=odd[1], activity_id=str(i), call_id=odd[2])
+        for i in range(3)
+    ]
+    assert sum(await asyncio.gather(*(store.record(r) for r in recs))) == 3
+    totals = await store.workflow_totals(odd[0])
+    assert totals.calls == 3
+    [row] = await store.steps_for_workflow(odd[0])
+    assert row.step == odd[1]
+    async with store.engine.connect() as conn:
+        ids = (await conn.execute(select(StepStat.call_id))).scalars().all()
+    assert ids == [odd[2]] * 3
