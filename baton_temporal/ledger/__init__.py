@@ -38,8 +38,8 @@ from ._records import (
 if TYPE_CHECKING:
     from ._config import safe_url
     from ._errors import LEDGER_URL_ENV
-    from ._urls import default_ledger_url
     from ._store import LedgerStore
+    from ._urls import default_ledger_url
 
 # The store and its URL handling load SQLAlchemy (~0.4 s): a worker's usage accounting
 # needs only the errors and records above until the ledger is opened.

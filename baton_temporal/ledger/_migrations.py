@@ -20,6 +20,7 @@ from ._config import to_sync_url
 from ._revisions import (  # re-exported: their home before the worker stopped loading us
     MIGRATIONS_DIR,
     VERSION_TABLE,
+    _revision_graph,  # noqa: F401  (tests read layouts through it)
     head_revisions,
     known_revisions,
 )
