@@ -45,6 +45,7 @@ from .workflow._wire import UNKNOWN_STEP_ERROR, UNREGISTERED_STEP_KEY
 
 if TYPE_CHECKING:
     from .ledger import LedgerStore
+    from .ledger._sink import UsageSink
     from .tracing import Tracing
 
 log = logging.getLogger("baton_temporal")
@@ -223,12 +224,22 @@ class BatonPlugin(SimplePlugin):
             if store is not self._ledger:
                 await store.close()
 
-    def _make_store(self) -> LedgerStore | None:
+    def _make_store(self) -> UsageSink | None:
         # Checked before the import: a worker without a ledger never loads SQLAlchemy and
         # the store's modules (measured: 21 MiB less RSS after the warm-up flows,
         # python -m benchmarks.rss_breakdown --only baton_noledger).
         if self._ledger is False:
             return None
+        if not self._migrate and (self._ledger in (None, True) or isinstance(self._ledger, str)):
+            from .ledger._urls import default_ledger_url, is_postgres_url
+
+            text = self._ledger if isinstance(self._ledger, str) else default_ledger_url()
+            if is_postgres_url(text):
+                # Writes only, on psycopg: SQLAlchemy (and its ORM) stay out of the
+                # worker (see ledger/_pg_writer.py). Migrating needs the store.
+                from .ledger._pg_writer import PgUsageWriter
+
+                return PgUsageWriter(text, pricer=self._pricer)
         from .ledger import LedgerStore  # SQLAlchemy, only once a ledger is opened
 
         if isinstance(self._ledger, LedgerStore):
@@ -262,7 +273,7 @@ class BatonPlugin(SimplePlugin):
         # Nothing raised here may escape: an error inside a worker's run context leaves
         # the worker hanging instead of failing. Callers that want a start-up error call
         # preflight() first (the worker program and the CLI do).
-        store: LedgerStore | None = None
+        store: UsageSink | None = None
         try:
             store = self._make_store()
             if store is not None:
@@ -327,7 +338,7 @@ def _import_heavy_modules() -> None:
             importlib.import_module(name)
 
 
-async def _check_ledger(store: LedgerStore, migrate: bool | None) -> None:
+async def _check_ledger(store: UsageSink, migrate: bool | None) -> None:
     """Refuse to start on an unmigrated ledger (the error says how to fix it); start, with
     a warning, on an unreachable one: usage then waits in Temporal until it is back."""
     if migrate is None:

@@ -36,15 +36,17 @@ from ._records import (
 )
 
 if TYPE_CHECKING:
-    from ._config import LEDGER_URL_ENV, default_ledger_url, safe_url
+    from ._config import safe_url
+    from ._errors import LEDGER_URL_ENV
     from ._store import LedgerStore
+    from ._urls import default_ledger_url
 
 # The store and its URL handling load SQLAlchemy (~0.4 s): a worker's usage accounting
 # needs only the errors and records above until the ledger is opened.
 _LAZY = {
     "LedgerStore": "._store",
-    "LEDGER_URL_ENV": "._config",
-    "default_ledger_url": "._config",
+    "LEDGER_URL_ENV": "._errors",
+    "default_ledger_url": "._urls",
     "safe_url": "._config",
 }
 

@@ -8,21 +8,20 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from ._errors import (
+    LEDGER_URL_ENV,
     LedgerConfigError,
     LedgerError,
     LedgerNotMigrated,
     LedgerUnavailable,
     LedgerWriteError,
 )
+from ._urls import DEFAULT_SQLITE_PATH, default_ledger_url, mask_secrets
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
@@ -39,10 +38,6 @@ __all__ = [
     "to_sync_url",
 ]
 
-LEDGER_URL_ENV = "BATON_LEDGER_URL"
-DEFAULT_SQLITE_PATH = Path(".baton") / "ledger.sqlite3"
-
-_FIX_MIGRATE = "run `baton db upgrade` (or `await store.migrate()`) against it"
 
 # ----------------------------------------------------------------------------- errors
 
@@ -50,38 +45,8 @@ _FIX_MIGRATE = "run `baton db upgrade` (or `await store.migrate()`) against it"
 # -------------------------------------------------------------------------------- URLs
 
 
-def default_ledger_url(environ: Mapping[str, str] | None = None) -> str:
-    """``$BATON_LEDGER_URL``, else the embedded SQLite file ``./.baton/ledger.sqlite3``.
-
-    The relative path is resolved now, against the current directory, so a later
-    ``chdir`` does not move the ledger.
-    """
-    env = os.environ if environ is None else environ
-    url = env.get(LEDGER_URL_ENV, "").strip()
-    if url:
-        return url
-    return f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
-
-
 # Query keys whose values are secrets (libpq's password, sslpassword, ...).
 _SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
-# In text that is not a URL at all (a libpq "key=value" string, a garbled URL): the
-# value after a secret-looking key, and the password part of "user:password@".
-_SECRET_IN_TEXT = re.compile(
-    r"((?:\w*(?:pass|secret|token|key)\w*)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]+)",
-    re.IGNORECASE,
-)
-_USERINFO = re.compile(r"(://[^/:@\s]*:)[^@\s]*@")
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with passwords in URL user info, query strings and libpq settings hidden.
-
-    Example::
-
-        mask_secrets("host=db password=hunter2")   # 'host=db password=***'
-    """
-    return _USERINFO.sub(r"\1***@", _SECRET_IN_TEXT.sub(r"\1***", text))
 
 
 def _parse(url: str | URL) -> URL:

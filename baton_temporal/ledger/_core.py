@@ -23,30 +23,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..pricing import Pricer, pricer_from_env
-from ._config import (
-    _FIX_MIGRATE,
-    LEDGER_URL_ENV,
-    LedgerError,
-    LedgerNotMigrated,
-    LedgerUnavailable,
-    LedgerWriteError,
-    safe_url,
-)
+from ._config import LedgerError, LedgerNotMigrated, safe_url
+from ._errors import _FIX_MIGRATE, not_migrated, refused, unavailable
+from ._errors import PG_TRANSIENT as _PG_TRANSIENT
+from ._errors import STATEMENT_FAULTS as _STATEMENT_FAULTS
 from ._migrations import current_revisions, head_revisions, known_revisions, migrate_sync
 
 __all__ = ["StoreCore"]
 
 log = logging.getLogger("baton_temporal.ledger")
 
-# PostgreSQL SQLSTATEs that mean "cannot reach or use the server right now": class 08
-# (connection exceptions), 57P01-57P03 (shutting down, cannot connect now), 53300 (too
-# many connections), 40001/40P01 (serialization failure, deadlock), 55P03/57014 (a lock
-# not granted in time, a statement timeout): a retry can succeed.
-_PG_TRANSIENT = ("57P01", "57P02", "57P03", "53300", "40001", "40P01", "55P03", "57014")
 # SQLite's "come back later" answers (another process holds the file).
 _SQLITE_TRANSIENT = ("database is locked", "database is busy", "unable to open database")
-# Driver errors without a SQLSTATE that are the statement's fault, not the connection's.
-_STATEMENT_FAULTS = ("number of parameters", "too many sql variables", "too many terms")
 
 
 class StoreCore:
@@ -98,22 +86,11 @@ class StoreCore:
         if getattr(orig, "sqlstate", None) in ("42P01", "42703") or any(
             s in text for s in ("no such table", "no such column", "has no column named")
         ):
-            return LedgerNotMigrated(
-                f"the ledger tables in {self.url} are missing or out of date ({text}); "
-                f"{_FIX_MIGRATE}"
-            )
+            return not_migrated(self.url, text)
         if self._unreachable(err, orig, text):
-            return LedgerUnavailable(
-                f"the ledger database {self.url} is unavailable: {text}. Check that it is "
-                f"running and reachable from this host, or set {LEDGER_URL_ENV} to the "
-                "right database; writes are idempotent and can be retried"
-            )
+            return unavailable(self.url, text)
         if isinstance(err, sa_exc.SQLAlchemyError) or self._is_driver_error(orig):
-            return LedgerWriteError(
-                f"the ledger database {self.url} refused the write: {text}. The database "
-                "is reachable, so retrying cannot help; this is a bug or a value out of "
-                "range: report it with this message (the step's result is kept)"
-            )
+            return refused(self.url, text)
         return None
 
     def _unreachable(self, err: BaseException, orig: BaseException, text: str) -> bool:

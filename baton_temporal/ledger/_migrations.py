@@ -8,20 +8,22 @@ Example::
 
 from __future__ import annotations
 
-import ast
 import math
 import threading
 import time
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import URL
 
 from ._config import to_sync_url
-from ._errors import LedgerConfigError
-from ._schema import VERSION_TABLE
+from ._revisions import (  # re-exported: their home before the worker stopped loading us
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    _revision_graph,  # noqa: F401  (tests read layouts through it)
+    head_revisions,
+    known_revisions,
+)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -32,8 +34,6 @@ __all__ = [
     "migrate_sync",
     "sqlite_on_connect",
 ]
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str | URL | None = None) -> Any:
@@ -53,55 +53,6 @@ def alembic_config(url: str | URL | None = None) -> Any:
         rendered = to_sync_url(url).render_as_string(hide_password=False)
         cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
     return cfg
-
-
-# The worker checks the revision at start-up; reading it through Alembic would import
-# Alembic (and Mako) into every worker: 8 MiB of RSS for two strings. The migration
-# files name their revisions in plain assignments, read here without running them.
-@cache
-def _revision_graph(directory: Path = MIGRATIONS_DIR) -> dict[str, tuple[str, ...]]:
-    """Each revision of a migrations directory and the revisions it follows."""
-    graph: dict[str, tuple[str, ...]] = {}
-    for path in sorted((directory / "versions").glob("*.py")):
-        names: dict[str, Any] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if (
-                isinstance(node, ast.Assign | ast.AnnAssign)
-                and isinstance(
-                    target := (node.targets[0] if isinstance(node, ast.Assign) else node.target),
-                    ast.Name,
-                )
-                and target.id in ("revision", "down_revision")
-                and node.value is not None
-            ):
-                names[target.id] = ast.literal_eval(node.value)
-        if "revision" not in names:
-            continue
-        down = names.get("down_revision")
-        graph[str(names["revision"])] = (
-            () if down is None else (down,) if isinstance(down, str) else tuple(down)
-        )
-    return graph
-
-
-def head_revisions(directory: Path = MIGRATIONS_DIR) -> frozenset[str]:
-    """The revisions no other migration follows (what ``alembic upgrade head`` reaches)."""
-    graph = _revision_graph(directory)
-    if not graph:
-        # A broken install: with no revision known, any database (even an empty one)
-        # would pass the check, and usage writes would fail later on missing tables.
-        raise LedgerConfigError(
-            f"the ledger migrations are missing from this install ({directory / 'versions'} "
-            "has no revision); reinstall baton-temporal (pip install --force-reinstall "
-            "baton-temporal)"
-        )
-    followed = {down for downs in graph.values() for down in downs}
-    return frozenset(set(graph) - followed)
-
-
-def known_revisions() -> frozenset[str]:
-    """Every revision this release's migrations define."""
-    return frozenset(_revision_graph())
 
 
 def current_revisions(conn: Connection) -> frozenset[str]:

@@ -13,64 +13,64 @@ of ``%s`` placeholders only for statements of at most 50 parameters, and a multi
 insert of ~30 columns has more, so every write was parsed again: 135 us of worker CPU per
 row in a 10-row batch against 25 us on the raw cursor (client CPU, this machine).
 
-Values still go through the ledger's column types (``UTCDateTime``, ``Money``), so this
-path stores exactly what the SQLAlchemy path would.
+Values still go through the ledger's bind conversions (``_rows.utc_value`` and
+``money_value``, which the column types ``UTCDateTime`` and ``Money`` use too), so this
+path stores exactly what the SQLAlchemy path would. No SQLAlchemy here: the worker's
+light writer (``_pg_writer``) uses it as well.
 """
 
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from ._rows import INSERT_COLUMNS, REPLACE_WHEN, STEP_STAT_TABLE, money_value, utc_value
 
-__all__ = ["PgInsert"]
+__all__ = ["PG_BINDS", "PgInsert", "usage_insert"]
 
 Row = dict[str, Any]
+
+# The columns whose values need converting before psycopg adapts them (the columns of
+# type UTCDateTime and Money; tests/ledger checks the list against _schema.StepStat).
+PG_BINDS: Mapping[str, Callable[[Any], Any]] = {
+    "requested_at": utc_value,
+    "recorded_at": utc_value,
+    "cost_usd": money_value,
+}
 
 
 class PgInsert:
     """``INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key`` for any number of rows;
     with ``replace_when``, ``DO UPDATE SET <every column> WHERE <replace_when>`` instead
-    (RETURNING then names the rows inserted or replaced).
+    (RETURNING then names the rows inserted or replaced). Names are plain lower-case
+    identifiers (the ledger's), written unquoted.
 
     Example::
 
-        insert = PgInsert(StepStat.__table__, dialect, key="call_key")
+        insert = usage_insert()
         cursor = psycopg.AsyncRawCursor(psycopg_conn)
         await cursor.execute(insert.sql(len(rows)), insert.params(rows))
         new_keys = {r[0] for r in await cursor.fetchall()}
     """
 
     def __init__(
-        self, table: Table, dialect: Dialect, *, key: str, replace_when: str | None = None
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        key: str,
+        replace_when: str | None = None,
+        binds: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
-        # Every column but the generated primary key, in table order.
-        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
-        # Only the ledger's own column types convert values (TypeDecorator.process_bind_param);
-        # the rest psycopg adapts natively. Not the types' full bind processors: those
-        # are made for SQLAlchemy's statements, and Numeric's turns a Decimal into a float.
+        binds = binds or {}
+        # Only the ledger's own conversions; the rest psycopg adapts natively.
         self._columns: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
-            (
-                c.name,
-                partial(c.type.process_bind_param, dialect=dialect)
-                if isinstance(c.type, TypeDecorator)
-                else None,
-            )
-            for c in columns
+            (name, binds.get(name)) for name in columns
         )
-        quote = dialect.identifier_preparer
-        names = ", ".join(quote.quote(c.name) for c in columns)
-        self._head = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES "
+        names = ", ".join(columns)
+        self._head = f"INSERT INTO {table} ({names}) VALUES "
         if replace_when is None:
             self._tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
         else:
-            assignments = ", ".join(
-                f"{quote.quote(c.name)} = EXCLUDED.{quote.quote(c.name)}"
-                for c in columns
-                if c.name != key
-            )
+            assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
             self._tail = (
                 f" ON CONFLICT ({key}) DO UPDATE SET {assignments} WHERE {replace_when}"
                 f" RETURNING {key}"
@@ -101,3 +101,11 @@ class PgInsert:
                 value = row.get(name)
                 flat.append(value if process is None else process(value))
         return flat
+
+
+def usage_insert() -> PgInsert:
+    """The upsert of usage rows and intents into ``workflow_step_stats`` (see
+    ``_rows.REPLACE_WHEN`` for what may replace what)."""
+    return PgInsert(
+        STEP_STAT_TABLE, INSERT_COLUMNS, key="call_key", replace_when=REPLACE_WHEN, binds=PG_BINDS
+    )

@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +39,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime, TypeDecorator
 
+# Values and names shared with the SQLAlchemy-free worker writer, re-exported here.
+from ._revisions import VERSION_TABLE
+from ._rows import COST_PLACES, COST_PRECISION, money_value, quantize_cost, utc_value
+
 __all__ = [
     "COST_PLACES",
     "VERSION_TABLE",
@@ -49,25 +53,6 @@ __all__ = [
     "UTCDateTime",
     "quantize_cost",
 ]
-
-# Alembic's bookkeeping table. Not the default `alembic_version`, so that the ledger can
-# live in an application database that has Alembic migrations of its own.
-VERSION_TABLE = "baton_ledger_alembic_version"
-
-# NUMERIC(20,10): ten places keep the price of one token of the cheapest models
-# (a few 1e-9 USD) exact; ten places before the point are more than any ledger sums to.
-COST_PRECISION = 20
-COST_PLACES = 10
-_COST_QUANTUM = Decimal(1).scaleb(-COST_PLACES)
-
-
-def quantize_cost(value: Decimal) -> Decimal:
-    """Round a cost to the ledger's 10 places, half away from zero (as PostgreSQL does).
-
-    Rounding in Python before the value reaches the database makes both backends store
-    the same number.
-    """
-    return value.quantize(_COST_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,16 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {value!r} given to the ledger; use an aware one, "
-                "e.g. datetime.now(UTC)"
-            )
-        value = value.astimezone(UTC)
-        # SQLite stores text and compares it as text: one format (naive UTC) for all rows.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return utc_value(value, sqlite=dialect.name == "sqlite")
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -112,12 +88,7 @@ class Money(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        cost = quantize_cost(Decimal(value))
-        if dialect.name == "sqlite":
-            return int(cost.scaleb(COST_PLACES))
-        return cost
+        return money_value(value, sqlite=dialect.name == "sqlite")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

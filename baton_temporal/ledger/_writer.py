@@ -29,12 +29,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..pricing import MAX_CALL_COST_USD, PriceQuote, Pricer
+from ..pricing import Pricer
 from ..usage import LLMUsage
-from ._batch import MAX_BATCH_ROWS, InsertBatcher
+from ._batch import InsertBatcher
 from ._config import LedgerNotMigrated, LedgerUnavailable
 from ._core import StoreCore
-from ._pg_insert import PgInsert
+from ._pg_insert import usage_insert
 from ._records import (
     LOST_RUN_ENDED,
     LOST_WORKER_STOPPED,
@@ -44,7 +44,17 @@ from ._records import (
     RepriceResult,
     UsageRecord,
 )
-from ._schema import DebugLog, StepStat, quantize_cost
+from ._rows import (
+    PROVISIONAL,
+    REPLACE_WHEN,
+    ROWS_PER_STATEMENT,
+    intent_row,
+    price_columns,
+    quote_usage,
+    require_aware,
+    usage_row,
+)
+from ._schema import DebugLog, StepStat
 
 __all__ = ["LedgerWriter"]
 
@@ -52,18 +62,6 @@ log = logging.getLogger("baton_temporal.ledger")
 
 _T = cast(Table, StepStat.__table__)
 _D = cast(Table, DebugLog.__table__)
-
-# Statuses whose row may still be replaced by the call's real usage.
-_PROVISIONAL = ("pending", "lost_reply")
-# Bound parameters per statement: PostgreSQL allows 65,535, SQLite 32,766; stay well
-# below both whatever the number of columns.
-_MAX_PARAMS = 30_000
-
-
-def _require_aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, e.g. datetime(2025, 1, 1, tzinfo=UTC)")
-    return value
 
 
 class LedgerWriter(StoreCore):
@@ -85,29 +83,19 @@ class LedgerWriter(StoreCore):
             self._insert, is_outage=lambda e: isinstance(e, LedgerUnavailable | LedgerNotMigrated)
         )
         columns = [c.name for c in _T.columns if not c.primary_key]
-        self._chunk = max(1, min(MAX_BATCH_ROWS, _MAX_PARAMS // len(columns)))
+        self._chunk = ROWS_PER_STATEMENT
         # The hot path's statement, built once (building it costs more than running it),
         # and a connection kept for it: a pool checkout with its liveness ping cost ~0.7 ms
         # of worker CPU per write, more than the INSERT itself.
         insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(_T)
-        # Literal SQL (same on both backends): bound values would be "expanding"
-        # parameters, which an executemany refuses.
-        replace_when = (
-            f"({_T.name}.status IN ('pending', 'lost_reply') AND excluded.status <> 'pending')"
-            f" OR ({_T.name}.status = 'ok' AND excluded.status = 'step_failed')"
-        )
         self._insert_stmt = stmt.on_conflict_do_update(
             index_elements=[_T.c.call_key],
             set_={c: stmt.excluded[c] for c in columns if c != "call_key"},
-            where=text(replace_when),
+            where=text(REPLACE_WHEN),
         ).returning(_T.c.call_key)
         # On PostgreSQL the statement goes to psycopg itself (see _pg_insert.py).
-        self._pg_insert = (
-            PgInsert(_T, engine.dialect, key="call_key", replace_when=replace_when)
-            if engine.dialect.name == "postgresql"
-            else None
-        )
+        self._pg_insert = usage_insert() if engine.dialect.name == "postgresql" else None
         self._writer: AsyncConnection | None = None
         self._writer_driver: Any = None
         self._writer_cursor_type: Any = None
@@ -115,63 +103,11 @@ class LedgerWriter(StoreCore):
 
     # -- usage rows --------------------------------------------------------------------
 
-    @staticmethod
-    def _quote(pricer: Pricer, usage: LLMUsage) -> PriceQuote | None:
-        try:
-            quote = pricer.cost(usage)
-        except Exception:
-            # A broken pricer must not lose the usage (nor block it forever with retries):
-            # the row is stored unpriced, and the error is logged for someone to fix.
-            log.exception("pricer %r failed for model %r; storing it unpriced", pricer, usage.model)
-            return None
-        if quote is None or quote.cost_usd is None:
-            return quote
-        cost = quote.cost_usd
-        if not cost.is_finite() or cost < 0 or cost > MAX_CALL_COST_USD:
-            log.error("pricer %r quoted %s for %r; storing it unpriced", pricer, quote, usage.model)
-            return PriceQuote(
-                cost_usd=None,
-                price_model=quote.price_model,
-                price_version=quote.price_version,
-                note=f"pricer quoted {cost} USD, outside 0..{MAX_CALL_COST_USD} for one call",
-            )
-        return quote
+    # Shared with the worker's light writer (see _rows): both store identical values.
+    _quote = staticmethod(quote_usage)
 
     def _row(self, rec: UsageRecord, pricer: Pricer) -> dict[str, Any]:
-        u = rec.usage
-        if u.requested_at is None:
-            # Usage from before the call's time was carried: the record's time is the
-            # nearest known (the end of the attempt).
-            u = u.model_copy(update={"requested_at": rec.recorded_at})
-        if u.usage_unknown is not None:
-            # Billed, counts unknown: unpriced (NULL, never 0), the reason beside it.
-            quote = None
-            status = "usage_unknown"
-        else:
-            quote = self._quote(pricer, u)
-            status = rec.status
-        row = {
-            "call_key": rec.call_key,
-            "workflow_id": rec.workflow_id,
-            "run_id": rec.run_id,
-            "workflow_name": rec.workflow_name,
-            "step": rec.step,
-            "activity_id": rec.activity_id,
-            "attempt": rec.attempt,
-            "call_index": rec.call_index,
-            "call_id": u.call_id,
-            "model": u.model,
-            "provider": u.provider,
-            **_usage_columns(u),
-            "latency_ms": u.latency_ms,
-            "prompt_chars": None,
-            **_price_columns(quote),
-            "status": status,
-            "recorded_at": rec.recorded_at,
-        }
-        if u.usage_unknown is not None:
-            row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
-        return row
+        return usage_row(rec, pricer)
 
     async def record(
         self, rows: UsageRecord | Mapping[str, Any] | Iterable[UsageRecord | Mapping[str, Any]]
@@ -213,28 +149,7 @@ class LedgerWriter(StoreCore):
         If the worker dies before the reply is recorded, the intent is what the ledger
         keeps (see :meth:`reconcile`).
         """
-        row = {
-            "call_key": intent.call_key,
-            "workflow_id": intent.workflow_id,
-            "run_id": intent.run_id,
-            "workflow_name": intent.workflow_name,
-            "step": intent.step,
-            "activity_id": intent.activity_id,
-            "attempt": intent.attempt,
-            "call_index": intent.call_index,
-            "call_id": intent.call_id,
-            "model": intent.model,
-            "provider": intent.provider,
-            **_usage_columns(
-                LLMUsage(model=intent.model, input_tokens=intent.estimated_input_tokens)
-            ),
-            "requested_at": intent.requested_at,
-            "latency_ms": None,
-            "prompt_chars": intent.prompt_chars,
-            **_price_columns(None),
-            "status": "pending",
-            "recorded_at": intent.requested_at,
-        }
+        row = intent_row(intent)
         return await self._batcher.submit([row]) == 1
 
     async def cancel_call(self, call_key: str) -> bool:
@@ -251,7 +166,7 @@ class LedgerWriter(StoreCore):
         for start in range(0, len(keys), self._chunk):
             stmt = delete(_T).where(
                 _T.c.call_key.in_(keys[start : start + self._chunk]),
-                _T.c.status.in_(_PROVISIONAL),
+                _T.c.status.in_(PROVISIONAL),
             )
             async with self._connect(write=True, autocommit=True) as conn:
                 removed += int((await conn.execute(stmt)).rowcount or 0)
@@ -302,7 +217,7 @@ class LedgerWriter(StoreCore):
 
             await store.reconcile_ended(lambda wf, run: temporal_says_closed(wf, run))
         """
-        cutoff = (_require_aware(now, "now") if now else datetime.now(UTC)) - older_than
+        cutoff = (require_aware(now, "now") if now else datetime.now(UTC)) - older_than
         runs_stmt = (
             select(_T.c.workflow_id, _T.c.run_id)
             .where(_T.c.status == "pending", _T.c.recorded_at < cutoff)
@@ -347,7 +262,7 @@ class LedgerWriter(StoreCore):
         when = func.coalesce(_T.c.requested_at, _T.c.recorded_at)
         where: list[Any] = [_T.c.status.in_(("ok", "step_failed"))]
         if since is not None:
-            where.append(when >= _require_aware(since, "since"))
+            where.append(when >= require_aware(since, "since"))
         if unpriced_only:
             where.append(_T.c.cost_usd.is_(None))
         cols = [_T.c[name] for name in _REPRICE_COLUMNS]
@@ -375,7 +290,7 @@ class LedgerWriter(StoreCore):
             for row in rows:
                 seen += 1
                 quote = self._quote(use, _usage_of(row))
-                new = _price_columns(quote)
+                new = price_columns(quote)
                 if new["cost_usd"] is not None:
                     priced += 1
                     version = new["price_version"]
@@ -504,7 +419,7 @@ class LedgerWriter(StoreCore):
             "model": model,
             "request": request,
             "response": response,
-            "created_at": _require_aware(created_at, "created_at")
+            "created_at": require_aware(created_at, "created_at")
             if created_at is not None
             else datetime.now(UTC),
         }
@@ -532,7 +447,7 @@ class LedgerWriter(StoreCore):
             raise ValueError(f"older_than must not be negative, got {older_than}")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        cutoff = (_require_aware(now, "now") if now else datetime.now(UTC)) - older_than
+        cutoff = (require_aware(now, "now") if now else datetime.now(UTC)) - older_than
         stats = await self._delete_before(_T, _T.c.recorded_at, cutoff, batch_size)
         debug = await self._delete_before(_D, _D.c.created_at, cutoff, batch_size)
         return PruneResult(stats_rows=stats, debug_rows=debug)
@@ -570,34 +485,6 @@ _REPRICE_COLUMNS = (
     "price_version",
     "price_note",
 )
-
-
-def _usage_columns(u: LLMUsage) -> dict[str, Any]:
-    return {
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "reasoning_tokens": u.reasoning_tokens,
-        "cache_write_1h_tokens": u.cache_write_1h_tokens,
-        "input_audio_tokens": u.input_audio_tokens,
-        "output_audio_tokens": u.output_audio_tokens,
-        "web_search_requests": u.web_search_requests,
-        "service_tier": u.service_tier,
-        "speed": u.speed,
-        "requested_at": u.requested_at,
-    }
-
-
-def _price_columns(quote: PriceQuote | None) -> dict[str, Any]:
-    if quote is None:
-        return {"cost_usd": None, "price_model": None, "price_version": None, "price_note": None}
-    return {
-        "cost_usd": None if quote.cost_usd is None else quantize_cost(quote.cost_usd),
-        "price_model": quote.price_model,
-        "price_version": quote.price_version,
-        "price_note": quote.note,
-    }
 
 
 def _usage_of(row: Any) -> LLMUsage:

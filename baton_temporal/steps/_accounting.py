@@ -74,7 +74,7 @@ from ._threads import SyncStepThreads
 __all__ = ["call_llm"]
 
 if TYPE_CHECKING:
-    from ..ledger import LedgerStore
+    from ..ledger._sink import UsageSink
 
 log = logging.getLogger("baton_temporal.usage")
 
@@ -86,7 +86,7 @@ LEDGER_WRITE_TIMEOUT_S = 5.0
 class WorkerResources:
     """What one worker's steps share: the ledger, the LLM clients, the debug switch."""
 
-    store: LedgerStore | None
+    store: UsageSink | None
     llm_config: LLMConfig
     clients: LLMClients = field(default_factory=LLMClients)
     debug: bool = False
@@ -161,7 +161,7 @@ class _Attempt:
         return [c.usage for c in self.calls if c.usage is not None]
 
     @property
-    def store(self) -> LedgerStore | None:
+    def store(self) -> UsageSink | None:
         if self.resources is None or not self.context or self.ledger_down:
             return None
         return self.resources.store
@@ -520,7 +520,7 @@ async def _settle(attempt: _Attempt, write: Any, timeout: float = LEDGER_WRITE_T
     return ok
 
 
-async def _save_debug(store: LedgerStore, job: Job, response: LLMResponse) -> None:
+async def _save_debug(store: UsageSink, job: Job, response: LLMResponse) -> None:
     # Debug logs are a diagnostic aid: a ledger outage must not fail the step for them.
     try:
         await asyncio.wait_for(
@@ -920,7 +920,7 @@ async def _write(resources: WorkerResources | None, records: list[UsageRecord]) 
 
 
 async def _write_one_by_one(
-    store: LedgerStore, records: list[UsageRecord], first: BaseException
+    store: UsageSink, records: list[UsageRecord], first: BaseException
 ) -> None:
     refused = []
     for record in records:
