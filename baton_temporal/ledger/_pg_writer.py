@@ -111,6 +111,8 @@ class PgUsageWriter:
         self, url: str, *, pricer: Pricer | None = None, connect_timeout: float = 10.0
     ) -> None:
         self._conninfo, self.url = postgres_target(url)
+        # The URL as given, for the store that migrates (the conninfo is libpq's form).
+        self._source = url.strip()
         # As the store: the URL's own connect_timeout wins over ours.
         self._own_timeout = "connect_timeout" not in conninfo_to_dict(self._conninfo)
         self._connect_timeout = connect_timeout
@@ -321,7 +323,7 @@ class PgUsageWriter:
         from ._store import LedgerStore
 
         store = LedgerStore.from_url(
-            self._conninfo, pricer=self._pricer, connect_timeout=self._connect_timeout
+            self._source, pricer=self._pricer, connect_timeout=self._connect_timeout
         )
         try:
             await store.migrate()

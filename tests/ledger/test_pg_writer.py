@@ -316,8 +316,12 @@ def test_the_url_is_shown_as_the_store_shows_it() -> None:
         "postgresql+psycopg://u:p%40ss@[::1]:5432/db",
     ):
         assert PgUsageWriter(url).url == LedgerStore.from_url(url).url
-    shown = PgUsageWriter("postgresql://u@db/l?sslpassword=hunter2&sslmode=require").url
-    assert shown == "postgresql+psycopg://u@db/l?sslpassword=***&sslmode=require"
+    secret = "postgresql://u@db/l?sslpassword=hunter2&sslmode=require"
+    shown = PgUsageWriter(secret).url
+    assert shown == LedgerStore.from_url(secret).url and "hunter2" not in shown
+    # A password with characters a URL would escape, given unescaped: the store reads
+    # it (its grammar lets the password run to the last "@"), and so must the writer.
+    assert PgUsageWriter("postgresql://u:p a/s?s%@db/l").url == "postgresql+psycopg://u:***@db/l"
 
 
 def test_the_plugin_writes_postgres_usage_through_the_light_writer(
@@ -374,7 +378,7 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
     pair: Pair, make_record: RecordFactory
 ) -> None:
     writer, store = pair
-    fast = PgUsageWriter(writer._conninfo, pricer=GenAIPricesPricer(), connect_timeout=1)
+    fast = PgUsageWriter(writer._source, pricer=GenAIPricesPricer(), connect_timeout=1)
     try:
         assert await fast.record(make_record(activity_id="warm")) == 1
         async with store.engine.connect() as locker:
@@ -392,3 +396,40 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
         assert (await store.workflow_totals("wf-1")).calls == 2
     finally:
         await fast.close()
+
+
+async def test_urls_the_store_opens_the_writer_opens_too(
+    postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A password with unescaped "/", "?", "%" and a space, the ledger in its own
+    schema (``options=-csearch_path=...``) and an application name with a space: the
+    store migrates and reads there, the worker's writer writes there."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    base = postgres_server.create_database(name)
+    with postgres_server._connect(name) as conn:
+        conn.execute("CREATE SCHEMA ledger")
+    url = (
+        base.replace("baton@", "baton:p/w?x%z y@")
+        + "?options=-csearch_path%3Dledger&application_name=baton worker&sslmode=disable"
+    )
+    try:
+        async with LedgerStore.from_url(url, pricer=GenAIPricesPricer()) as store:
+            await store.migrate()
+        writer = BatonPlugin(ledger=url)._make_store()
+        assert isinstance(writer, PgUsageWriter)
+        assert writer.url == LedgerStore.from_url(url).url and "p/w" not in writer.url
+        try:
+            await writer.check_schema()
+            assert await writer.record(make_record(input_tokens=3)) == 1
+        finally:
+            await writer.close()
+        async with LedgerStore.from_url(url) as store:
+            assert (await store.workflow_totals("wf-1")).input_tokens == 3
+        with postgres_server._connect(name) as conn:
+            where = conn.execute(
+                "SELECT table_schema FROM information_schema.tables "
+                "WHERE table_name = 'workflow_step_stats'"
+            ).fetchall()
+        assert where == [("ledger",)]
+    finally:
+        postgres_server.drop_database(name)
