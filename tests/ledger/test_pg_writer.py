@@ -433,3 +433,33 @@ async def test_urls_the_store_opens_the_writer_opens_too(
         assert where == [("ledger",)]
     finally:
         postgres_server.drop_database(name)
+
+
+async def test_a_read_only_database_defers_the_write_on_both_writers(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A database that turned read-only (a failover to a standby, maintenance) answers
+    every write with 25006: the usage must be kept for later (LedgerUnavailable), not
+    refused for good (LedgerWriteError drops the row)."""
+    writer, store = pair
+    database = str(store.engine.url.database)
+
+    def read_only(on: bool) -> None:
+        with postgres_server._connect(database) as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = '
+                + ("on" if on else "off")
+            )
+
+    read_only(True)
+    await store.engine.dispose()  # fresh connections take the new default
+    try:
+        for sink in (writer, store):
+            with pytest.raises(LedgerUnavailable, match="read-only transaction"):
+                await sink.record(make_record(input_tokens=5))
+    finally:
+        read_only(False)
+        await store.engine.dispose()
+    assert await writer.record(make_record(input_tokens=5)) == 1
+    assert (await store.workflow_totals("wf-1")).input_tokens == 5
