@@ -50,7 +50,9 @@ _SECRET_IN_TEXT = re.compile(
     r"((?:\w*(?:pass|secret|token|key)\w*)\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]+)",
     re.IGNORECASE,
 )
-_USERINFO = re.compile(r"(://[^/:@\s]*:)[^@\s]*@")
+# The password runs to the last "@" of the line: it may hold spaces, "/" or "@" itself
+# (hiding too much beats showing part of it).
+_USERINFO = re.compile(r"(://[^/:@\s]*:).*@")
 # Query keys whose values are secrets (libpq's password, sslpassword, ...).
 _SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 

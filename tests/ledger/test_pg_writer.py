@@ -307,6 +307,13 @@ def test_bad_urls_are_config_errors() -> None:
         with pytest.raises(LedgerConfigError, match=fix) as info:
             PgUsageWriter(url)
         assert "pw@" not in str(info.value)
+    # A password with a space or an "@" in a URL refused for another reason: hidden whole
+    # in the message, by the writer and by the store alike.
+    for url in ("postgresql://u:se cret@db:abc/l", "postgresql://u:se@cret@db:abc/l"):
+        for open_it in (PgUsageWriter, LedgerStore.from_url):
+            with pytest.raises(LedgerConfigError, match="port must be a number") as info:
+                open_it(url)
+            assert "cret" not in str(info.value) and "u:***@db:abc/l" in str(info.value)
 
 
 def test_the_url_is_shown_as_the_store_shows_it() -> None:
