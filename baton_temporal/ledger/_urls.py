@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_SQLITE_PATH",
     "LEDGER_URL_ENV",
     "default_ledger_url",
+    "hide_userinfo",
     "is_postgres_url",
     "mask_secrets",
     "postgres_target",
@@ -55,6 +56,13 @@ _SECRET_IN_TEXT = re.compile(
 _USERINFO = re.compile(r"(://[^/:@\s]*:).*@")
 # Query keys whose values are secrets (libpq's password, sslpassword, ...).
 _SECRET_KEY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def hide_userinfo(shown: str) -> str:
+    """A rendered URL with anything up to the last "@" hidden after ``user:``: a password
+    holding "@" unescaped is read as ending at the first one, and the rest of it would be
+    shown as part of the host."""
+    return _USERINFO.sub(r"\1***@", shown)
 
 
 def mask_secrets(text: str) -> str:
@@ -147,7 +155,7 @@ def _render(parts: dict[str, Any], query: dict[str, list[str]]) -> str:
             for k in sorted(query)
             for v in query[k]
         )
-    return shown
+    return hide_userinfo(shown)
 
 
 def postgres_target(url: str) -> tuple[str, str]:

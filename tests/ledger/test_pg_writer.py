@@ -329,6 +329,10 @@ def test_the_url_is_shown_as_the_store_shows_it() -> None:
     # A password with characters a URL would escape, given unescaped: the store reads
     # it (its grammar lets the password run to the last "@"), and so must the writer.
     assert PgUsageWriter("postgresql://u:p a/s?s%@db/l").url == "postgresql+psycopg://u:***@db/l"
+    # An unescaped "@" in it: read as ending at the first one (as the store reads it),
+    # and no part of it shown as the host.
+    for open_it in (PgUsageWriter, LedgerStore.from_url):
+        assert open_it("postgresql://u:se@cret@db/l").url == "postgresql+psycopg://u:***@db/l"
 
 
 def test_the_plugin_writes_postgres_usage_through_the_light_writer(
