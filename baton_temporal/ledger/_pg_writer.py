@@ -60,6 +60,7 @@ from ._rows import (
     PROVISIONAL,
     ROWS_PER_STATEMENT,
     STEP_STAT_TABLE,
+    debug_json,
     intent_row,
     require_aware,
     usage_row,
@@ -254,8 +255,8 @@ class PgUsageWriter:
             attempt,
             call_id,
             model,
-            Jsonb(request),
-            Jsonb(response),
+            Jsonb(debug_json(request)),
+            Jsonb(debug_json(response)),
             utc_value(when),
         )
         await self._ensure_schema()

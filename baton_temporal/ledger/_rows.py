@@ -12,6 +12,8 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "ROWS_PER_STATEMENT",
     "STEP_STAT_COLUMNS",
     "STEP_STAT_TABLE",
+    "debug_json",
     "intent_row",
     "money_value",
     "price_columns",
@@ -137,6 +140,37 @@ def money_value(value: Any, *, sqlite: bool = False) -> Any:
         return None
     cost = quantize_cost(Decimal(value))
     return int(cost.scaleb(COST_PLACES)) if sqlite else cost
+
+
+def debug_json(value: Any) -> Any:
+    """A debug log body as both backends can store it: PostgreSQL's jsonb refuses NUL
+    characters, lone surrogates and non-finite numbers, which a prompt or a reply may hold
+    (the whole log entry was then lost). NUL and surrogates become U+FFFD, NaN and the
+    infinities their names as strings; everything else is kept as it is.
+
+    Example::
+
+        debug_json({"text": "a\x00b", "n": float("nan")})  # {'text': 'a\ufffdb', 'n': 'NaN'}
+    """
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {_clean_text(str(k)): debug_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [debug_json(v) for v in value]
+    return value
+
+
+def _clean_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 def require_aware(value: datetime, name: str) -> datetime:

@@ -474,3 +474,18 @@ async def test_a_read_only_database_defers_the_write_on_both_writers(
         await store.engine.dispose()
     assert await writer.record(make_record(input_tokens=5)) == 1
     assert (await store.workflow_totals("wf-1")).input_tokens == 5
+
+
+async def test_debug_bodies_with_nul_surrogates_or_nan_are_saved_alike(pair: Pair) -> None:
+    """A prompt or reply holding NUL, a lone surrogate or NaN: jsonb refuses them as they
+    are, and the whole debug entry was lost. Both writers save the same cleaned body."""
+    writer, store = pair
+    odd = {"text": "a\x00b", "k\x00": "\ud800x", "scores": [float("nan"), float("-inf")]}
+    for sink in (writer, store):
+        await sink.record_debug(
+            workflow_id="wf-odd", run_id="r", step="s", attempt=1, request=odd, response=odd
+        )
+    saved = await store.debug_logs("wf-odd")
+    assert len(saved) == 2
+    cleaned = {"text": "a\ufffdb", "k\ufffd": "\ufffdx", "scores": ["NaN", "-Infinity"]}
+    assert [(e.request, e.response) for e in saved] == [(cleaned, cleaned)] * 2
