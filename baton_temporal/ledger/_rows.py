@@ -269,29 +269,40 @@ def usage_row(rec: UsageRecord, pricer: Pricer) -> dict[str, Any]:
     }
     if u.usage_unknown is not None:
         row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
-    return row
+    return _storable(row)
+
+
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    # PostgreSQL's text columns refuse NUL characters: a reply's model or service tier, a
+    # reported usage, a call id holding one would have its paid call refused for good
+    # (and dropped). Both backends store U+FFFD instead, so their rows stay alike.
+    return {k: _clean_text(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def intent_row(intent: CallIntent) -> dict[str, Any]:
     """The ``pending`` row of a call about to be sent: input estimated from the prompt
     size, unpriced, completed later by the call's usage."""
-    return {
-        "call_key": intent.call_key,
-        "workflow_id": intent.workflow_id,
-        "run_id": intent.run_id,
-        "workflow_name": intent.workflow_name,
-        "step": intent.step,
-        "activity_id": intent.activity_id,
-        "attempt": intent.attempt,
-        "call_index": intent.call_index,
-        "call_id": intent.call_id,
-        "model": intent.model,
-        "provider": intent.provider,
-        **usage_columns(LLMUsage(model=intent.model, input_tokens=intent.estimated_input_tokens)),
-        "requested_at": intent.requested_at,
-        "latency_ms": None,
-        "prompt_chars": intent.prompt_chars,
-        **price_columns(None),
-        "status": "pending",
-        "recorded_at": intent.requested_at,
-    }
+    return _storable(
+        {
+            "call_key": intent.call_key,
+            "workflow_id": intent.workflow_id,
+            "run_id": intent.run_id,
+            "workflow_name": intent.workflow_name,
+            "step": intent.step,
+            "activity_id": intent.activity_id,
+            "attempt": intent.attempt,
+            "call_index": intent.call_index,
+            "call_id": intent.call_id,
+            "model": intent.model,
+            "provider": intent.provider,
+            **usage_columns(
+                LLMUsage(model=intent.model, input_tokens=intent.estimated_input_tokens)
+            ),
+            "requested_at": intent.requested_at,
+            "latency_ms": None,
+            "prompt_chars": intent.prompt_chars,
+            **price_columns(None),
+            "status": "pending",
+            "recorded_at": intent.requested_at,
+        }
+    )

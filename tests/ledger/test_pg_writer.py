@@ -489,3 +489,20 @@ async def test_debug_bodies_with_nul_surrogates_or_nan_are_saved_alike(pair: Pai
     assert len(saved) == 2
     cleaned = {"text": "a\ufffdb", "k\ufffd": "\ufffdx", "scores": ["NaN", "-Infinity"]}
     assert [(e.request, e.response) for e in saved] == [(cleaned, cleaned)] * 2
+
+
+async def test_a_nul_in_a_reply_s_text_fields_does_not_lose_the_paid_call(
+    pair: Pair, make_record: RecordFactory
+) -> None:
+    """A provider (or a proxy) that puts a NUL in the model name or service tier: the
+    call was paid; PostgreSQL's text columns refuse NUL, and the row was refused for good
+    (LedgerWriteError: dropped). Both writers store it, with U+FFFD in its place."""
+    writer, store = pair
+    for index, sink in enumerate((writer, store)):
+        record = make_record(
+            call_index=index, model="gpt-4o\x00", service_tier="x\x00", input_tokens=7
+        )
+        assert await sink.record(record) == 1
+    stored = await rows(store)
+    assert [(r["model"], r["service_tier"]) for r in stored] == [("gpt-4o\ufffd", "x\ufffd")] * 2
+    assert (await store.workflow_totals("wf-1")).input_tokens == 14
