@@ -506,3 +506,34 @@ async def test_a_nul_in_a_reply_s_text_fields_does_not_lose_the_paid_call(
     stored = await rows(store)
     assert [(r["model"], r["service_tier"]) for r in stored] == [("gpt-4o\ufffd", "x\ufffd")] * 2
     assert (await store.workflow_totals("wf-1")).input_tokens == 14
+
+
+async def test_a_login_refused_mid_run_keeps_the_usage_for_later(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """Credentials rotated or revoked under a running worker (class 28 at connect): the
+    database is not refusing the rows, it is not letting the worker in. The usage must be
+    kept for later (LedgerUnavailable), not refused for good (LedgerWriteError drops it)."""
+    writer, store = pair
+    database = str(store.engine.url.database)
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    url = postgres_server.url_for(database).replace(f"{postgres_server.user}@", f"{role}@")
+    rotated = PgUsageWriter(url, pricer=GenAIPricesPricer(), connect_timeout=2)
+    try:
+        assert await rotated.record(make_record(activity_id="before", input_tokens=1)) == 1
+        await rotated.close()  # the next write opens a connection, as after a restart
+        with postgres_server._connect(database) as conn:
+            conn.execute(f'ALTER ROLE "{role}" NOLOGIN')
+        late = make_record(activity_id="during", input_tokens=2)
+        with pytest.raises(LedgerUnavailable, match="not permitted to log in"):
+            await rotated.record(late)
+        with postgres_server._connect(database) as conn:
+            conn.execute(f'ALTER ROLE "{role}" LOGIN')
+        assert await rotated.record(late) == 1
+    finally:
+        await rotated.close()
+    assert (await store.workflow_totals("wf-1")).input_tokens == 3
