@@ -514,7 +514,7 @@ async def test_a_login_refused_mid_run_keeps_the_usage_for_later(
     """Credentials rotated or revoked under a running worker (class 28 at connect): the
     database is not refusing the rows, it is not letting the worker in. The usage must be
     kept for later (LedgerUnavailable), not refused for good (LedgerWriteError drops it)."""
-    writer, store = pair
+    _, store = pair
     database = str(store.engine.url.database)
     role = f"r_{uuid.uuid4().hex[:8]}"
     with postgres_server._connect(database) as conn:
