@@ -351,6 +351,9 @@ def test_the_plugin_writes_postgres_usage_through_the_light_writer(
     assert isinstance(BatonPlugin()._make_store(), LedgerStore)
     with pytest.raises(LedgerConfigError, match="port must be a number"):
         BatonPlugin(ledger="postgresql://h:x/db")._make_store()
+    # A URL read from a file (a trailing newline): accepted whether it migrates or not.
+    for migrate in (None, True):
+        assert BatonPlugin(ledger=f" {url}\n", migrate=migrate)._make_store() is not None
 
 
 async def test_a_restarted_postgres_is_reconnected_to(
