@@ -116,4 +116,5 @@ def safe_url(url: str | URL) -> str:
         parsed = parsed.set(
             query={k: ("***" if _SECRET_KEY.search(k) else v) for k, v in parsed.query.items()}
         )
-    return hide_userinfo(parsed.render_as_string(hide_password=True))
+    shown = parsed.render_as_string(hide_password=True)
+    return shown if parsed.password is None else hide_userinfo(shown)

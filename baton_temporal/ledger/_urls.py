@@ -155,7 +155,7 @@ def _render(parts: dict[str, Any], query: dict[str, list[str]]) -> str:
             for k in sorted(query)
             for v in query[k]
         )
-    return hide_userinfo(shown)
+    return shown if parts["password"] is None else hide_userinfo(shown)
 
 
 def postgres_target(url: str) -> tuple[str, str]:
