@@ -540,3 +540,39 @@ async def test_a_login_refused_mid_run_keeps_the_usage_for_later(
     finally:
         await rotated.close()
     assert (await store.workflow_totals("wf-1")).input_tokens == 3
+
+
+async def test_a_role_that_may_not_write_is_refused_before_any_call_is_lost(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A worker whose database role may read the ledger but not write it: the schema
+    check passed and every paid call's row was then refused for good (dropped). Now the
+    worker's preflight stops with the GRANT to run, and writes are kept for later."""
+    _, store = pair
+    database = str(store.engine.url.database)
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    url = postgres_server.url_for(database).replace(f"{postgres_server.user}@", f"{role}@")
+    with pytest.raises(LedgerConfigError, match=f"role '{role}' may not write.*GRANT") as info:
+        await BatonPlugin(ledger=url).preflight()
+    assert "INSERT on workflow_step_stats" in str(info.value)
+    reader = PgUsageWriter(url, pricer=GenAIPricesPricer())
+    try:
+        with pytest.raises(LedgerConfigError, match="may not write"):
+            await reader.record(make_record(input_tokens=1))
+    finally:
+        await reader.close()
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    await BatonPlugin(ledger=url).preflight()
+    writer = PgUsageWriter(url, pricer=GenAIPricesPricer())
+    try:
+        assert await writer.record(make_record(input_tokens=1)) == 1
+        await writer.record_debug(
+            workflow_id="wf-1", run_id="r", step="s", attempt=1, request={}, response={}
+        )
+    finally:
+        await writer.close()
