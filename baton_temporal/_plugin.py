@@ -244,7 +244,9 @@ class BatonPlugin(SimplePlugin):
 
         if isinstance(self._ledger, LedgerStore):
             return self._ledger
-        url = None if self._ledger in (None, True) else str(self._ledger)
+        # Stripped as the light writer (and BATON_LEDGER_URL) strips it: a URL read from a
+        # file ends with a newline, and migrate=True must not refuse what False accepts.
+        url = None if self._ledger in (None, True) else str(self._ledger).strip()
         return LedgerStore.from_url(url, pricer=self._pricer)
 
     def resources(self) -> WorkerResources | None:

@@ -21,7 +21,7 @@ from ._errors import (
     LedgerUnavailable,
     LedgerWriteError,
 )
-from ._urls import DEFAULT_SQLITE_PATH, default_ledger_url, mask_secrets
+from ._urls import DEFAULT_SQLITE_PATH, default_ledger_url, hide_userinfo, mask_secrets
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
@@ -116,4 +116,5 @@ def safe_url(url: str | URL) -> str:
         parsed = parsed.set(
             query={k: ("***" if _SECRET_KEY.search(k) else v) for k, v in parsed.query.items()}
         )
-    return parsed.render_as_string(hide_password=True)
+    shown = parsed.render_as_string(hide_password=True)
+    return shown if parsed.password is None else hide_userinfo(shown)

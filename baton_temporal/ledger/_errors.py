@@ -31,7 +31,23 @@ LEDGER_URL_ENV = "BATON_LEDGER_URL"
 # (connection exceptions), 57P01-57P03 (shutting down, cannot connect now), 53300 (too
 # many connections), 40001/40P01 (serialization failure, deadlock), 55P03/57014 (a lock
 # not granted in time, a statement timeout): a retry can succeed.
-PG_TRANSIENT = ("57P01", "57P02", "57P03", "53300", "40001", "40P01", "55P03", "57014")
+# 25006: the database turned read-only (a failover to a standby, maintenance); class 53:
+# out of disk, memory or connections. Both pass; refusing would drop the usage for good.
+PG_TRANSIENT = (
+    "57P01",
+    "57P02",
+    "57P03",
+    "53000",
+    "53100",
+    "53200",
+    "53300",
+    "53400",
+    "25006",
+    "40001",
+    "40P01",
+    "55P03",
+    "57014",
+)
 # Driver errors without a SQLSTATE that are the statement's fault, not the connection's.
 STATEMENT_FAULTS = ("number of parameters", "too many sql variables", "too many terms")
 

@@ -45,6 +45,7 @@ from ._errors import (
     _FIX_MIGRATE,
     PG_TRANSIENT,
     STATEMENT_FAULTS,
+    LedgerConfigError,
     LedgerError,
     LedgerNotMigrated,
     LedgerUnavailable,
@@ -60,6 +61,7 @@ from ._rows import (
     PROVISIONAL,
     ROWS_PER_STATEMENT,
     STEP_STAT_TABLE,
+    debug_json,
     intent_row,
     require_aware,
     usage_row,
@@ -79,6 +81,14 @@ _CANCEL = (
 _DEBUG = (
     f"INSERT INTO {DEBUG_LOG_TABLE} (workflow_id, run_id, step, attempt, call_id, model, "
     "request, response, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+
+
+# What the writer does to each table (upsert with RETURNING, cancel, reconcile; debug
+# logs with RETURNING id).
+_WRITES = (
+    (STEP_STAT_TABLE, ("SELECT", "INSERT", "UPDATE", "DELETE")),
+    (DEBUG_LOG_TABLE, ("SELECT", "INSERT")),
 )
 
 
@@ -111,6 +121,8 @@ class PgUsageWriter:
         self, url: str, *, pricer: Pricer | None = None, connect_timeout: float = 10.0
     ) -> None:
         self._conninfo, self.url = postgres_target(url)
+        # The URL as given, for the store that migrates (the conninfo is libpq's form).
+        self._source = url.strip()
         # As the store: the URL's own connect_timeout wins over ours.
         self._own_timeout = "connect_timeout" not in conninfo_to_dict(self._conninfo)
         self._connect_timeout = connect_timeout
@@ -252,8 +264,8 @@ class PgUsageWriter:
             attempt,
             call_id,
             model,
-            Jsonb(request),
-            Jsonb(response),
+            Jsonb(debug_json(request)),
+            Jsonb(debug_json(response)),
             utc_value(when),
         )
         await self._ensure_schema()
@@ -291,6 +303,7 @@ class PgUsageWriter:
         current = await self._run(self._side_link(), read, ping=True)
         heads = head_revisions()
         if current == heads:
+            await self._check_privileges()
             return
         if not current:
             raise LedgerNotMigrated(
@@ -310,6 +323,40 @@ class PgUsageWriter:
             f"this baton-temporal needs {', '.join(sorted(heads))}; {_FIX_MIGRATE}"
         )
 
+    async def _check_privileges(self) -> None:
+        """Refuse a role that may read the ledger but not write it: every paid call's row
+        would be refused for good (LedgerWriteError) while the schema check passed."""
+
+        async def missing(conn: psycopg.AsyncConnection[Any]) -> tuple[str, list[str]]:
+            lacks: list[str] = []
+            for table, privileges in _WRITES:
+                for privilege in privileges:
+                    row = await (
+                        await conn.execute("SELECT has_table_privilege(%s, %s)", (table, privilege))
+                    ).fetchone()
+                    if row is not None and not row[0]:
+                        lacks.append(f"{privilege} on {table}")
+                row = await (
+                    await conn.execute(
+                        "SELECT s, has_sequence_privilege(s, 'USAGE') "
+                        "FROM pg_get_serial_sequence(%s, 'id') AS s WHERE s IS NOT NULL",
+                        (table,),
+                    )
+                ).fetchone()
+                if row is not None and not row[1]:
+                    lacks.append(f"USAGE on sequence {row[0]}")
+            user = await (await conn.execute("SELECT current_user")).fetchone()
+            return (str(user[0]) if user else "?"), lacks
+
+        user, lacks = await self._run(self._side_link(), missing, ping=True)
+        if lacks:
+            raise LedgerConfigError(
+                f"the ledger database {self.url}: role {user!r} may not write the ledger "
+                f"(it lacks {', '.join(lacks)}); grant them, e.g. GRANT SELECT, INSERT, "
+                f'UPDATE, DELETE ON {STEP_STAT_TABLE}, {DEBUG_LOG_TABLE} TO "{user}"; '
+                f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA <schema> TO "{user}"'
+            )
+
     async def _ensure_schema(self) -> None:
         if not self._schema_ok:
             await self.check_schema()
@@ -321,7 +368,7 @@ class PgUsageWriter:
         from ._store import LedgerStore
 
         store = LedgerStore.from_url(
-            self._conninfo, pricer=self._pricer, connect_timeout=self._connect_timeout
+            self._source, pricer=self._pricer, connect_timeout=self._connect_timeout
         )
         try:
             await store.migrate()

@@ -12,6 +12,8 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "ROWS_PER_STATEMENT",
     "STEP_STAT_COLUMNS",
     "STEP_STAT_TABLE",
+    "debug_json",
     "intent_row",
     "money_value",
     "price_columns",
@@ -139,6 +142,37 @@ def money_value(value: Any, *, sqlite: bool = False) -> Any:
     return int(cost.scaleb(COST_PLACES)) if sqlite else cost
 
 
+def debug_json(value: Any) -> Any:
+    """A debug log body as both backends can store it: PostgreSQL's jsonb refuses NUL
+    characters, lone surrogates and non-finite numbers, which a prompt or a reply may hold
+    (the whole log entry was then lost). NUL and surrogates become U+FFFD, NaN and the
+    infinities their names as strings; everything else is kept as it is.
+
+    Example::
+
+        debug_json({"text": "a\x00b", "n": float("nan")})  # {'text': 'a\ufffdb', 'n': 'NaN'}
+    """
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {_clean_text(str(k)): debug_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [debug_json(v) for v in value]
+    return value
+
+
+def _clean_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
 def require_aware(value: datetime, name: str) -> datetime:
     """``value`` if it has a time zone, else ValueError naming the argument."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -235,29 +269,40 @@ def usage_row(rec: UsageRecord, pricer: Pricer) -> dict[str, Any]:
     }
     if u.usage_unknown is not None:
         row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
-    return row
+    return _storable(row)
+
+
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    # PostgreSQL's text columns refuse NUL characters: a reply's model or service tier, a
+    # reported usage, a call id holding one would have its paid call refused for good
+    # (and dropped). Both backends store U+FFFD instead, so their rows stay alike.
+    return {k: _clean_text(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def intent_row(intent: CallIntent) -> dict[str, Any]:
     """The ``pending`` row of a call about to be sent: input estimated from the prompt
     size, unpriced, completed later by the call's usage."""
-    return {
-        "call_key": intent.call_key,
-        "workflow_id": intent.workflow_id,
-        "run_id": intent.run_id,
-        "workflow_name": intent.workflow_name,
-        "step": intent.step,
-        "activity_id": intent.activity_id,
-        "attempt": intent.attempt,
-        "call_index": intent.call_index,
-        "call_id": intent.call_id,
-        "model": intent.model,
-        "provider": intent.provider,
-        **usage_columns(LLMUsage(model=intent.model, input_tokens=intent.estimated_input_tokens)),
-        "requested_at": intent.requested_at,
-        "latency_ms": None,
-        "prompt_chars": intent.prompt_chars,
-        **price_columns(None),
-        "status": "pending",
-        "recorded_at": intent.requested_at,
-    }
+    return _storable(
+        {
+            "call_key": intent.call_key,
+            "workflow_id": intent.workflow_id,
+            "run_id": intent.run_id,
+            "workflow_name": intent.workflow_name,
+            "step": intent.step,
+            "activity_id": intent.activity_id,
+            "attempt": intent.attempt,
+            "call_index": intent.call_index,
+            "call_id": intent.call_id,
+            "model": intent.model,
+            "provider": intent.provider,
+            **usage_columns(
+                LLMUsage(model=intent.model, input_tokens=intent.estimated_input_tokens)
+            ),
+            "requested_at": intent.requested_at,
+            "latency_ms": None,
+            "prompt_chars": intent.prompt_chars,
+            **price_columns(None),
+            "status": "pending",
+            "recorded_at": intent.requested_at,
+        }
+    )

@@ -48,6 +48,7 @@ from ._rows import (
     PROVISIONAL,
     REPLACE_WHEN,
     ROWS_PER_STATEMENT,
+    debug_json,
     intent_row,
     price_columns,
     quote_usage,
@@ -417,8 +418,8 @@ class LedgerWriter(StoreCore):
             "attempt": attempt,
             "call_id": call_id,
             "model": model,
-            "request": request,
-            "response": response,
+            "request": debug_json(request),
+            "response": debug_json(response),
             "created_at": require_aware(created_at, "created_at")
             if created_at is not None
             else datetime.now(UTC),

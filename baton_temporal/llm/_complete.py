@@ -585,7 +585,11 @@ def _redacted_with(value: Any, forms: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return redact_forms(value, forms, partial=False)  # bodies: exact (quoted) forms only
     if isinstance(value, Mapping):
-        return {str(k): _redacted_with(v, forms) for k, v in value.items()}
+        # Keys too: a caller's metadata or a provider's reply may key a map by the secret.
+        return {
+            redact_forms(str(k), forms, partial=False): _redacted_with(v, forms)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_redacted_with(v, forms) for v in value]
     return value

@@ -307,6 +307,13 @@ def test_bad_urls_are_config_errors() -> None:
         with pytest.raises(LedgerConfigError, match=fix) as info:
             PgUsageWriter(url)
         assert "pw@" not in str(info.value)
+    # A password with a space or an "@" in a URL refused for another reason: hidden whole
+    # in the message, by the writer and by the store alike.
+    for url in ("postgresql://u:se cret@db:abc/l", "postgresql://u:se@cret@db:abc/l"):
+        for open_it in (PgUsageWriter, LedgerStore.from_url):
+            with pytest.raises(LedgerConfigError, match="port must be a number") as info:
+                open_it(url)
+            assert "cret" not in str(info.value) and "u:***@db:abc/l" in str(info.value)
 
 
 def test_the_url_is_shown_as_the_store_shows_it() -> None:
@@ -316,8 +323,16 @@ def test_the_url_is_shown_as_the_store_shows_it() -> None:
         "postgresql+psycopg://u:p%40ss@[::1]:5432/db",
     ):
         assert PgUsageWriter(url).url == LedgerStore.from_url(url).url
-    shown = PgUsageWriter("postgresql://u@db/l?sslpassword=hunter2&sslmode=require").url
-    assert shown == "postgresql+psycopg://u@db/l?sslpassword=***&sslmode=require"
+    secret = "postgresql://u@db/l?sslpassword=hunter2&sslmode=require"
+    shown = PgUsageWriter(secret).url
+    assert shown == LedgerStore.from_url(secret).url and "hunter2" not in shown
+    # A password with characters a URL would escape, given unescaped: the store reads
+    # it (its grammar lets the password run to the last "@"), and so must the writer.
+    assert PgUsageWriter("postgresql://u:p a/s?s%@db/l").url == "postgresql+psycopg://u:***@db/l"
+    # An unescaped "@" in it: read as ending at the first one (as the store reads it),
+    # and no part of it shown as the host.
+    for open_it in (PgUsageWriter, LedgerStore.from_url):
+        assert open_it("postgresql://u:se@cret@db/l").url == "postgresql+psycopg://u:***@db/l"
 
 
 def test_the_plugin_writes_postgres_usage_through_the_light_writer(
@@ -336,6 +351,9 @@ def test_the_plugin_writes_postgres_usage_through_the_light_writer(
     assert isinstance(BatonPlugin()._make_store(), LedgerStore)
     with pytest.raises(LedgerConfigError, match="port must be a number"):
         BatonPlugin(ledger="postgresql://h:x/db")._make_store()
+    # A URL read from a file (a trailing newline): accepted whether it migrates or not.
+    for migrate in (None, True):
+        assert BatonPlugin(ledger=f" {url}\n", migrate=migrate)._make_store() is not None
 
 
 async def test_a_restarted_postgres_is_reconnected_to(
@@ -374,7 +392,7 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
     pair: Pair, make_record: RecordFactory
 ) -> None:
     writer, store = pair
-    fast = PgUsageWriter(writer._conninfo, pricer=GenAIPricesPricer(), connect_timeout=1)
+    fast = PgUsageWriter(writer._source, pricer=GenAIPricesPricer(), connect_timeout=1)
     try:
         assert await fast.record(make_record(activity_id="warm")) == 1
         async with store.engine.connect() as locker:
@@ -392,3 +410,169 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
         assert (await store.workflow_totals("wf-1")).calls == 2
     finally:
         await fast.close()
+
+
+async def test_urls_the_store_opens_the_writer_opens_too(
+    postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A password with unescaped "/", "?", "%" and a space, the ledger in its own
+    schema (``options=-csearch_path=...``) and an application name with a space: the
+    store migrates and reads there, the worker's writer writes there."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    base = postgres_server.create_database(name)
+    with postgres_server._connect(name) as conn:
+        conn.execute("CREATE SCHEMA ledger")
+    url = (
+        base.replace("baton@", "baton:p/w?x%z y@")
+        + "?options=-csearch_path%3Dledger&application_name=baton worker&sslmode=disable"
+    )
+    try:
+        async with LedgerStore.from_url(url, pricer=GenAIPricesPricer()) as store:
+            await store.migrate()
+        writer = BatonPlugin(ledger=url)._make_store()
+        assert isinstance(writer, PgUsageWriter)
+        assert writer.url == LedgerStore.from_url(url).url and "p/w" not in writer.url
+        try:
+            await writer.check_schema()
+            assert await writer.record(make_record(input_tokens=3)) == 1
+        finally:
+            await writer.close()
+        async with LedgerStore.from_url(url) as store:
+            assert (await store.workflow_totals("wf-1")).input_tokens == 3
+        with postgres_server._connect(name) as conn:
+            where = conn.execute(
+                "SELECT table_schema FROM information_schema.tables "
+                "WHERE table_name = 'workflow_step_stats'"
+            ).fetchall()
+        assert where == [("ledger",)]
+    finally:
+        postgres_server.drop_database(name)
+
+
+async def test_a_read_only_database_defers_the_write_on_both_writers(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A database that turned read-only (a failover to a standby, maintenance) answers
+    every write with 25006: the usage must be kept for later (LedgerUnavailable), not
+    refused for good (LedgerWriteError drops the row)."""
+    writer, store = pair
+    database = str(store.engine.url.database)
+
+    def read_only(on: bool) -> None:
+        with postgres_server._connect(database) as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = '
+                + ("on" if on else "off")
+            )
+
+    read_only(True)
+    await store.engine.dispose()  # fresh connections take the new default
+    try:
+        for sink in (writer, store):
+            with pytest.raises(LedgerUnavailable, match="read-only transaction"):
+                await sink.record(make_record(input_tokens=5))
+    finally:
+        read_only(False)
+        await store.engine.dispose()
+    assert await writer.record(make_record(input_tokens=5)) == 1
+    assert (await store.workflow_totals("wf-1")).input_tokens == 5
+
+
+async def test_debug_bodies_with_nul_surrogates_or_nan_are_saved_alike(pair: Pair) -> None:
+    """A prompt or reply holding NUL, a lone surrogate or NaN: jsonb refuses them as they
+    are, and the whole debug entry was lost. Both writers save the same cleaned body."""
+    writer, store = pair
+    odd = {"text": "a\x00b", "k\x00": "\ud800x", "scores": [float("nan"), float("-inf")]}
+    for sink in (writer, store):
+        await sink.record_debug(
+            workflow_id="wf-odd", run_id="r", step="s", attempt=1, request=odd, response=odd
+        )
+    saved = await store.debug_logs("wf-odd")
+    assert len(saved) == 2
+    cleaned = {"text": "a\ufffdb", "k\ufffd": "\ufffdx", "scores": ["NaN", "-Infinity"]}
+    assert [(e.request, e.response) for e in saved] == [(cleaned, cleaned)] * 2
+
+
+async def test_a_nul_in_a_reply_s_text_fields_does_not_lose_the_paid_call(
+    pair: Pair, make_record: RecordFactory
+) -> None:
+    """A provider (or a proxy) that puts a NUL in the model name or service tier: the
+    call was paid; PostgreSQL's text columns refuse NUL, and the row was refused for good
+    (LedgerWriteError: dropped). Both writers store it, with U+FFFD in its place."""
+    writer, store = pair
+    for index, sink in enumerate((writer, store)):
+        record = make_record(
+            call_index=index, model="gpt-4o\x00", service_tier="x\x00", input_tokens=7
+        )
+        assert await sink.record(record) == 1
+    stored = await rows(store)
+    assert [(r["model"], r["service_tier"]) for r in stored] == [("gpt-4o\ufffd", "x\ufffd")] * 2
+    assert (await store.workflow_totals("wf-1")).input_tokens == 14
+
+
+async def test_a_login_refused_mid_run_keeps_the_usage_for_later(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """Credentials rotated or revoked under a running worker (class 28 at connect): the
+    database is not refusing the rows, it is not letting the worker in. The usage must be
+    kept for later (LedgerUnavailable), not refused for good (LedgerWriteError drops it)."""
+    _, store = pair
+    database = str(store.engine.url.database)
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    url = postgres_server.url_for(database).replace(f"{postgres_server.user}@", f"{role}@")
+    rotated = PgUsageWriter(url, pricer=GenAIPricesPricer(), connect_timeout=2)
+    try:
+        assert await rotated.record(make_record(activity_id="before", input_tokens=1)) == 1
+        await rotated.close()  # the next write opens a connection, as after a restart
+        with postgres_server._connect(database) as conn:
+            conn.execute(f'ALTER ROLE "{role}" NOLOGIN')
+        late = make_record(activity_id="during", input_tokens=2)
+        with pytest.raises(LedgerUnavailable, match="not permitted to log in"):
+            await rotated.record(late)
+        with postgres_server._connect(database) as conn:
+            conn.execute(f'ALTER ROLE "{role}" LOGIN')
+        assert await rotated.record(late) == 1
+    finally:
+        await rotated.close()
+    assert (await store.workflow_totals("wf-1")).input_tokens == 3
+
+
+async def test_a_role_that_may_not_write_is_refused_before_any_call_is_lost(
+    pair: Pair, postgres_server: PostgresServer, make_record: RecordFactory
+) -> None:
+    """A worker whose database role may read the ledger but not write it: the schema
+    check passed and every paid call's row was then refused for good (dropped). Now the
+    worker's preflight stops with the GRANT to run, and writes are kept for later."""
+    _, store = pair
+    database = str(store.engine.url.database)
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    url = postgres_server.url_for(database).replace(f"{postgres_server.user}@", f"{role}@")
+    with pytest.raises(LedgerConfigError, match=f"role '{role}' may not write.*GRANT") as info:
+        await BatonPlugin(ledger=url).preflight()
+    assert "INSERT on workflow_step_stats" in str(info.value)
+    reader = PgUsageWriter(url, pricer=GenAIPricesPricer())
+    try:
+        with pytest.raises(LedgerConfigError, match="may not write"):
+            await reader.record(make_record(input_tokens=1))
+    finally:
+        await reader.close()
+    with postgres_server._connect(database) as conn:
+        conn.execute(f'GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    await BatonPlugin(ledger=url).preflight()
+    writer = PgUsageWriter(url, pricer=GenAIPricesPricer())
+    try:
+        assert await writer.record(make_record(input_tokens=1)) == 1
+        await writer.record_debug(
+            workflow_id="wf-1", run_id="r", step="s", attempt=1, request={}, response={}
+        )
+    finally:
+        await writer.close()

@@ -344,6 +344,20 @@ async def test_api_keys_never_appear_in_responses_or_errors(standin: StandIn) ->
     assert joined.count("***") >= 6  # the echoed keys were scrubbed, not dropped silently
 
 
+async def test_a_key_used_as_a_map_key_is_hidden_in_the_stored_bodies(standin: StandIn) -> None:
+    # The request and reply bodies go to the debug log: a secret is hidden in map keys
+    # too, not only in string values.
+    key = "sk-KEEP-THIS-SECRET-789"
+    config = standin.config(openai_api_key=key)
+    async with LLMClients() as clients:
+        reply = await complete(
+            MESSAGES, model="gpt-4o", config=config, clients=clients, metadata={key: "x"}
+        )
+    stored = json.dumps([reply.raw_request, reply.raw_response, reply.output_items])
+    assert "KEEP-THIS-SECRET" not in stored
+    assert reply.raw_request["metadata"] == {"***": "x"}
+
+
 async def test_complete_without_shared_clients_builds_and_closes_its_own(
     standin: StandIn, config: LLMConfig
 ) -> None:
