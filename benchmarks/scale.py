@@ -366,11 +366,15 @@ def summarize(results: list[dict[str, Any]], *, calls_per_flow: int) -> list[dic
         row: dict[str, Any] = {
             "comparator": name,
             "rounds": len(runs),
-            "flows_per_s": statistics.median(r["flows_per_s"] for r in runs),
+            "flows_per_s": round(statistics.median(r["flows_per_s"] for r in runs), 2),
             "flows_per_s_each": [r["flows_per_s"] for r in runs],
-            "worker_rss_peak_mib": statistics.median(r["worker_rss_peak_mib"] for r in runs),
+            "worker_rss_peak_mib": round(
+                statistics.median(r["worker_rss_peak_mib"] for r in runs), 2
+            ),
             "worker_rss_peak_each": [r["worker_rss_peak_mib"] for r in runs],
-            "worker_rss_before_mib": statistics.median(r["worker_rss_before_mib"] for r in runs),
+            "worker_rss_before_mib": round(
+                statistics.median(r["worker_rss_before_mib"] for r in runs), 2
+            ),
             "worker_cpu_ms_per_flow": round(
                 statistics.median(1000 * r["worker_cpu_s"] / r["flows"] for r in runs), 1
             ),
