@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..pricing import Pricer, pricer_from_env
 from ._config import LedgerError, LedgerNotMigrated, safe_url
-from ._errors import _FIX_MIGRATE, not_migrated, refused, unavailable
 from ._errors import PG_TRANSIENT as _PG_TRANSIENT
 from ._errors import STATEMENT_FAULTS as _STATEMENT_FAULTS
-from ._migrations import current_revisions, head_revisions, known_revisions, migrate_sync
+from ._errors import not_migrated, refused, unavailable
+from ._migrations import current_revisions, migrate_sync
+from ._revisions import check_revisions
 
 __all__ = ["StoreCore"]
 
@@ -179,26 +180,7 @@ class StoreCore:
         """Raise :class:`LedgerNotMigrated` unless the tables are at the newest revision."""
         async with self._guard(), self._engine.connect() as conn:
             current = await conn.run_sync(current_revisions)
-        heads = head_revisions()
-        if current == heads:
-            return
-        if not current:
-            raise LedgerNotMigrated(
-                f"the ledger database {self.url} has no ledger tables; {_FIX_MIGRATE}"
-            )
-        unknown = current - known_revisions()
-        if unknown:
-            # Migrated by a newer release: its changes are additive, so keep working.
-            log.warning(
-                "ledger database %s is at revision %s, newer than this baton-temporal knows",
-                self.url,
-                ", ".join(sorted(unknown)),
-            )
-            return
-        raise LedgerNotMigrated(
-            f"the ledger database {self.url} is at revision {', '.join(sorted(current))}, "
-            f"this baton-temporal needs {', '.join(sorted(heads))}; {_FIX_MIGRATE}"
-        )
+        check_revisions(self.url, current)
 
     async def _ensure_schema(self) -> None:
         if self._schema_ok:

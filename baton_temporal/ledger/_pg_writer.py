@@ -42,7 +42,6 @@ from psycopg.types.json import Jsonb
 from ..pricing import Pricer, pricer_from_env
 from ._batch import InsertBatcher
 from ._errors import (
-    _FIX_MIGRATE,
     PG_TRANSIENT,
     STATEMENT_FAULTS,
     LedgerConfigError,
@@ -55,7 +54,7 @@ from ._errors import (
 )
 from ._pg_insert import usage_insert
 from ._records import LOST_WORKER_STOPPED, CallIntent, UsageRecord
-from ._revisions import VERSION_TABLE, head_revisions, known_revisions
+from ._revisions import VERSION_TABLE, check_revisions
 from ._rows import (
     DEBUG_LOG_TABLE,
     PROVISIONAL,
@@ -301,27 +300,8 @@ class PgUsageWriter:
             return frozenset(str(r[0]) for r in rows)
 
         current = await self._run(self._side_link(), read, ping=True)
-        heads = head_revisions()
-        if current == heads:
+        if check_revisions(self.url, current):
             await self._check_privileges()
-            return
-        if not current:
-            raise LedgerNotMigrated(
-                f"the ledger database {self.url} has no ledger tables; {_FIX_MIGRATE}"
-            )
-        unknown = current - known_revisions()
-        if unknown:
-            # Migrated by a newer release: its changes are additive, so keep working.
-            log.warning(
-                "ledger database %s is at revision %s, newer than this baton-temporal knows",
-                self.url,
-                ", ".join(sorted(unknown)),
-            )
-            return
-        raise LedgerNotMigrated(
-            f"the ledger database {self.url} is at revision {', '.join(sorted(current))}, "
-            f"this baton-temporal needs {', '.join(sorted(heads))}; {_FIX_MIGRATE}"
-        )
 
     async def _check_privileges(self) -> None:
         """Refuse a role that may read the ledger but not write it: every paid call's row

@@ -10,13 +10,22 @@ Example::
 from __future__ import annotations
 
 import ast
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ._errors import LedgerConfigError
+from ._errors import _FIX_MIGRATE, LedgerConfigError, LedgerNotMigrated
 
-__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "head_revisions", "known_revisions"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "check_revisions",
+    "head_revisions",
+    "known_revisions",
+]
+
+log = logging.getLogger("baton_temporal.ledger")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -71,3 +80,31 @@ def head_revisions(directory: Path = MIGRATIONS_DIR) -> frozenset[str]:
 def known_revisions() -> frozenset[str]:
     """Every revision this release's migrations define."""
     return frozenset(_revision_graph())
+
+
+def check_revisions(url: str, current: frozenset[str]) -> bool:
+    """Whether a database at revisions ``current`` is usable: True at the head, False
+    (with a warning) at revisions newer than this release knows, whose changes are
+    additive; :class:`LedgerNotMigrated` naming the fix otherwise.
+
+    Example::
+
+        check_revisions("postgresql://db/baton", head_revisions())   # True
+    """
+    heads = head_revisions()
+    if current == heads:
+        return True
+    if not current:
+        raise LedgerNotMigrated(f"the ledger database {url} has no ledger tables; {_FIX_MIGRATE}")
+    unknown = current - known_revisions()
+    if unknown:
+        log.warning(
+            "ledger database %s is at revision %s, newer than this baton-temporal knows",
+            url,
+            ", ".join(sorted(unknown)),
+        )
+        return False
+    raise LedgerNotMigrated(
+        f"the ledger database {url} is at revision {', '.join(sorted(current))}, "
+        f"this baton-temporal needs {', '.join(sorted(heads))}; {_FIX_MIGRATE}"
+    )
