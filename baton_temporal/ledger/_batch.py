@@ -51,6 +51,15 @@ class InsertBatcher:
         # the caller keeps them as pending (rows are idempotent, so a second write is safe).
         return await future
 
+    async def submit_all(self, rows: list[Row], *, per_statement: int) -> int:
+        """:meth:`submit` for any number of rows, at most ``per_statement`` at a time."""
+        if len(rows) <= per_statement:
+            return await self.submit(rows)
+        total = 0
+        for start in range(0, len(rows), per_statement):
+            total += await self.submit(rows[start : start + per_statement])
+        return total
+
     async def _drain(self) -> None:
         try:
             while self._queue:

@@ -63,7 +63,7 @@ from ._rows import (
     debug_json,
     intent_row,
     require_aware,
-    usage_row,
+    usage_rows,
     utc_value,
 )
 from ._urls import postgres_target
@@ -161,20 +161,10 @@ class PgUsageWriter:
         Same as ``LedgerStore.record``: idempotent on the call key (replacing only the
         call's intent or lost-reply estimate, or ``ok`` by ``step_failed``).
         """
-        if isinstance(rows, UsageRecord | Mapping):
-            rows = [rows]
-        records = [r if isinstance(r, UsageRecord) else UsageRecord.model_validate(r) for r in rows]
-        if not records:
+        values = usage_rows(rows, self._pricer)
+        if not values:
             return 0
-        values = list(
-            {v["call_key"]: v for v in (usage_row(r, self._pricer) for r in records)}.values()
-        )
-        if len(values) <= self._chunk:
-            return await self._batcher.submit(values)
-        total = 0
-        for start in range(0, len(values), self._chunk):
-            total += await self._batcher.submit(values[start : start + self._chunk])
-        return total
+        return await self._batcher.submit_all(values, per_statement=self._chunk)
 
     async def begin_call(self, intent: CallIntent) -> bool:
         """Write a call's intent before its request leaves; True if it was new."""

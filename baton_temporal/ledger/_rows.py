@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "require_aware",
     "usage_columns",
     "usage_row",
+    "usage_rows",
     "utc_value",
 ]
 
@@ -270,6 +271,25 @@ def usage_row(rec: UsageRecord, pricer: Pricer) -> dict[str, Any]:
     if u.usage_unknown is not None:
         row["price_note"] = f"usage unknown: {u.usage_unknown}"[:1000]
     return _storable(row)
+
+
+def usage_rows(
+    rows: UsageRecord | Mapping[str, Any] | Iterable[UsageRecord | Mapping[str, Any]],
+    pricer: Pricer,
+) -> list[dict[str, Any]]:
+    """The rows of what ``record()`` takes: one record or many, each a
+    :class:`UsageRecord` or a mapping validated as one (a record that came over the wire
+    as JSON); one row per call key, the last one given.
+
+    Example::
+
+        usage_rows([record, record], pricer)   # one row
+    """
+    if isinstance(rows, UsageRecord | Mapping):
+        rows = [rows]
+    records = (r if isinstance(r, UsageRecord) else UsageRecord.model_validate(r) for r in rows)
+    # One row per key even within a batch; the database enforces it across batches.
+    return list({v["call_key"]: v for v in (usage_row(r, pricer) for r in records)}.values())
 
 
 def _storable(row: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from ._rows import (
     price_columns,
     quote_usage,
     require_aware,
-    usage_row,
+    usage_rows,
 )
 from ._schema import DebugLog, StepStat
 
@@ -104,12 +104,6 @@ class LedgerWriter(StoreCore):
 
     # -- usage rows --------------------------------------------------------------------
 
-    # Shared with the worker's light writer (see _rows): both store identical values.
-    _quote = staticmethod(quote_usage)
-
-    def _row(self, rec: UsageRecord, pricer: Pricer) -> dict[str, Any]:
-        return usage_row(rec, pricer)
-
     async def record(
         self, rows: UsageRecord | Mapping[str, Any] | Iterable[UsageRecord | Mapping[str, Any]]
     ) -> int:
@@ -123,24 +117,10 @@ class LedgerWriter(StoreCore):
         Raises :class:`LedgerUnavailable` when the database cannot be reached, and
         :class:`LedgerWriteError` when it refuses the rows.
         """
-        if isinstance(rows, UsageRecord | Mapping):
-            rows = [rows]
-        records = [r if isinstance(r, UsageRecord) else UsageRecord.model_validate(r) for r in rows]
-        if not records:
+        values = usage_rows(rows, self._pricer)  # the same rows as the worker's writer
+        if not values:
             return 0
-        # One row per key even within a batch; the database enforces it across batches.
-        values = list(
-            {v["call_key"]: v for v in (self._row(r, self._pricer) for r in records)}.values()
-        )
-        return await self._submit(values)
-
-    async def _submit(self, values: list[dict[str, Any]]) -> int:
-        if len(values) <= self._chunk:
-            return await self._batcher.submit(values)
-        total = 0
-        for start in range(0, len(values), self._chunk):
-            total += await self._batcher.submit(values[start : start + self._chunk])
-        return total
+        return await self._batcher.submit_all(values, per_statement=self._chunk)
 
     # -- call intents ------------------------------------------------------------------
 
@@ -290,7 +270,7 @@ class LedgerWriter(StoreCore):
             updates = []
             for row in rows:
                 seen += 1
-                quote = self._quote(use, _usage_of(row))
+                quote = quote_usage(use, _usage_of(row))
                 new = price_columns(quote)
                 if new["cost_usd"] is not None:
                     priced += 1

@@ -20,6 +20,7 @@ from baton_temporal.ledger import (
     LedgerWriteError,
     UsageRecord,
 )
+from baton_temporal.ledger._rows import usage_row
 from baton_temporal.ledger._schema import StepStat, quantize_cost
 from baton_temporal.pricing import ChainPricer, GenAIPricesPricer, PricingError, TablePricer
 from baton_temporal.testing.postgres import PostgresServer
@@ -296,7 +297,7 @@ async def test_postgres_fast_insert_stores_what_sqlalchemy_would(
     slow = make_record(activity_id="slow", recorded_at=when, **usage)
     assert await store.record(fast) == 1
     async with store.engine.begin() as conn:
-        await conn.execute(StepStat.__table__.insert().values(**store._row(slow, store.pricer)))
+        await conn.execute(StepStat.__table__.insert().values(**usage_row(slow, store.pricer)))
         rows = {
             r.activity_id: r._asdict()
             for r in await conn.execute(select(StepStat.__table__).order_by(text("id")))
