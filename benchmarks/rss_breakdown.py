@@ -28,12 +28,8 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from baton_temporal.cli._devserver import DEV_SERVER_ARGS, temporal_cli_path
-from baton_temporal.ledger import LedgerStore
-from baton_temporal.testing.postgres import start_postgres
-
-from .infra import Proc, child_environment
-from .scale import COMPARATORS, RSSSampler, Talker, _status, run_flows
+from .infra import Proc
+from .scale import COMPARATORS, RSSSampler, Talker, _status, run_flows, services
 
 MIB = 1024
 
@@ -137,52 +133,28 @@ async def main() -> None:
     comparators = [c for c in args.only.split(",") if c]
     log_dir = Path(tempfile.mkdtemp(prefix="rss-breakdown-"))
     log(f"rss-breakdown: {args.flows} flows, {args.latency} s models; logs {log_dir}")
-    standin_proc, hello = await Proc.start(
-        "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
-    )
-    standin = Talker(standin_proc)
-    child_env = child_environment(hello["env"])
-    pg = None
-    env = None
-    ledger_url = None
     results = []
-    try:
-        if "baton" in comparators:
-            pg = await asyncio.to_thread(start_postgres, settings={"shared_buffers": "256MB"})
-            ledger_url = pg.create_database("rss_breakdown")
-            store = LedgerStore.from_url(ledger_url)
-            await store.migrate()
-            await store.close()
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(),
-            ui=False,
-            dev_server_log_level="error",
-            dev_server_extra_args=list(DEV_SERVER_ARGS),
-        )
+    async with services(
+        log_dir, ledger_database="rss_breakdown" if "baton" in comparators else None
+    ) as running:
         for comparator in comparators:
             results.append(
                 await one(
-                    env,
-                    standin,
+                    running.env,
+                    running.standin,
                     comparator,
                     flows=args.flows,
                     warmup=args.warmup,
                     slots=args.slots,
                     latency=args.latency,
-                    ledger_url=ledger_url,
-                    child_env=child_env,
+                    ledger_url=running.ledger_url,
+                    child_env=running.child_env,
                     log_dir=log_dir,
                     trace=args.trace,
                     importtime=args.importtime,
                     extra_env=dict(e.split("=", 1) for e in args.worker_env),
                 )
             )
-    finally:
-        if env is not None:
-            await env.shutdown()
-        if pg is not None:
-            pg.close()
-        await standin.close()
     report = json.dumps(results, indent=1)
     if args.out is not None:
         args.out.write_text(report + "\n")

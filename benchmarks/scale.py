@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -252,6 +254,54 @@ def _server_pid(port: str) -> int | None:
     return None
 
 
+@dataclass
+class Services:
+    """What every benchmark run needs: a dev server, the stand-in, the workers'
+    environment and, for baton with a ledger, a migrated PostgreSQL database."""
+
+    env: WorkflowEnvironment
+    standin: Talker
+    child_env: dict[str, str]
+    ledger_url: str | None
+
+
+@contextlib.asynccontextmanager
+async def services(
+    log_dir: Path, *, ledger_database: str | None, worker_env: dict[str, str] | None = None
+) -> AsyncIterator[Services]:
+    """Start the stand-in (its own process), PostgreSQL with a migrated ledger database
+    (when ``ledger_database`` names one) and a dev server started as ``baton dev`` starts
+    it; stop them all on the way out."""
+    standin_proc, hello = await Proc.start(
+        "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
+    )
+    standin = Talker(standin_proc)
+    child_env = child_environment({**hello["env"], **(worker_env or {})})
+    pg = None
+    env = None
+    try:
+        ledger_url = None
+        if ledger_database is not None:
+            pg = await asyncio.to_thread(start_postgres, settings={"shared_buffers": "256MB"})
+            ledger_url = pg.create_database(ledger_database)
+            store = LedgerStore.from_url(ledger_url)
+            await store.migrate()
+            await store.close()
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli_path(),
+            ui=False,
+            dev_server_log_level="error",
+            dev_server_extra_args=list(DEV_SERVER_ARGS),
+        )
+        yield Services(env, standin, child_env, ledger_url)
+    finally:
+        if env is not None:
+            await env.shutdown()
+        if pg is not None:
+            pg.close()
+        await standin.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flows", type=int, default=1000, help="flows in flight (default 1000)")
@@ -286,29 +336,13 @@ async def main() -> None:
         f"logs {log_dir}"
     )
 
-    standin_proc, hello = await Proc.start(
-        "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
-    )
-    standin = Talker(standin_proc)
-    child_env = child_environment({**hello["env"], "BENCH_LATENCY": str(args.latency)})
-    pg = None
-    ledger_url = None
-    env = None
     results: list[dict[str, Any]] = []
-    try:
-        if "baton" in comparators:
-            pg = await asyncio.to_thread(start_postgres, settings={"shared_buffers": "256MB"})
-            ledger_url = pg.create_database("bench_scale")
-            store = LedgerStore.from_url(ledger_url)
-            await store.migrate()
-            await store.close()
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(),
-            ui=False,
-            dev_server_log_level="error",
-            dev_server_extra_args=list(DEV_SERVER_ARGS),
-        )
-        address = env.client.service_client.config.target_host
+    async with services(
+        log_dir,
+        ledger_database="bench_scale" if "baton" in comparators else None,
+        worker_env={"BENCH_LATENCY": str(args.latency)},
+    ) as running:
+        address = running.env.client.service_client.config.target_host
         server_pid = _server_pid(address.rsplit(":", 1)[-1])
         # Runs of one comparator differ by 10-15% on this shared machine: every round runs
         # each comparator once, the order rotated, and the summary takes medians.
@@ -316,24 +350,18 @@ async def main() -> None:
             shift = round_no % len(comparators)
             for comparator in comparators[shift:] + comparators[:shift]:
                 result = await measure(
-                    env,
-                    standin,
+                    running.env,
+                    running.standin,
                     comparator,
                     flows=args.flows,
                     warmup=args.warmup,
                     slots=args.slots,
-                    ledger_url=ledger_url,
-                    child_env=child_env,
+                    ledger_url=running.ledger_url,
+                    child_env=running.child_env,
                     log_dir=log_dir,
                     server_pid=server_pid,
                 )
                 results.append(result | {"round": round_no + 1})
-    finally:
-        if env is not None:
-            await env.shutdown()
-        if pg is not None:
-            pg.close()
-        await standin.close()
 
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
