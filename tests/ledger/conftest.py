@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from baton_temporal.ledger import LedgerStore, UsageRecord
+from baton_temporal.ledger import CallIntent, LedgerStore, UsageRecord
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing.postgres import PostgresError, PostgresServer, start_postgres
 from baton_temporal.usage import LLMUsage
@@ -124,3 +124,18 @@ def make_record() -> RecordFactory:
         )
 
     return make
+
+
+def intent(attempt: int = 1, index: int = 0, chars: int = 4000) -> CallIntent:
+    return CallIntent(
+        workflow_id="wf-1",
+        run_id="run-1",
+        workflow_name="analysis",
+        step="summarize",
+        activity_id="1",
+        attempt=attempt,
+        call_index=index,
+        call_id=f"summarize/{attempt}/{index}",
+        model="gpt-4o",
+        prompt_chars=chars,
+    )

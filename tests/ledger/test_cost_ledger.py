@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from baton_temporal.ledger import (
-    CallIntent,
     LedgerStore,
     LedgerWriteError,
 )
@@ -21,25 +20,10 @@ from baton_temporal.ledger._schema import StepStat
 from baton_temporal.pricing import GenAIPricesPricer, PricingError, TablePricer
 from baton_temporal.usage import MAX_TOKENS, LLMUsage
 
-from .conftest import RecordFactory
+from .conftest import RecordFactory, intent
 
 BEFORE_CHANGE = datetime(2026, 1, 10, tzinfo=UTC)  # claude-sonnet-4-6's price changed
 AFTER_CHANGE = datetime(2026, 6, 10, tzinfo=UTC)  # on 2026-03-13 in genai-prices' data
-
-
-def intent(attempt: int = 1, index: int = 0, chars: int = 4000) -> CallIntent:
-    return CallIntent(
-        workflow_id="wf-1",
-        run_id="run-1",
-        workflow_name="analysis",
-        step="summarize",
-        activity_id="1",
-        attempt=attempt,
-        call_index=index,
-        call_id=f"summarize/{attempt}/{index}",
-        model="gpt-4o",
-        prompt_chars=chars,
-    )
 
 
 async def rows(store: LedgerStore) -> list[dict]:

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from baton_temporal import BatonPlugin
 from baton_temporal.ledger import (
-    CallIntent,
     LedgerConfigError,
     LedgerNotMigrated,
     LedgerStore,
@@ -31,7 +30,7 @@ from baton_temporal.ledger._schema import VERSION_TABLE, DebugLog, StepStat
 from baton_temporal.pricing import GenAIPricesPricer
 from baton_temporal.testing.postgres import PostgresServer, _free_port
 
-from .conftest import RecordFactory
+from .conftest import RecordFactory, intent
 
 Pair = tuple[PgUsageWriter, LedgerStore]
 
@@ -45,21 +44,6 @@ async def pair(pg_store: LedgerStore) -> AsyncIterator[Pair]:
         yield writer, pg_store
     finally:
         await writer.close()
-
-
-def intent(attempt: int = 1, index: int = 0, chars: int = 4000) -> CallIntent:
-    return CallIntent(
-        workflow_id="wf-1",
-        run_id="run-1",
-        workflow_name="analysis",
-        step="summarize",
-        activity_id="1",
-        attempt=attempt,
-        call_index=index,
-        call_id=f"summarize/{attempt}/{index}",
-        model="gpt-4o",
-        prompt_chars=chars,
-    )
 
 
 async def rows(store: LedgerStore) -> list[dict[str, Any]]:
@@ -386,30 +370,6 @@ async def test_a_restarted_postgres_is_reconnected_to(
     async with LedgerStore.from_url(pg.url) as store:
         totals = await store.workflow_totals("wf-1")
     assert (totals.calls, totals.input_tokens, totals.pending_calls) == (3, 7, 0)
-
-
-async def test_a_hung_write_times_out_and_frees_the_queue(
-    pair: Pair, make_record: RecordFactory
-) -> None:
-    writer, store = pair
-    fast = PgUsageWriter(writer._source, pricer=GenAIPricesPricer(), connect_timeout=1)
-    try:
-        assert await fast.record(make_record(activity_id="warm")) == 1
-        async with store.engine.connect() as locker:
-            await locker.execute(sa.text("LOCK TABLE workflow_step_stats IN ACCESS EXCLUSIVE MODE"))
-            started = asyncio.get_running_loop().time()
-            outcomes = await asyncio.gather(
-                *(fast.record(make_record(activity_id=f"blocked-{i}")) for i in range(3)),
-                return_exceptions=True,
-            )
-            waited = asyncio.get_running_loop().time() - started
-            await locker.rollback()
-        assert all(isinstance(o, LedgerUnavailable) for o in outcomes), outcomes
-        assert waited < 5, f"queued writes waited {waited:.1f} s"
-        assert await fast.record(make_record(activity_id="blocked-0")) == 1
-        assert (await store.workflow_totals("wf-1")).calls == 2
-    finally:
-        await fast.close()
 
 
 async def test_urls_the_store_opens_the_writer_opens_too(

@@ -20,6 +20,7 @@ from baton_temporal.ledger import (
     LedgerWriteError,
     UsageRecord,
 )
+from baton_temporal.ledger._pg_writer import PgUsageWriter
 from baton_temporal.ledger._rows import usage_row
 from baton_temporal.ledger._schema import StepStat, quantize_cost
 from baton_temporal.pricing import ChainPricer, GenAIPricesPricer, PricingError, TablePricer
@@ -682,15 +683,18 @@ async def test_postgres_outage_and_recovery(
         assert (await store.workflow_totals("wf-1")).input_tokens == 15
 
 
+@pytest.mark.parametrize("writer", ["store", "worker_writer"])
 async def test_a_hung_write_times_out_and_frees_the_queue(
-    pg_store: LedgerStore, make_record: RecordFactory
+    pg_store: LedgerStore, make_record: RecordFactory, writer: str
 ) -> None:
     # Writes queue behind the one in flight, so a write the database never answers must
     # not hold the others forever: it fails after the store's timeout, and the next lands.
     # PostgreSQL only: it needs a second server session holding a table lock.
+    # Both writers: the store, and the worker's psycopg-only writer (_pg_writer.py).
     store = pg_store
-    url = store.engine.url
-    fast = LedgerStore.from_url(url, pricer=GenAIPricesPricer(), connect_timeout=1)
+    url = store.engine.url.render_as_string(hide_password=False)
+    opener = LedgerStore.from_url if writer == "store" else PgUsageWriter
+    fast = opener(url, pricer=GenAIPricesPricer(), connect_timeout=1)
     try:
         assert await fast.record(make_record(activity_id="warm")) == 1
         async with store.engine.connect() as locker:
@@ -705,7 +709,7 @@ async def test_a_hung_write_times_out_and_frees_the_queue(
         assert all(isinstance(o, LedgerUnavailable) for o in outcomes), outcomes
         assert waited < 5, f"queued writes waited {waited:.1f} s"
         assert await fast.record(make_record(activity_id="blocked-0")) == 1
-        assert (await fast.workflow_totals("wf-1")).calls == 2
+        assert (await store.workflow_totals("wf-1")).calls == 2
     finally:
         await fast.close()
 
