@@ -27,6 +27,7 @@ from .flow._budget import check_budget
 from .flow._errors import StepDefinitionError
 from .ledger import LedgerError, LedgerNotMigrated, LedgerUnavailable
 from .llm import LLMClients, LLMConfig, LLMConfigError
+from .llm._clients import transport_from_env
 from .llm._errors import max_retry_after
 from .payloads import (
     PayloadStoreInterceptor,
@@ -215,6 +216,7 @@ class BatonPlugin(SimplePlugin):
         if self._llm is None:
             LLMConfig.from_env()  # LLMConfigError for a malformed key, without quoting it
         max_retry_after()  # ValueError for a BATON_MAX_RETRY_AFTER_S that is not seconds
+        transport_from_env()  # ValueError for a BATON_HTTP_TRANSPORT that is not one
         store = self._make_store()
         if store is None:
             return
@@ -303,9 +305,16 @@ class BatonPlugin(SimplePlugin):
             from .tracing import anthropic_client_options
 
             anthropic_options = anthropic_client_options()
+        try:
+            transport = transport_from_env()
+        except ValueError as err:
+            log.error("HTTP transport problem at worker start: %s; using aiohttp", err)
+            transport = "aiohttp"
         # One SDK client per provider endpoint for the whole worker, its connection
         # pool sized from the worker's activity slots.
-        clients = LLMClients.for_slots(slots, anthropic_options=anthropic_options)
+        clients = LLMClients.for_slots(
+            slots, anthropic_options=anthropic_options, transport=transport
+        )
         return WorkerResources(
             clients=clients,
             store=store,

@@ -630,6 +630,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     _console_logging(args, level=logging.INFO, timestamps=True)
     from .._routing import allowed_task_queues_from
     from ..llm import LLMConfig
+    from ..llm._clients import transport_from_env
     from ..llm._errors import max_retry_after
 
     try:
@@ -640,6 +641,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             )
         LLMConfig.from_env()  # a malformed API key stops the worker here, not every call
         max_retry_after()
+        transport_from_env()
         _check_tracing()
     except ValueError as err:
         raise CliError(str(err)) from None

@@ -28,6 +28,7 @@ from ._errors import (
     INVALID_LLM_CONFIG,
     INVALID_REQUEST,
     PROVIDER_RETRYABLE,
+    aiohttp_cause,
     malformed_response_error,
     map_provider_error,
     redact,
@@ -422,6 +423,14 @@ def check_call_options(model: str, params: Mapping[str, Any]) -> None:
 
 # Errors that mean the connection was never made (any HTTP library spells them so).
 _NOT_CONNECTED = frozenset({"ConnectError", "ConnectTimeout", "UnsupportedProtocol"})
+# aiohttp's errors of a connection never made (refused, DNS, TLS, connect timeout, or a
+# URL it could not use). Named, as aiohttp is imported only with its transport.
+_AIOHTTP_NOT_CONNECTED = (
+    "ClientConnectorError",
+    "ConnectionTimeoutError",
+    "InvalidURL",
+    "ClientSSLError",
+)
 
 
 def _maybe_sent(exc: BaseException) -> bool:
@@ -436,6 +445,18 @@ def _maybe_sent(exc: BaseException) -> bool:
     )
     if not isinstance(exc, connection_errors):
         return False
+    aio = aiohttp_cause(exc)
+    if aio is not None:
+        # The aiohttp transport reports connection errors as httpx ones regardless of
+        # when they happened (a server that hung up after the request went out is a
+        # ConnectError, even a ConnectTimeout under openai's): aiohttp's own error tells.
+        aiohttp = sys.modules["aiohttp"]
+        unsent = tuple(
+            kind
+            for name in _AIOHTTP_NOT_CONNECTED
+            if isinstance(kind := getattr(aiohttp, name, None), type)
+        )
+        return not isinstance(aio, unsent)
     cause: BaseException | None = exc
     seen = 0
     while cause is not None and seen < 20:

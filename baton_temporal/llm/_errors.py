@@ -241,6 +241,15 @@ def map_provider_error(
     who = f"{provider} (model {model!r})"
     if isinstance(exc, UnicodeEncodeError):
         return _header_error(who, provider, model, exc)
+    aio = aiohttp_cause(exc)
+    if aio is not None and not _is_aiohttp_timeout(aio) and isinstance(exc, kinds["connection"]):
+        # Under the aiohttp transport the SDK's exception class is no guide (openai's
+        # reports a refused connection as a timeout); aiohttp's own error says what
+        # happened.
+        why = f"{type(aio).__name__}: {aio}" if str(aio) else type(aio).__name__
+        return _retryable(
+            f"could not reach {who} ({why}); {_retry_note()}", provider, model, secrets
+        )
     if isinstance(exc, kinds["timeout"]):
         within = f" within {timeout_s:g} s" if timeout_s else ""
         return _retryable(
@@ -360,6 +369,30 @@ def _is_header_error(cause: BaseException) -> bool:
     if isinstance(cause, UnicodeEncodeError):
         return True
     return type(cause).__name__ == "LocalProtocolError" and "header" in str(cause).lower()
+
+
+def aiohttp_cause(exc: BaseException) -> BaseException | None:
+    """The aiohttp error behind ``exc`` (the SDKs' aiohttp transport wraps it in an httpx
+    one), if any. Example::
+
+        aiohttp_cause(openai.APIConnectionError(...))   # aiohttp.ServerDisconnectedError
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return None
+    link: BaseException | None = exc
+    for _ in range(20):
+        if link is None:
+            return None
+        if isinstance(link, aiohttp.ClientError):
+            return link
+        link = link.__cause__ or link.__context__
+    return None
+
+
+def _is_aiohttp_timeout(err: BaseException) -> bool:
+    aiohttp = sys.modules["aiohttp"]
+    return isinstance(err, aiohttp.ServerTimeoutError | TimeoutError)
 
 
 def _sdk_error_classes() -> dict[str, tuple[type[BaseException], ...]]:

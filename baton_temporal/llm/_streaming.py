@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from temporalio import activity
@@ -381,8 +381,9 @@ class _SSEDecoder:
         self._data: list[bytes] = []
         self._size = 0
 
-    def feed(self, chunk: bytes) -> list[tuple[str | None, Any]]:
-        out: list[tuple[str | None, Any]] = []
+    def feed(self, chunk: bytes) -> Iterator[tuple[str | None, Any]]:
+        # Yielded one by one: the events before a garbled one in the same chunk (a
+        # transport may hand over all it buffered at once) still count, their usage too.
         self._total += len(chunk)
         if self._total > MAX_STREAM_BYTES:
             raise _Garbled(f"a stream over {MAX_STREAM_BYTES:,} bytes")
@@ -391,10 +392,9 @@ class _SSEDecoder:
         for line in lines:
             dispatched = self._line(line.rstrip(b"\r"))
             if dispatched is not None:
-                out.append(dispatched)
+                yield dispatched
         if len(self._buffer) + self._size > MAX_EVENT_BYTES:
             raise _Garbled(f"an event over {MAX_EVENT_BYTES:,} bytes")
-        return out
 
     def _line(self, line: bytes) -> tuple[str | None, Any] | None:
         if not line:

@@ -30,7 +30,8 @@ def config(standin: StandIn) -> LLMConfig:
     return standin.config(timeout_s=5.0)
 
 
-@pytest_asyncio.fixture
-async def clients() -> AsyncIterator[LLMClients]:
-    async with LLMClients() as shared:
+@pytest_asyncio.fixture(params=["aiohttp", "httpx"])
+async def clients(request: pytest.FixtureRequest) -> AsyncIterator[LLMClients]:
+    """The SDK clients under each HTTP transport: aiohttp (the default) and httpx."""
+    async with LLMClients(transport=request.param) as shared:
         yield shared

@@ -364,6 +364,18 @@ async def test_a_bad_retry_after_cap_stops_the_worker_at_start(tmp_path: Path) -
     assert "BATON_MAX_RETRY_AFTER_S='soon' is not a positive number of seconds" in ran.err
 
 
+async def test_a_bad_http_transport_stops_the_worker_at_start() -> None:
+    env = clean_env(
+        BATON_HTTP_TRANSPORT="requests",
+        BATON_STEPS="baton_temporal.examples.seed",
+        TEMPORAL_ADDRESS="127.0.0.1:1",
+    )
+    ran = await run_baton("worker", env=env)
+    assert ran.code == 2, ran
+    assert "BATON_HTTP_TRANSPORT='requests' is not a transport" in ran.err
+    assert "set it to aiohttp (the default) or httpx" in ran.err
+
+
 @baton.step(retry_policy=RetryPolicy(maximum_attempts=3))
 async def _ask(job: baton.Job) -> dict:
     reply = await baton.call_llm(job, [{"role": "user", "content": "hi"}], model=job.args["model"])

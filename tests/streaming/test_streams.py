@@ -230,7 +230,28 @@ def test_an_event_without_end_is_refused_not_buffered_for_ever(monkeypatch) -> N
     decoder = streaming._SSEDecoder()
     with pytest.raises(streaming._Garbled, match="over 1,000 bytes"):
         for _ in range(100):
-            decoder.feed(b"x" * 100)
+            list(decoder.feed(b"x" * 100))
+
+
+def test_the_events_before_a_garbled_one_in_the_same_chunk_still_count() -> None:
+    # A transport may hand over all it buffered at once (aiohttp does): the usage in the
+    # events before the garbled one must not go down with it.
+    from baton_temporal.llm import _streaming as streaming
+
+    decoder = streaming._SSEDecoder()
+    chunk = (
+        b'event: message_start\ndata: {"usage": {"input_tokens": 12}}\n\n'
+        b'event: ping\ndata: {"type": "ping"}\n\n'
+        b'event: content_block_start\ndata: {"broken\n\n'
+    )
+    seen = []
+    with pytest.raises(streaming._Garbled, match="'content_block_start' is not JSON"):
+        for event, data in decoder.feed(chunk):
+            seen.append((event, data))
+    assert seen == [
+        ("message_start", {"usage": {"input_tokens": 12}}),
+        ("ping", {"type": "ping"}),
+    ]
 
 
 async def test_stall_timeout_overrides_the_stall_limit_and_is_checked(

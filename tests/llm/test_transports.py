@@ -1,0 +1,131 @@
+"""Both HTTP transports under the SDK clients (aiohttp, BatonPlugin's default, and the
+SDKs' httpx) carry calls and tell a request that may have been billed (the server hung
+up after it arrived) from one that never left (the connection was refused): the ledger
+keeps a lost reply for the first and nothing for the second. Real SDK clients, the
+stand-in, no mocks."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+import baton_temporal as baton
+from baton_temporal.llm import LLMClients, LLMConfig, complete
+from baton_temporal.llm._clients import TRANSPORT_ENV, transport_from_env
+from baton_temporal.llm._complete import UnansweredRequestError
+from baton_temporal.testing import Fault, StandIn
+
+pytestmark = pytest.mark.timeout(90)
+
+TRANSPORTS = ("aiohttp", "httpx")
+MODELS = ("claude-sonnet-4-20250514", "gpt-4o")
+
+
+def _transport_of(sdk_client: object) -> str:
+    http = sdk_client._client  # type: ignore[attr-defined]  # the SDK's HTTP client
+    return type(http._transport).__name__
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_each_transport_carries_calls_of_both_providers(
+    transport: str, standin: StandIn, config: LLMConfig
+) -> None:
+    async with LLMClients.for_slots(4, transport=transport) as clients:  # type: ignore[arg-type]
+        for model in MODELS:
+            provider = "anthropic" if model.startswith("claude") else "openai"
+            used = _transport_of(clients.get(provider, config))
+            assert (used == "_KeepTail") is (transport == "aiohttp"), used
+            reply = await complete(
+                [{"role": "user", "content": "hi"}], model=model, config=config, clients=clients
+            )
+            assert reply.text and reply.usage.output_tokens > 0
+    assert standin.billed_calls() == 2
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_hang_up_after_the_request_is_maybe_billed_a_refusal_is_not(
+    transport: str, model: str, standin: StandIn, config: LLMConfig
+) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    async with LLMClients.for_slots(2, transport=transport) as clients:  # type: ignore[arg-type]
+        standin.script(model, [Fault.reset()])
+        with pytest.raises(UnansweredRequestError) as hung_up:
+            await complete(messages, model=model, config=config, clients=clients)
+        assert hung_up.value.type == "ProviderRetryable"
+        assert len(standin.requests) == 1  # it did arrive
+
+        port = _closed_port()
+        dead = config.model_copy(
+            update={
+                "anthropic_base_url": f"http://127.0.0.1:{port}",
+                "openai_base_url": f"http://127.0.0.1:{port}/v1",
+            }
+        )
+        with pytest.raises(ApplicationError) as refused:
+            await complete(messages, model=model, config=dead, clients=clients)
+        assert not isinstance(refused.value, UnansweredRequestError)
+        assert refused.value.type == "ProviderRetryable"
+        # Said as a connection that failed, not as a slow provider (openai's aiohttp
+        # transport calls a refused connection a timeout), and retried.
+        message = str(refused.value)
+        assert "could not reach" in message and "did not answer" not in message, message
+        assert "will be retried" in message, message
+
+
+def test_the_transport_setting_is_checked_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, "curl")
+    with pytest.raises(ValueError, match="BATON_HTTP_TRANSPORT='curl' is not a transport") as err:
+        transport_from_env()
+    assert "aiohttp (the default) or httpx" in str(err.value)
+    with pytest.raises(ValueError, match="transport must be 'aiohttp' or 'httpx'"):
+        LLMClients(transport="curl")  # type: ignore[arg-type]
+    monkeypatch.setenv(TRANSPORT_ENV, " HTTPX ")
+    assert transport_from_env() == "httpx"
+    monkeypatch.delenv(TRANSPORT_ENV)
+    assert transport_from_env() == "aiohttp"
+
+
+@baton.step
+async def ask(job: baton.Job) -> dict:
+    reply = await baton.call_llm(job, [{"role": "user", "content": "hi"}], model=MODELS[0])
+    return {"text": reply.text}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_worker_uses_the_transport_the_environment_names(
+    transport: str, client: Client, standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, transport)
+    queue = f"transport-{uuid.uuid4().hex[:8]}"
+    plugin = baton.BatonPlugin(steps=[ask], ledger=False, llm=standin.config())
+    await plugin.preflight()
+    async with Worker(client, task_queue=queue, plugins=[plugin]):
+        result = (
+            await baton.new(workflow_name="transport").add("a", ask).run(client, task_queue=queue)
+        )
+        resources = plugin.resources()
+        assert resources is not None and resources.clients.transport == transport
+        used = _transport_of(resources.clients.get("anthropic", standin.config()))
+    assert result.results["a"]["text"]
+    assert (used == "_KeepTail") is (transport == "aiohttp")
+
+
+async def test_a_bad_transport_setting_stops_preflight(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TRANSPORT_ENV, "urllib3")
+    plugin = baton.BatonPlugin(steps=[ask], ledger=False, llm=standin.config())
+    with pytest.raises(ValueError, match="set it to aiohttp \\(the default\\) or httpx"):
+        await plugin.preflight()
