@@ -52,7 +52,9 @@ class LLMClients:
     and be closed with :meth:`aclose` (or used as ``async with``). Every client is built
     with ``max_retries=0``: Temporal retries the activity, and SDK-side retries would
     hide attempts (and their cost) from it. Connection pools belong to the event loop
-    that first used them, so keep one instance per loop (a worker has one).
+    that first used them, so keep one instance per loop (a worker has one); used under a
+    new loop once that one has closed (``asyncio.run`` twice), it builds its clients
+    afresh, and while that loop runs it refuses (non-retryable ``InvalidLLMConfig``).
 
     ``max_connections`` / ``max_keepalive``: the connection pool of each client (one per
     provider endpoint). ``BatonPlugin`` sizes them from the worker's activity slots
@@ -91,6 +93,8 @@ class LLMClients:
             ):
                 raise ValueError(f"{name} must be a whole number >= 1 (or None), got {value!r}")
         self._clients: dict[tuple[str, str, str, float], Any] = {}
+        # The event loop the clients were built on: their connection pools belong to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
         self.max_keepalive = max_keepalive
         # Extra keyword arguments for AsyncAnthropic (the worker's tracing sets one).
@@ -157,6 +161,7 @@ class LLMClients:
                 type=INVALID_LLM_CONFIG,
                 non_retryable=True,
             )
+        self._check_loop()
         # The key is part of the cache key only as a digest: nothing here should print it.
         digest = hashlib.sha256(key.encode()).hexdigest()
         cache_key = (provider, base_url, digest, timeout)
@@ -175,6 +180,29 @@ class LLMClients:
             self.built += 1
         return client
 
+    def _check_loop(self) -> None:
+        """Start afresh on a new event loop once the old one is closed (``asyncio.run``
+        twice): its clients' connections died with it. Clients of a loop still running
+        (another thread's) cannot be shared: ``ApplicationError`` naming the fix."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # built outside a loop: the first loop to call owns them
+            return
+        if self._loop is None or not self._clients:
+            self._loop = loop
+        elif loop is not self._loop:
+            if not self._loop.is_closed():
+                raise ApplicationError(
+                    "this LLMClients is in use on another event loop (another thread's); "
+                    "connection pools cannot be shared between loops: make one "
+                    "LLMClients per event loop",
+                    type=INVALID_LLM_CONFIG,
+                    non_retryable=True,
+                )
+            # The old loop is gone: its clients cannot be closed any more, only dropped.
+            log.debug("LLMClients used on a new event loop: building its clients afresh")
+            self._clients, self._loop = {}, loop
+
     def _limits(self) -> tuple[int | None, int | None] | None:
         if self.max_connections is None and self.max_keepalive is None:
             return None
@@ -183,6 +211,8 @@ class LLMClients:
     async def aclose(self) -> None:
         """Close every client's connection pool. The object can be used again after."""
         clients, self._clients = list(self._clients.values()), {}
+        if self._loop is not None and self._loop.is_closed():
+            return  # their loop is gone, and their connections with it
         for client in clients:
             await client.close()
 

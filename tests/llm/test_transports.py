@@ -254,3 +254,53 @@ async def test_a_wait_for_a_free_connection_that_times_out_was_never_sent(
     assert not isinstance(caught.value, UnansweredRequestError)
     assert caught.value.type == "ProviderRetryable" and "within 0.5 s" in caught.value.message
     assert server.requests == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_clients_used_again_under_a_new_event_loop_build_afresh(
+    transport: str, standin: StandIn, config: LLMConfig
+) -> None:
+    # A script that calls asyncio.run twice with one LLMClients: the first loop's pools
+    # died with it (this was a raw RuntimeError, "attached to a different loop" or "Event
+    # loop is closed", under either transport).
+    clients = LLMClients(transport=transport)  # type: ignore[arg-type]
+
+    async def ask() -> str:
+        reply = await complete(
+            [{"role": "user", "content": "hi"}], model=MODELS[1], config=config, clients=clients
+        )
+        return reply.text
+
+    assert asyncio.run(ask()) and asyncio.run(ask()) and asyncio.run(ask())
+    assert clients.built == 3 and standin.billed_calls() == 3
+    asyncio.run(clients.aclose())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_clients_in_use_on_another_running_loop_are_refused_with_the_fix(
+    transport: str, standin: StandIn, config: LLMConfig
+) -> None:
+    async with LLMClients(transport=transport) as clients:  # type: ignore[arg-type]
+        await complete(
+            [{"role": "user", "content": "hi"}], model=MODELS[1], config=config, clients=clients
+        )
+
+        def other_thread() -> BaseException | None:
+            async def ask() -> None:
+                await complete(
+                    [{"role": "user", "content": "hi"}],
+                    model=MODELS[1],
+                    config=config,
+                    clients=clients,
+                )
+
+            try:
+                asyncio.run(ask())
+            except BaseException as err:  # handed back to the test
+                return err
+            return None
+
+        err = await asyncio.to_thread(other_thread)
+    assert isinstance(err, ApplicationError), err
+    assert err.type == "InvalidLLMConfig" and err.non_retryable
+    assert "make one LLMClients per event loop" in err.message
