@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -151,6 +152,7 @@ class LLMClients:
         ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header.
         """
         base_url, key, timeout = _endpoint(provider, config)
+        _check_base_url(provider, base_url)
         problem = key_problem(key)
         if problem:
             # A config built with model_construct/model_copy skipped LLMConfig's own check.
@@ -248,6 +250,35 @@ def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
             non_retryable=True,
         )
     return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
+
+
+_BASE_URL_ENV = {
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "openai": "OPENAI_BASE_URL",
+    "openai-compatible": "BATON_OPENAI_COMPATIBLE_BASE_URL",
+}
+
+
+def _check_base_url(provider: Provider, base_url: str) -> None:
+    """Refuse a base URL no request can go to: not http(s), or holding a user name or
+    password (the HTTP client would send them in place of the API key, or, under
+    aiohttp, refuse to send at all). The URL is not quoted: it may hold a password."""
+    parts = urllib.parse.urlsplit(base_url)
+    problem = None
+    if parts.scheme.lower() not in ("http", "https"):
+        problem = "does not start with http:// or https://"
+    elif parts.username is not None or parts.password is not None:
+        problem = (
+            "holds a user name or password (user:password@host); the API key "
+            "authenticates: remove them from the URL, and give other credentials as "
+            "extra_headers="
+        )
+    if problem:
+        raise ApplicationError(
+            f"the base URL for {provider} ({_BASE_URL_ENV[provider]}) {problem}",
+            type=INVALID_LLM_CONFIG,
+            non_retryable=True,
+        )
 
 
 _shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LLMClients] = (

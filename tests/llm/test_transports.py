@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -271,9 +272,16 @@ def test_clients_used_again_under_a_new_event_loop_build_afresh(
         )
         return reply.text
 
-    assert asyncio.run(ask()) and asyncio.run(ask()) and asyncio.run(ask())
+    def run(coro: Any) -> Any:
+        with asyncio.Runner() as runner:
+            # The clients of a loop that ended unclosed are dropped, and aiohttp reports
+            # its sessions as unclosed when they are collected: the misuse is the test's.
+            runner.get_loop().set_exception_handler(lambda loop, context: None)
+            return runner.run(coro)
+
+    assert run(ask()) and run(ask()) and run(ask())
     assert clients.built == 3 and standin.billed_calls() == 3
-    asyncio.run(clients.aclose())
+    run(clients.aclose())
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -304,3 +312,28 @@ async def test_clients_in_use_on_another_running_loop_are_refused_with_the_fix(
     assert isinstance(err, ApplicationError), err
     assert err.type == "InvalidLLMConfig" and err.non_retryable
     assert "make one LLMClients per event loop" in err.message
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("ftp://127.0.0.1:9/", "does not start with http:// or https://"),
+        ("http://user:PASSWORD-1234@127.0.0.1:9", "holds a user name or password"),
+    ],
+)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_base_url_no_request_can_go_to_is_refused_before_sending(
+    transport: str, base_url: str, problem: str, config: LLMConfig
+) -> None:
+    # Was retried as a failure to connect (aiohttp's refusal of a URL password: a
+    # "malformed header"; httpx sent the password in place of the key and got a 401).
+    bad = config.model_copy(update={"openai_base_url": base_url})
+    async with LLMClients(transport=transport) as clients:  # type: ignore[arg-type]
+        with pytest.raises(ApplicationError) as caught:
+            await complete(
+                [{"role": "user", "content": "hi"}], model="gpt-4o", config=bad, clients=clients
+            )
+    assert not isinstance(caught.value, UnansweredRequestError)
+    assert caught.value.type == "InvalidLLMConfig" and caught.value.non_retryable
+    assert f"the base URL for openai (OPENAI_BASE_URL) {problem}" in caught.value.message
+    assert "PASSWORD-1234" not in caught.value.message
