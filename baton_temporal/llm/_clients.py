@@ -149,10 +149,10 @@ class LLMClients:
 
         Raises a non-retryable ``ApplicationError(type="MissingAPIKey")`` naming the
         variable to set when the provider needs a key that ``config`` lacks, and
-        ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header.
+        ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header or a base URL
+        no request can go to (not http(s), or holding a user name or password).
         """
         base_url, key, timeout = _endpoint(provider, config)
-        _check_base_url(provider, base_url)
         problem = key_problem(key)
         if problem:
             # A config built with model_construct/model_copy skipped LLMConfig's own check.
@@ -169,6 +169,7 @@ class LLMClients:
         cache_key = (provider, base_url, digest, timeout)
         client = self._clients.get(cache_key)
         if client is None:
+            _check_base_url(provider, base_url)  # once per client, not per call
             client = _build(
                 provider,
                 base_url,
