@@ -331,7 +331,10 @@ def _stream_error(
     elif isinstance(exc, _Garbled):
         why = f"sent a malformed event ({exc})"
     else:
-        why = f"broke off ({type(exc).__name__}: {exc})"
+        # httpx's errors for a reset connection have no text of their own.
+        why = (
+            f"broke off ({type(exc).__name__}: {str(exc) or 'the connection was closed or reset'})"
+        )
     return ApplicationError(
         redact(f"the stream from {who} {why} {after}; will be retried"),
         details,
