@@ -243,6 +243,12 @@ async def read_stream(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        if type(exc).__name__ == "ReadTimeout":
+            # The HTTP client's read timeout (the request timeout) ran out before the stall
+            # limit did: a stall all the same. aiohttp's counts from the last byte rather
+            # than the last event, so with equal limits it often fires first.
+            limit = min(stall_limit_s, first_limit_s) if acc.output_started else first_limit_s
+            exc = _Stalled(limit)
         raise StreamBroken(
             _stream_error(exc, acc, who, redact), acc.partial(), acc.events > 0
         ) from None
