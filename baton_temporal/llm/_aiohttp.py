@@ -71,7 +71,17 @@ class _KeepTail(http.AsyncBaseTransport):
         self._client_error = client_error
 
     async def handle_async_request(self, request: http.Request) -> http.Response:
-        response = await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except self._client_error as err:
+            # What the SDK's map leaves as aiohttp's own error (a malformed reply head, a
+            # header line over 8 KiB): the openai SDK wraps only httpx errors, and would
+            # let it escape raw. Said as httpx says a reply it cannot read.
+            raise http.RemoteProtocolError(f"{type(err).__name__}: {err}") from err
+        except ValueError as err:
+            # aiohttp refuses to write the request (a header with a line break): as httpx
+            # refuses it, so that it fails for good and is not taken for a sent request.
+            raise http.LocalProtocolError(f"{type(err).__name__}: {err}") from err
         body = getattr(response.stream, "_aiohttp_response", None)
         if body is not None:
             response.stream = _Body(body, response.stream, self._mapper, self._client_error)

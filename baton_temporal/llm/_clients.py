@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -52,7 +53,9 @@ class LLMClients:
     and be closed with :meth:`aclose` (or used as ``async with``). Every client is built
     with ``max_retries=0``: Temporal retries the activity, and SDK-side retries would
     hide attempts (and their cost) from it. Connection pools belong to the event loop
-    that first used them, so keep one instance per loop (a worker has one).
+    that first used them, so keep one instance per loop (a worker has one); used under a
+    new loop once that one has closed (``asyncio.run`` twice), it builds its clients
+    afresh, and while that loop runs it refuses (non-retryable ``InvalidLLMConfig``).
 
     ``max_connections`` / ``max_keepalive``: the connection pool of each client (one per
     provider endpoint). ``BatonPlugin`` sizes them from the worker's activity slots
@@ -91,6 +94,8 @@ class LLMClients:
             ):
                 raise ValueError(f"{name} must be a whole number >= 1 (or None), got {value!r}")
         self._clients: dict[tuple[str, str, str, float], Any] = {}
+        # The event loop the clients were built on: their connection pools belong to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.max_connections = max_connections
         self.max_keepalive = max_keepalive
         # Extra keyword arguments for AsyncAnthropic (the worker's tracing sets one).
@@ -144,7 +149,8 @@ class LLMClients:
 
         Raises a non-retryable ``ApplicationError(type="MissingAPIKey")`` naming the
         variable to set when the provider needs a key that ``config`` lacks, and
-        ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header.
+        ``"InvalidLLMConfig"`` for a key that cannot go in an HTTP header or a base URL
+        no request can go to (not http(s), or holding a user name or password).
         """
         base_url, key, timeout = _endpoint(provider, config)
         problem = key_problem(key)
@@ -157,11 +163,13 @@ class LLMClients:
                 type=INVALID_LLM_CONFIG,
                 non_retryable=True,
             )
+        self._check_loop()
         # The key is part of the cache key only as a digest: nothing here should print it.
         digest = hashlib.sha256(key.encode()).hexdigest()
         cache_key = (provider, base_url, digest, timeout)
         client = self._clients.get(cache_key)
         if client is None:
+            _check_base_url(provider, base_url)  # once per client, not per call
             client = _build(
                 provider,
                 base_url,
@@ -175,6 +183,29 @@ class LLMClients:
             self.built += 1
         return client
 
+    def _check_loop(self) -> None:
+        """Start afresh on a new event loop once the old one is closed (``asyncio.run``
+        twice): its clients' connections died with it. Clients of a loop still running
+        (another thread's) cannot be shared: ``ApplicationError`` naming the fix."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # built outside a loop: the first loop to call owns them
+            return
+        if self._loop is None or not self._clients:
+            self._loop = loop
+        elif loop is not self._loop:
+            if not self._loop.is_closed():
+                raise ApplicationError(
+                    "this LLMClients is in use on another event loop (another thread's); "
+                    "connection pools cannot be shared between loops: make one "
+                    "LLMClients per event loop",
+                    type=INVALID_LLM_CONFIG,
+                    non_retryable=True,
+                )
+            # The old loop is gone: its clients cannot be closed any more, only dropped.
+            log.debug("LLMClients used on a new event loop: building its clients afresh")
+            self._clients, self._loop = {}, loop
+
     def _limits(self) -> tuple[int | None, int | None] | None:
         if self.max_connections is None and self.max_keepalive is None:
             return None
@@ -183,6 +214,8 @@ class LLMClients:
     async def aclose(self) -> None:
         """Close every client's connection pool. The object can be used again after."""
         clients, self._clients = list(self._clients.values()), {}
+        if self._loop is not None and self._loop.is_closed():
+            return  # their loop is gone, and their connections with it
         for client in clients:
             await client.close()
 
@@ -218,6 +251,35 @@ def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
             non_retryable=True,
         )
     return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
+
+
+_BASE_URL_ENV = {
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "openai": "OPENAI_BASE_URL",
+    "openai-compatible": "BATON_OPENAI_COMPATIBLE_BASE_URL",
+}
+
+
+def _check_base_url(provider: Provider, base_url: str) -> None:
+    """Refuse a base URL no request can go to: not http(s), or holding a user name or
+    password (the HTTP client would send them in place of the API key, or, under
+    aiohttp, refuse to send at all). The URL is not quoted: it may hold a password."""
+    parts = urllib.parse.urlsplit(base_url)
+    problem = None
+    if parts.scheme.lower() not in ("http", "https"):
+        problem = "does not start with http:// or https://"
+    elif parts.username is not None or parts.password is not None:
+        problem = (
+            "holds a user name or password (user:password@host); the API key "
+            "authenticates: remove them from the URL, and give other credentials as "
+            "extra_headers="
+        )
+    if problem:
+        raise ApplicationError(
+            f"the base URL for {provider} ({_BASE_URL_ENV[provider]}) {problem}",
+            type=INVALID_LLM_CONFIG,
+            non_retryable=True,
+        )
 
 
 _shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LLMClients] = (

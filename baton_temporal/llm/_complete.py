@@ -29,6 +29,7 @@ from ._errors import (
     INVALID_REQUEST,
     PROVIDER_RETRYABLE,
     aiohttp_cause,
+    is_header_error,
     malformed_response_error,
     map_provider_error,
     redact,
@@ -421,14 +422,16 @@ def check_call_options(model: str, params: Mapping[str, Any]) -> None:
         )
 
 
-# Errors that mean the connection was never made (any HTTP library spells them so).
-_NOT_CONNECTED = frozenset({"ConnectError", "ConnectTimeout", "UnsupportedProtocol"})
+# Errors that mean the connection was never made (any HTTP library spells them so), or
+# never had the request: httpx's wait for a free connection of the pool timed out.
+_NOT_CONNECTED = frozenset({"ConnectError", "ConnectTimeout", "UnsupportedProtocol", "PoolTimeout"})
 # aiohttp's errors of a connection never made (refused, DNS, TLS, connect timeout, or a
 # URL it could not use). Named, as aiohttp is imported only with its transport.
 _AIOHTTP_NOT_CONNECTED = (
     "ClientConnectorError",
     "ConnectionTimeoutError",
     "InvalidURL",
+    "NonHttpUrlClientError",
     "ClientSSLError",
 )
 
@@ -444,6 +447,8 @@ def _maybe_sent(exc: BaseException) -> bool:
         if (sdk := sys.modules.get(module)) is not None
     )
     if not isinstance(exc, connection_errors):
+        return False
+    if _refused_to_send(exc):
         return False
     aio = aiohttp_cause(exc)
     if aio is not None:
@@ -466,6 +471,18 @@ def _maybe_sent(exc: BaseException) -> bool:
             return False
         cause, seen = cause.__cause__ or cause.__context__, seen + 1
     return True
+
+
+def _refused_to_send(exc: BaseException) -> bool:
+    """Whether the HTTP client refused to write the request (a malformed header)."""
+    cause: BaseException | None = exc
+    for _ in range(20):
+        if cause is None:
+            return False
+        if is_header_error(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _build_request(

@@ -30,6 +30,7 @@ __all__ = [
     "PROVIDER_REJECTED",
     "PROVIDER_RETRYABLE",
     "UNKNOWN_MODEL",
+    "is_header_error",
     "is_retryable_status",
     "map_provider_error",
     "max_retry_after",
@@ -260,7 +261,7 @@ def map_provider_error(
         )
     if isinstance(exc, kinds["connection"]):
         cause = exc.__cause__ or exc.__context__
-        if cause is not None and _is_header_error(cause):
+        if cause is not None and is_header_error(cause):
             return _header_error(who, provider, model, cause)
         why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
         if cause is not None and not str(cause):
@@ -363,9 +364,14 @@ def _header_error(who: str, provider: str, model: str, cause: BaseException) -> 
     )
 
 
-def _is_header_error(cause: BaseException) -> bool:
-    # httpx/h11 raise LocalProtocolError("Illegal header value ..."); a non-ASCII header
-    # fails to encode before anything is sent.
+def is_header_error(cause: BaseException) -> bool:
+    """Whether ``cause`` is the HTTP client refusing to send a malformed header (nothing
+    was sent). Example::
+
+        is_header_error(UnicodeEncodeError("ascii", "é", 0, 1, "no"))   # True
+    """
+    # httpx/h11 raise LocalProtocolError("Illegal header value ..."), and so does baton's
+    # aiohttp transport for aiohttp's refusal; a non-ASCII header fails to encode.
     if isinstance(cause, UnicodeEncodeError):
         return True
     return type(cause).__name__ == "LocalProtocolError" and "header" in str(cause).lower()

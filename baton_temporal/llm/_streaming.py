@@ -243,6 +243,12 @@ async def read_stream(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        if type(exc).__name__ == "ReadTimeout":
+            # The HTTP client's read timeout (the request timeout) ran out before the stall
+            # limit did: a stall all the same. aiohttp's counts from the last byte rather
+            # than the last event, so with equal limits it often fires first.
+            limit = min(stall_limit_s, first_limit_s) if acc.output_started else first_limit_s
+            exc = _Stalled(limit)
         raise StreamBroken(
             _stream_error(exc, acc, who, redact), acc.partial(), acc.events > 0
         ) from None
@@ -331,7 +337,10 @@ def _stream_error(
     elif isinstance(exc, _Garbled):
         why = f"sent a malformed event ({exc})"
     else:
-        why = f"broke off ({type(exc).__name__}: {exc})"
+        # httpx's errors for a reset connection have no text of their own.
+        why = (
+            f"broke off ({type(exc).__name__}: {str(exc) or 'the connection was closed or reset'})"
+        )
     return ApplicationError(
         redact(f"the stream from {who} {why} {after}; will be retried"),
         details,

@@ -6,8 +6,11 @@ stand-in, no mocks."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -129,3 +132,208 @@ async def test_a_bad_transport_setting_stops_preflight(
     plugin = baton.BatonPlugin(steps=[ask], ledger=False, llm=standin.config())
     with pytest.raises(ValueError, match="set it to aiohttp \\(the default\\) or httpx"):
         await plugin.preflight()
+
+
+class _RawServer:
+    """A server on 127.0.0.1 that reads each request whole and then does ``answer``:
+    for replies the stand-in never gives (a garbled head), or none at all."""
+
+    def __init__(self, answer: bytes | None) -> None:
+        self.answer = answer
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> _RawServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            self.requests += 1
+            if self.answer is None:
+                await asyncio.sleep(30)  # holds the connection, never answers
+            else:
+                writer.write(self.answer)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+def _pointed_at(url: str, timeout_s: float = 5.0) -> LLMConfig:
+    return LLMConfig(
+        anthropic_api_key=StandIn.ANTHROPIC_API_KEY,
+        anthropic_base_url=url,
+        openai_api_key=StandIn.OPENAI_API_KEY,
+        openai_base_url=f"{url}/v1",
+        timeout_s=timeout_s,
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_garbled_reply_head_is_a_retryable_failure_of_a_sent_request(
+    transport: str, model: str
+) -> None:
+    # aiohttp reports a head it cannot parse with an error the SDKs' map leaves alone;
+    # the openai SDK wraps only httpx errors, so it used to escape complete() raw.
+    async with (
+        _RawServer(b"HTTP/1.1 OK-ish\r\n\r\n") as server,
+        LLMClients(transport=transport) as clients,  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UnansweredRequestError) as caught:
+            await complete(
+                [{"role": "user", "content": "hi"}],
+                model=model,
+                config=_pointed_at(server.url),
+                clients=clients,
+            )
+    assert server.requests == 1
+    assert caught.value.type == "ProviderRetryable" and not caught.value.non_retryable
+    assert "could not reach" in caught.value.message and "will be retried" in caught.value.message
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_header_the_client_refuses_fails_for_good_and_was_never_sent(
+    transport: str, model: str, standin: StandIn, config: LLMConfig
+) -> None:
+    # aiohttp refuses a line break in a header with a ValueError, which escaped the
+    # openai SDK raw and under the anthropic SDK was retried as a maybe-billed request.
+    async with LLMClients(transport=transport) as clients:  # type: ignore[arg-type]
+        with pytest.raises(ApplicationError) as caught:
+            await complete(
+                [{"role": "user", "content": "hi"}],
+                model=model,
+                config=config,
+                clients=clients,
+                extra_headers={"x-trace": "a\r\nx-injected: 1"},
+            )
+    assert not isinstance(caught.value, UnansweredRequestError)
+    assert caught.value.type == "InvalidLLMConfig" and caught.value.non_retryable
+    assert "extra headers for line breaks" in caught.value.message
+    assert standin.requests == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_wait_for_a_free_connection_that_times_out_was_never_sent(
+    transport: str, model: str
+) -> None:
+    # The pool's one connection is held by a call the server never answers; the next
+    # call times out waiting for it (httpx's PoolTimeout was taken for a sent request).
+    messages = [{"role": "user", "content": "hi"}]
+    async with _RawServer(None) as server:
+        config = _pointed_at(server.url, timeout_s=0.5)
+        async with LLMClients(transport=transport, max_connections=1) as clients:  # type: ignore[arg-type]
+            holder = asyncio.ensure_future(
+                complete(messages, model=model, config=config, clients=clients, timeout=5.0)
+            )
+            while server.requests == 0:
+                await asyncio.sleep(0.02)
+            with pytest.raises(ApplicationError) as caught:
+                await complete(messages, model=model, config=config, clients=clients)
+            holder.cancel()
+            with contextlib.suppress(BaseException):
+                await holder
+    assert not isinstance(caught.value, UnansweredRequestError)
+    assert caught.value.type == "ProviderRetryable" and "within 0.5 s" in caught.value.message
+    assert server.requests == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_clients_used_again_under_a_new_event_loop_build_afresh(
+    transport: str, standin: StandIn, config: LLMConfig
+) -> None:
+    # A script that calls asyncio.run twice with one LLMClients: the first loop's pools
+    # died with it (this was a raw RuntimeError, "attached to a different loop" or "Event
+    # loop is closed", under either transport).
+    clients = LLMClients(transport=transport)  # type: ignore[arg-type]
+
+    async def ask() -> str:
+        reply = await complete(
+            [{"role": "user", "content": "hi"}], model=MODELS[1], config=config, clients=clients
+        )
+        return reply.text
+
+    def run(coro: Any) -> Any:
+        with asyncio.Runner() as runner:
+            # The clients of a loop that ended unclosed are dropped, and aiohttp reports
+            # its sessions as unclosed when they are collected: the misuse is the test's.
+            runner.get_loop().set_exception_handler(lambda loop, context: None)
+            return runner.run(coro)
+
+    assert run(ask()) and run(ask()) and run(ask())
+    assert clients.built == 3 and standin.billed_calls() == 3
+    run(clients.aclose())
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_clients_in_use_on_another_running_loop_are_refused_with_the_fix(
+    transport: str, standin: StandIn, config: LLMConfig
+) -> None:
+    async with LLMClients(transport=transport) as clients:  # type: ignore[arg-type]
+        await complete(
+            [{"role": "user", "content": "hi"}], model=MODELS[1], config=config, clients=clients
+        )
+
+        def other_thread() -> BaseException | None:
+            async def ask() -> None:
+                await complete(
+                    [{"role": "user", "content": "hi"}],
+                    model=MODELS[1],
+                    config=config,
+                    clients=clients,
+                )
+
+            try:
+                asyncio.run(ask())
+            except BaseException as err:  # handed back to the test
+                return err
+            return None
+
+        err = await asyncio.to_thread(other_thread)
+    assert isinstance(err, ApplicationError), err
+    assert err.type == "InvalidLLMConfig" and err.non_retryable
+    assert "make one LLMClients per event loop" in err.message
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("ftp://127.0.0.1:9/", "does not start with http:// or https://"),
+        ("http://user:PASSWORD-1234@127.0.0.1:9", "holds a user name or password"),
+    ],
+)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_base_url_no_request_can_go_to_is_refused_before_sending(
+    transport: str, base_url: str, problem: str, config: LLMConfig
+) -> None:
+    # Was retried as a failure to connect (aiohttp's refusal of a URL password: a
+    # "malformed header"; httpx sent the password in place of the key and got a 401).
+    bad = config.model_copy(update={"openai_base_url": base_url})
+    async with LLMClients(transport=transport) as clients:  # type: ignore[arg-type]
+        with pytest.raises(ApplicationError) as caught:
+            await complete(
+                [{"role": "user", "content": "hi"}], model="gpt-4o", config=bad, clients=clients
+            )
+    assert not isinstance(caught.value, UnansweredRequestError)
+    assert caught.value.type == "InvalidLLMConfig" and caught.value.non_retryable
+    assert f"the base URL for openai (OPENAI_BASE_URL) {problem}" in caught.value.message
+    assert "PASSWORD-1234" not in caught.value.message
