@@ -27,9 +27,11 @@ log = logging.getLogger("baton_temporal.llm")
 # The HTTP transport under the SDK clients baton builds.
 # aiohttp: the SDKs' own ``DefaultAioHttpClient``. The SDKs' default (httpx over httpcore)
 # checks every idle connection of the pool with two system calls on each request and
-# each response close; with a pool sized for 100 slots that was 15% of a busy worker's
-# main thread. Measured with ``make bench-scale`` (1,000 flows, 1 s models, 100 slots,
-# PostgreSQL ledger): worker CPU 54.4 -> 50.3 ms per flow, 11.9 -> 13.4 flows/s.
+# each response close: 15% of a busy worker's main thread in py-spy with a pool sized
+# for 100 slots, none under aiohttp. ``make bench-scale ROUNDS=6`` (1,000 flows, 1 s
+# models, 100 slots), against plain temporalio on httpx: worker CPU per flow 1.099x ->
+# 1.052x with the PostgreSQL ledger, 0.994x -> 0.965x without; peak RSS 1.159x ->
+# 1.138x and 1.098x -> 1.001x; half the connections. Flows/s moved within the noise.
 Transport = Literal["aiohttp", "httpx"]
 TRANSPORT_ENV = "BATON_HTTP_TRANSPORT"
 _TRANSPORTS: tuple[Transport, ...] = ("aiohttp", "httpx")
