@@ -353,27 +353,30 @@ async def test_baton_status_shows_a_step_waiting_on_a_capped_retry_after(
     assert "next attempt at" in ran.out
 
 
-async def test_a_bad_retry_after_cap_stops_the_worker_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("BATON_MAX_RETRY_AFTER_S", "soon", ["is not a positive number of seconds"]),
+        (
+            "BATON_HTTP_TRANSPORT",
+            "requests",
+            ["is not a transport", "set it to aiohttp (the default) or httpx"],
+        ),
+    ],
+)
+async def test_a_bad_worker_setting_stops_the_worker_at_start(
+    variable: str, value: str, says: list[str]
+) -> None:
     env = clean_env(
-        BATON_MAX_RETRY_AFTER_S="soon",
+        **{variable: value},
         BATON_STEPS="baton_temporal.examples.seed",
         TEMPORAL_ADDRESS="127.0.0.1:1",
     )
     ran = await run_baton("worker", env=env)
     assert ran.code == 2, ran
-    assert "BATON_MAX_RETRY_AFTER_S='soon' is not a positive number of seconds" in ran.err
-
-
-async def test_a_bad_http_transport_stops_the_worker_at_start() -> None:
-    env = clean_env(
-        BATON_HTTP_TRANSPORT="requests",
-        BATON_STEPS="baton_temporal.examples.seed",
-        TEMPORAL_ADDRESS="127.0.0.1:1",
-    )
-    ran = await run_baton("worker", env=env)
-    assert ran.code == 2, ran
-    assert "BATON_HTTP_TRANSPORT='requests' is not a transport" in ran.err
-    assert "set it to aiohttp (the default) or httpx" in ran.err
+    assert f"{variable}={value!r}" in ran.err
+    for words in says:
+        assert words in ran.err
 
 
 @baton.step(retry_policy=RetryPolicy(maximum_attempts=3))
