@@ -20,7 +20,6 @@ from baton_temporal.ledger import (
     LedgerNotMigrated,
     LedgerStore,
     LedgerUnavailable,
-    LedgerWriteError,
 )
 from baton_temporal.ledger._pg_insert import PG_BINDS
 from baton_temporal.ledger._pg_writer import PgUsageWriter
@@ -195,24 +194,6 @@ async def test_reconcile_marks_lost_replies_that_usage_still_replaces(
     assert await writer.record(late) == 1
     totals = await store.workflow_totals("wf-1")
     assert (totals.calls, totals.lost_replies, totals.pending_calls) == (3, 2, 0)
-
-
-async def test_a_bad_row_fails_only_its_own_caller(pair: Pair, make_record: RecordFactory) -> None:
-    writer, store = pair
-    good = [make_record(activity_id=str(i), input_tokens=10) for i in range(6)]
-    bad = good[0].model_copy(update={"activity_id": "bad", "attempt": 2**40})
-    outcomes = await asyncio.gather(
-        *(writer.record(r) for r in good[:3]),
-        writer.record(bad),
-        *(writer.record(r) for r in good[3:]),
-        return_exceptions=True,
-    )
-    assert outcomes[:3] + outcomes[4:] == [1] * 6
-    assert isinstance(outcomes[3], LedgerWriteError), outcomes[3]
-    assert "retrying cannot help" in str(outcomes[3])
-    assert (await store.workflow_totals("wf-1")).calls == 6
-    # The writer goes on (its connection was replaced, not poisoned).
-    assert await writer.record(make_record(activity_id="after", input_tokens=1)) == 1
 
 
 async def test_thousands_of_rows_are_split_under_the_parameter_limit(

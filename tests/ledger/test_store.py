@@ -81,25 +81,35 @@ async def test_concurrent_records_share_one_insert(
     assert totals.input_tokens == sum(100 + i for i in range(40))
 
 
+@pytest.mark.parametrize("writer", ["store", "worker_writer"])
 async def test_a_bad_row_fails_only_its_own_caller(
-    pg_store: LedgerStore, make_record: RecordFactory
+    pg_store: LedgerStore, make_record: RecordFactory, writer: str
 ) -> None:
     # PostgreSQL only: SQLite stores any integer; PostgreSQL refuses one out of range.
+    # Both writers: the store, and the worker's psycopg-only writer (_pg_writer.py).
     store = pg_store
-    good = [make_record(activity_id=str(i), input_tokens=10) for i in range(6)]
-    # Built without validation, as a record from an older or foreign writer might be.
-    bad = good[0].model_copy(update={"activity_id": "bad", "attempt": 2**40})
-    outcomes = await asyncio.gather(
-        *(store.record(r) for r in good[:3]),
-        store.record(bad),
-        *(store.record(r) for r in good[3:]),
-        return_exceptions=True,
-    )
-    assert outcomes[:3] + outcomes[4:] == [1] * 6
-    # Refused by a reachable database: not an outage, so nothing would retry it forever.
-    assert isinstance(outcomes[3], LedgerWriteError), outcomes[3]
-    assert "retrying cannot help" in str(outcomes[3])
-    assert (await store.workflow_totals("wf-1")).calls == 6
+    url = store.engine.url.render_as_string(hide_password=False)
+    sink = store if writer == "store" else PgUsageWriter(url, pricer=GenAIPricesPricer())
+    try:
+        good = [make_record(activity_id=str(i), input_tokens=10) for i in range(6)]
+        # Built without validation, as a record from an older or foreign writer might be.
+        bad = good[0].model_copy(update={"activity_id": "bad", "attempt": 2**40})
+        outcomes = await asyncio.gather(
+            *(sink.record(r) for r in good[:3]),
+            sink.record(bad),
+            *(sink.record(r) for r in good[3:]),
+            return_exceptions=True,
+        )
+        assert outcomes[:3] + outcomes[4:] == [1] * 6
+        # Refused by a reachable database: not an outage, so nothing would retry it forever.
+        assert isinstance(outcomes[3], LedgerWriteError), outcomes[3]
+        assert "retrying cannot help" in str(outcomes[3])
+        assert (await store.workflow_totals("wf-1")).calls == 6
+        # The writer goes on (its connection was replaced, not poisoned).
+        assert await sink.record(make_record(activity_id="after", input_tokens=1)) == 1
+    finally:
+        if sink is not store:
+            await sink.close()
 
 
 async def test_retries_are_separate_attempts(
