@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from temporalio.exceptions import ApplicationError
 
-from ._config import KEY_ENV, LLMConfig, key_problem
+from ._config import BASE_URL_ENV, KEY_ENV, LLMConfig, key_problem
 from ._errors import INVALID_LLM_CONFIG, MISSING_API_KEY, MISSING_BASE_URL
 from ._providers import Provider
 
@@ -255,13 +255,6 @@ def _endpoint(provider: Provider, config: LLMConfig) -> tuple[str, str, float]:
     return base_url or DEFAULT_BASE_URLS[provider], key, config.timeout_s
 
 
-_BASE_URL_ENV = {
-    "anthropic": "ANTHROPIC_BASE_URL",
-    "openai": "OPENAI_BASE_URL",
-    "openai-compatible": "BATON_OPENAI_COMPATIBLE_BASE_URL",
-}
-
-
 def _check_base_url(provider: Provider, base_url: str) -> None:
     """Refuse a base URL no request can go to: not http(s), or holding a user name or
     password (the HTTP client would send them in place of the API key, or, under
@@ -277,8 +270,9 @@ def _check_base_url(provider: Provider, base_url: str) -> None:
             "extra_headers="
         )
     if problem:
+        env = BASE_URL_ENV[f"{provider.replace('-', '_')}_base_url"]
         raise ApplicationError(
-            f"the base URL for {provider} ({_BASE_URL_ENV[provider]}) {problem}",
+            f"the base URL for {provider} ({env}) {problem}",
             type=INVALID_LLM_CONFIG,
             non_retryable=True,
         )

@@ -29,6 +29,7 @@ from ._errors import (
     INVALID_REQUEST,
     PROVIDER_RETRYABLE,
     aiohttp_cause,
+    causes,
     is_header_error,
     malformed_response_error,
     map_provider_error,
@@ -448,8 +449,9 @@ def _maybe_sent(exc: BaseException) -> bool:
     )
     if not isinstance(exc, connection_errors):
         return False
-    if _refused_to_send(exc):
-        return False
+    chain = list(causes(exc))
+    if any(is_header_error(c) for c in chain):
+        return False  # the HTTP client refused to write the request
     aio = aiohttp_cause(exc)
     if aio is not None:
         # The aiohttp transport reports connection errors as httpx ones regardless of
@@ -462,27 +464,11 @@ def _maybe_sent(exc: BaseException) -> bool:
             if isinstance(kind := getattr(aiohttp, name, None), type)
         )
         return not isinstance(aio, unsent)
-    cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 20:
-        if type(cause).__name__ in _NOT_CONNECTED or isinstance(
-            cause, ConnectionRefusedError | UnicodeError | socket.gaierror
-        ):
-            return False
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
-    return True
-
-
-def _refused_to_send(exc: BaseException) -> bool:
-    """Whether the HTTP client refused to write the request (a malformed header)."""
-    cause: BaseException | None = exc
-    for _ in range(20):
-        if cause is None:
-            return False
-        if is_header_error(cause):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return not any(
+        type(c).__name__ in _NOT_CONNECTED
+        or isinstance(c, ConnectionRefusedError | UnicodeError | socket.gaierror)
+        for c in chain
+    )
 
 
 def _build_request(

@@ -16,6 +16,12 @@ KEY_ENV = {
     "openai_api_key": "OPENAI_API_KEY",
     "openai_compatible_api_key": "BATON_OPENAI_COMPATIBLE_API_KEY",
 }
+# ... and each base URL field.
+BASE_URL_ENV = {
+    "anthropic_base_url": "ANTHROPIC_BASE_URL",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_compatible_base_url": "BATON_OPENAI_COMPATIBLE_BASE_URL",
+}
 
 
 class LLMConfigError(Exception):
@@ -116,12 +122,7 @@ class LLMConfig(BaseModel):
             return value or None
 
         values: dict[str, object] = {
-            "anthropic_api_key": get("ANTHROPIC_API_KEY"),
-            "anthropic_base_url": get("ANTHROPIC_BASE_URL"),
-            "openai_api_key": get("OPENAI_API_KEY"),
-            "openai_base_url": get("OPENAI_BASE_URL"),
-            "openai_compatible_base_url": get("BATON_OPENAI_COMPATIBLE_BASE_URL"),
-            "openai_compatible_api_key": get("BATON_OPENAI_COMPATIBLE_API_KEY"),
+            field: get(name) for field, name in (KEY_ENV | BASE_URL_ENV).items()
         }
         timeout = get("BATON_LLM_TIMEOUT_S")
         if timeout is not None:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,8 @@ __all__ = [
     "PROVIDER_REJECTED",
     "PROVIDER_RETRYABLE",
     "UNKNOWN_MODEL",
+    "aiohttp_cause",
+    "causes",
     "is_header_error",
     "is_retryable_status",
     "map_provider_error",
@@ -377,6 +379,19 @@ def is_header_error(cause: BaseException) -> bool:
     return type(cause).__name__ == "LocalProtocolError" and "header" in str(cause).lower()
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what caused it, and so on (at most 20: a chain may loop). Example::
+
+    any(isinstance(c, ConnectionRefusedError) for c in causes(err))
+    """
+    link: BaseException | None = exc
+    for _ in range(20):
+        if link is None:
+            return
+        yield link
+        link = link.__cause__ or link.__context__
+
+
 def aiohttp_cause(exc: BaseException) -> BaseException | None:
     """The aiohttp error behind ``exc`` (the SDKs' aiohttp transport wraps it in an httpx
     one), if any. Example::
@@ -386,14 +401,7 @@ def aiohttp_cause(exc: BaseException) -> BaseException | None:
     aiohttp = sys.modules.get("aiohttp")
     if aiohttp is None:
         return None
-    link: BaseException | None = exc
-    for _ in range(20):
-        if link is None:
-            return None
-        if isinstance(link, aiohttp.ClientError):
-            return link
-        link = link.__cause__ or link.__context__
-    return None
+    return next((c for c in causes(exc) if isinstance(c, aiohttp.ClientError)), None)
 
 
 def _is_aiohttp_timeout(err: BaseException) -> bool:
