@@ -220,6 +220,10 @@ async def measure(
                 return 0.0
             return cpu_after[pid][1] - cpu_before.get(pid, ("", 0.0))[1]
 
+        # PostgreSQL's backends (the ledger's connections) and the stand-in and this driver
+        # (starting flows, awaiting results) share the 2 CPUs: the whole cost of a flow.
+        postgres = sum(used(pid) for pid, (name, _) in cpu_after.items() if name == "postgres")
+
         result = {
             "comparator": comparator,
             "flows": flows,
@@ -231,6 +235,9 @@ async def measure(
             "worker_rss_hwm_mib": round(hwm / 1024, 1),
             "worker_cpu_s": round(used(proc.pid), 1),
             "server_cpu_s": round(used(server_pid), 1),
+            "postgres_cpu_s": round(postgres, 1),
+            "standin_cpu_s": round(used(standin.proc.proc.pid), 1),
+            "driver_cpu_s": round(used(os.getpid()), 1),
             "other_processes_cpu_s": round(other_cpu, 1),
             "load_avg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
             "sdk_clients_built": built,
@@ -409,6 +416,13 @@ def summarize(results: list[dict[str, Any]], *, calls_per_flow: int) -> list[dic
             "server_cpu_ms_per_flow": round(
                 statistics.median(1000 * r["server_cpu_s"] / r["flows"] for r in runs), 1
             ),
+            "postgres_cpu_ms_per_flow": round(
+                statistics.median(1000 * r.get("postgres_cpu_s", 0.0) / r["flows"] for r in runs),
+                1,
+            ),
+            "total_cpu_ms_per_flow": round(
+                statistics.median(1000 * _total_cpu(r) / r["flows"] for r in runs), 1
+            ),
             "extra_billed_calls": sum(
                 r["llm_calls_billed"] - calls_per_flow * r["flows"] for r in runs
             ),
@@ -428,6 +442,13 @@ def summarize(results: list[dict[str, Any]], *, calls_per_flow: int) -> list[dic
     return summary
 
 
+def _total_cpu(run: dict[str, Any]) -> float:
+    """CPU seconds of every process the run needs: worker, server, PostgreSQL, stand-in,
+    and the driver that starts the flows."""
+    keys = ("worker_cpu_s", "server_cpu_s", "postgres_cpu_s", "standin_cpu_s", "driver_cpu_s")
+    return sum(run.get(k, 0.0) for k in keys)
+
+
 def _markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
@@ -442,8 +463,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "| comparator | flows/s (each round) | x plain | worker RSS peak MiB (each round) "
         "| x plain | RSS before MiB | worker CPU ms/flow | server CPU ms/flow "
-        "| extra billed calls |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| PostgreSQL CPU ms/flow | all processes' CPU ms/flow | extra billed calls |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["summary"]:
         each_rate = ", ".join(map(str, r["flows_per_s_each"]))
@@ -454,6 +475,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f" | {r['worker_rss_peak_mib']} ({each_rss})"
             f" | {r.get('rss_peak_ratio_to_plain', '-')} | {r['worker_rss_before_mib']}"
             f" | {r['worker_cpu_ms_per_flow']} | {r['server_cpu_ms_per_flow']}"
+            f" | {r['postgres_cpu_ms_per_flow']} | {r['total_cpu_ms_per_flow']}"
             f" | {r['extra_billed_calls']} |"
         )
     lines += [
@@ -461,15 +483,17 @@ def _markdown(report: dict[str, Any]) -> str:
         "Each run:",
         "",
         "| round | comparator | flows/s | worker RSS peak MiB | before MiB | worker CPU s "
-        "| server CPU s | others' CPU s | load 1m before/after | billed calls | SDK clients "
-        "| connections |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| server CPU s | PostgreSQL CPU s | stand-in CPU s | driver CPU s | others' CPU s "
+        "| load 1m before/after | billed calls | SDK clients | connections |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['round']} | {r['comparator']} | {r['flows_per_s']}"
             f" | {r['worker_rss_peak_mib']} | {r['worker_rss_before_mib']}"
-            f" | {r['worker_cpu_s']} | {r['server_cpu_s']} | {r['other_processes_cpu_s']}"
+            f" | {r['worker_cpu_s']} | {r['server_cpu_s']} | {r.get('postgres_cpu_s', '-')}"
+            f" | {r.get('standin_cpu_s', '-')} | {r.get('driver_cpu_s', '-')}"
+            f" | {r['other_processes_cpu_s']}"
             f" | {r['load_avg_before_after']} | {r['llm_calls_billed']}"
             f" | {r['sdk_clients_built']} | {r['connections_opened']} |"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,15 @@ from ._flow_input import (
     one_input_signature,
     read_flow_input,
 )
+from ._flow_result import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    WAITING,
+    FlowResult,
+    StepState,
+)
 from ._quorum import QUORUM_MET, QuorumTracker
 from ._runtime import ROUTED_QUEUE_WAIT, execute_step
 from ._scheduler import Scheduler
@@ -35,48 +44,6 @@ from ._versioning import BATCH_FAN_OUT, BIG_FLOWS, BUDGET_CAPS
 from ._wire import FLOW_FAILED_ERROR
 
 __all__ = ["FlowResult", "FlowWorkflow", "StepState"]
-
-PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
-    "pending",
-    "running",
-    "completed",
-    "failed",
-    "cancelled",
-)
-# Scheduled, but no worker of its queue registers the step yet (a rolling deploy).
-WAITING = "waiting"
-
-
-@dataclass
-class StepState:
-    """A step's live state, as the ``baton.steps`` query and :class:`FlowResult` show it.
-
-    ``state``: pending, running, waiting (for a worker that registers the step; ``error``
-    says which queue and until when), completed, failed or cancelled. A quorum's straggler
-    that was cancelled once the quorum was met is ``cancelled`` with an ``error`` that
-    starts with ``"cancelled: quorum met"``; it does not fail the flow.
-    """
-
-    step: str
-    state: str = PENDING
-    attempt: int = 0
-    started_at: str | None = None
-    ended_at: str | None = None
-    error: str | None = None
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class FlowResult:
-    """How a flow ended. ``results`` holds every completed step's result by name."""
-
-    workflow_id: str
-    workflow_name: str
-    results: dict[str, dict[str, Any]]
-    steps: dict[str, StepState] = field(default_factory=dict)
-    failed: list[str] = field(default_factory=list)
-    """Steps that failed for good but whose dependents were allowed to run on."""
-    status: str = COMPLETED
 
 
 # Outside the sandbox: library code, kept deterministic by review and by replaying the
