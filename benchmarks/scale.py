@@ -4,7 +4,7 @@ N seed pipelines in flight at once (parse -> assess on 3 models -> synthesis -> 
 5 LLM calls, the assessment as structured output), every model call taking ``--latency``
 seconds at the provider stand-in (its own process), all calls through the real
 Anthropic/OpenAI SDK clients. Comparators, one worker process each, run one after the
-other on one dev server (started as ``baton dev`` starts it):
+other, each run on a dev server of its own (started as ``baton dev`` starts it):
 
 - ``plain``: plain temporalio, ``@workflow.defn`` + ``@activity.defn`` making the same
   SDK calls (:mod:`benchmarks.scale_plain`), one client per SDK per process;
@@ -273,19 +273,37 @@ class Services:
 
 
 @contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server started as ``baton dev`` starts it, stopped on the way out."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=list(DEV_SERVER_ARGS),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
 async def services(
-    log_dir: Path, *, ledger_database: str | None, worker_env: dict[str, str] | None = None
+    log_dir: Path,
+    *,
+    ledger_database: str | None,
+    worker_env: dict[str, str] | None = None,
+    server: bool = True,
 ) -> AsyncIterator[Services]:
     """Start the stand-in (its own process), PostgreSQL with a migrated ledger database
-    (when ``ledger_database`` names one) and a dev server started as ``baton dev`` starts
-    it; stop them all on the way out."""
+    (when ``ledger_database`` names one) and, unless ``server=False`` (then ``env`` is
+    None: each run brings its own), a dev server; stop them all on the way out."""
     standin_proc, hello = await Proc.start(
         "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
     )
     standin = Talker(standin_proc)
     child_env = child_environment({**hello["env"], **(worker_env or {})})
     pg = None
-    env = None
     try:
         ledger_url = None
         if ledger_database is not None:
@@ -294,16 +312,12 @@ async def services(
             store = LedgerStore.from_url(ledger_url)
             await store.migrate()
             await store.close()
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(),
-            ui=False,
-            dev_server_log_level="error",
-            dev_server_extra_args=list(DEV_SERVER_ARGS),
-        )
-        yield Services(env, standin, child_env, ledger_url)
+        if not server:
+            yield Services(None, standin, child_env, ledger_url)  # type: ignore[arg-type]
+            return
+        async with dev_server() as env:
+            yield Services(env, standin, child_env, ledger_url)
     finally:
-        if env is not None:
-            await env.shutdown()
         if pg is not None:
             pg.close()
         await standin.close()
@@ -331,8 +345,8 @@ async def main() -> None:
     args = parser.parse_args()
     comparators = [c for c in args.only.split(",") if c]
     if args.rounds % len(comparators):
-        # Later runs on the same dev server are slower (it keeps every finished flow):
-        # only whole rotations give each comparator every position equally often.
+        # The machine's speed drifts during a round: only whole rotations give each
+        # comparator every position equally often.
         log(
             f"warning: {args.rounds} rounds of {len(comparators)} comparators is not a whole "
             "number of rotations; the comparators that run first more often are favoured"
@@ -348,26 +362,30 @@ async def main() -> None:
         log_dir,
         ledger_database="bench_scale" if "baton" in comparators else None,
         worker_env={"BENCH_LATENCY": str(args.latency)},
+        server=False,
     ) as running:
-        address = running.env.client.service_client.config.target_host
-        server_pid = _server_pid(address.rsplit(":", 1)[-1])
         # Runs of one comparator differ by 10-15% on this shared machine: every round runs
-        # each comparator once, the order rotated, and the summary takes medians.
+        # each comparator once, the order rotated, and the summary takes medians. Each run
+        # gets a dev server of its own: one in-memory server keeps every finished flow, and
+        # sharing it made each run slower than the one before (server CPU per flow grew
+        # 81 -> 98 -> 121 ms over one round's three runs).
         for round_no in range(args.rounds):
             shift = round_no % len(comparators)
             for comparator in comparators[shift:] + comparators[:shift]:
-                result = await measure(
-                    running.env,
-                    running.standin,
-                    comparator,
-                    flows=args.flows,
-                    warmup=args.warmup,
-                    slots=args.slots,
-                    ledger_url=running.ledger_url,
-                    child_env=running.child_env,
-                    log_dir=log_dir,
-                    server_pid=server_pid,
-                )
+                async with dev_server() as env:
+                    address = env.client.service_client.config.target_host
+                    result = await measure(
+                        env,
+                        running.standin,
+                        comparator,
+                        flows=args.flows,
+                        warmup=args.warmup,
+                        slots=args.slots,
+                        ledger_url=running.ledger_url,
+                        child_env=running.child_env,
+                        log_dir=log_dir,
+                        server_pid=_server_pid(address.rsplit(":", 1)[-1]),
+                    )
                 results.append(result | {"round": round_no + 1})
 
     report = {
