@@ -27,11 +27,13 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import types
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -42,6 +44,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ._budget import check_budget
 from ._json import find_non_json
@@ -57,6 +60,7 @@ from ._limits import (
 __all__ = [
     "FLOW_WORKFLOW_TYPE",
     "SCHEMA_VERSION",
+    "BoolNumberError",
     "FlowSpec",
     "StepSpec",
     "check_flow",
@@ -72,6 +76,19 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,99}")
 # Parsing with this context skips the bounds added in this release, for runs that started
 # before it (see workflow/_versioning.py, STRICT_FLOW_INPUT).
 LEGACY_CONTEXT = {"legacy": True}
+# Parsing with this context reads a JSON boolean given for a number as that number
+# (true = 1), as releases before BOOL_NUMBERS_REFUSED did: for replaying their runs.
+BOOLS_AS_NUMBERS_CONTEXT = {"bools_as_numbers": True}
+# The pydantic error type of a JSON boolean given where a number belongs.
+BOOL_NUMBER = "bool_number"
+
+
+class BoolNumberError(ValueError):
+    """A flow gives a JSON boolean where a number belongs (``"heartbeat_timeout": true``).
+
+    Pydantic would read true as 1 (one second, one attempt) and false as 0: a silent wrong
+    value, so it is refused. Its own type lets the flow workflow refuse it only in runs
+    started since (runs started before read it as a number, and replay that way)."""
 
 
 def pydantic_problems(err: ValidationError, where: str = "flow") -> list[str]:
@@ -86,8 +103,44 @@ def _legacy(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("legacy"))
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field of this type takes a number of seconds or a count (and not also a
+    bool). Budgets (Decimal) are left to their own check, which names dollars."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = set(get_args(annotation))
+    else:
+        kinds = {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or _legacy(info):
+            return data
+        if info.context and info.context.get("bools_as_numbers"):
+            return data
+        bad = [k for k in _numeric_fields(cls) if isinstance(data.get(k), bool)]
+        if bad:
+            raise PydanticCustomError(
+                BOOL_NUMBER,
+                "{fields} {verb} a JSON boolean where a number belongs (it would be read as "
+                "1 or 0); write the number itself, e.g. 30 (seconds) or 3 (attempts), or "
+                "leave the key out for the default",
+                {
+                    "fields": ", ".join(f"{k}={str(data[k]).lower()}" for k in bad),
+                    "verb": "is" if len(bad) == 1 else "are",
+                },
+            )
+        return data
+
+
+@functools.cache
+def _numeric_fields(cls: type[_Frozen]) -> tuple[str, ...]:
+    return tuple(name for name, f in cls.model_fields.items() if _numeric(f.annotation))
 
 
 class RetrySpec(_Frozen):
@@ -244,10 +297,14 @@ class StepSpec(_Frozen):
             checked = OptionsSpec.model_validate(options, context=info.context)
         except ValidationError as err:
             problems = "; ".join(pydantic_problems(err, "options"))
-            raise ValueError(
+            message = (
                 f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
                 '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'
-            ) from None
+            )
+            if any(e["type"] == BOOL_NUMBER for e in err.errors()):
+                # Keeps its type up to parse_flow (BoolNumberError).
+                raise PydanticCustomError(BOOL_NUMBER, "{message}", {"message": message}) from None
+            raise ValueError(message) from None
         # Unset fields stay unset: a partial retry spec merges over the library's defaults
         # when the options are used (StepOptions.from_json).
         return checked.model_dump(exclude_none=True, mode="json")
@@ -396,11 +453,14 @@ def find_cycle(spec: FlowSpec) -> list[str] | None:
     return None
 
 
-def parse_flow(data: Any, *, legacy: bool = False) -> FlowSpec:
-    """Validate JSON data as a flow. Raises ``ValueError`` with every problem listed.
+def parse_flow(data: Any, *, legacy: bool = False, bools_as_numbers: bool = False) -> FlowSpec:
+    """Validate JSON data as a flow. Raises ``ValueError`` with every problem listed
+    (:class:`BoolNumberError` when one of them is a JSON boolean given for a number).
 
     ``legacy=True`` skips the bounds added in this release (for replaying runs that
-    started before it); the graph checks apply either way.
+    started before it); the graph checks apply either way. ``bools_as_numbers=True``
+    reads ``true`` given for a number as 1, as runs started before BOOL_NUMBERS_REFUSED
+    did.
     """
     if not isinstance(data, dict):
         raise ValueError(
@@ -414,11 +474,15 @@ def parse_flow(data: Any, *, legacy: bool = False) -> FlowSpec:
             f'"baton_flow": {SCHEMA_VERSION}; write the flow with this version\'s '
             "Flow.to_json(), or upgrade the workers"
         )
+    context = LEGACY_CONTEXT if legacy else BOOLS_AS_NUMBERS_CONTEXT if bools_as_numbers else None
     try:
-        spec = FlowSpec.model_validate(data, context=LEGACY_CONTEXT if legacy else None)
+        spec = FlowSpec.model_validate(data, context=context)
     except ValidationError as err:
         lines = pydantic_problems(err)
-        raise ValueError("invalid flow: " + summarise(lines)) from None
+        kind = (
+            BoolNumberError if any(e["type"] == BOOL_NUMBER for e in err.errors()) else ValueError
+        )
+        raise kind("invalid flow: " + summarise(lines)) from None
     problems = check_flow(spec)
     if problems:
         raise ValueError("invalid flow: " + summarise(problems))

@@ -32,9 +32,14 @@ from temporalio.exceptions import FailureError
 from ..flow._errors import FlowError
 from ..flow._limits import MAX_JSON_DEPTH
 from ..flow._options import DEFAULT_RETRY, LEGACY_RETRY_BASE, StepOptions
-from ..flow._spec import FLOW_WORKFLOW_TYPE, FlowSpec, StepSpec, parse_flow
+from ..flow._spec import FLOW_WORKFLOW_TYPE, BoolNumberError, FlowSpec, StepSpec, parse_flow
 from ._continue import Carry, EncodedFlow, split_input
-from ._versioning import FLOW_ERRORS_FAIL_RUN, RETRY_MERGES_OVER_DEFAULTS, STRICT_FLOW_INPUT
+from ._versioning import (
+    BOOL_NUMBERS_REFUSED,
+    FLOW_ERRORS_FAIL_RUN,
+    RETRY_MERGES_OVER_DEFAULTS,
+    STRICT_FLOW_INPUT,
+)
 from ._wire import FLOW_INTERNAL_ERROR, invalid
 
 __all__ = [
@@ -107,7 +112,15 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
         # A run continued as new gets the flow back with the states so far.
         data = _decode(raw)
         carry = split_input(data)
-        spec = parse_flow(carry.flow)
+        try:
+            spec = parse_flow(carry.flow)
+        except BoolNumberError as err:
+            # A continuation (carry.flow is not the input) goes on as its first run read
+            # the flow: only a run started afresh since this release refuses it.
+            if carry.flow is data and workflow.patched(BOOL_NUMBERS_REFUSED):
+                raise invalid(str(err)) from None
+            # Replaying a run started before this release: true was read as 1 then.
+            spec = parse_flow(carry.flow, bools_as_numbers=True)
         carry.check([s.name for s in spec.steps])
         if carry.flow is data and isinstance(raw, RawValue):
             carry.flow = EncodedFlow(raw)  # not kept decoded beside the spec (see there)

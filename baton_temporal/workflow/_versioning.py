@@ -38,6 +38,7 @@ from __future__ import annotations
 __all__ = [
     "BATCH_FAN_OUT",
     "BIG_FLOWS",
+    "BOOL_NUMBERS_REFUSED",
     "BUDGET_CAPS",
     "FAN_OUT_QUORUM_EARLY",
     "FLOW_ERRORS_FAIL_RUN",
@@ -71,3 +72,7 @@ UNREGISTERED_STEP_WAIT = "baton.unregistered-step-wait"
 BUDGET_CAPS = "baton.budget-caps"
 # After 0.1.0: a fan-out step marked batch runs through the providers' batch APIs (_batch.py).
 BATCH_FAN_OUT = "baton.batch-fan-out"
+# After 0.1.0: a JSON boolean given for a number ("heartbeat_timeout": true) fails the run;
+# runs started before it read it as 1. Consulted only for such inputs, so other runs carry
+# no marker.
+BOOL_NUMBERS_REFUSED = "baton.bool-numbers-refused"

@@ -66,6 +66,9 @@ class Scenario:
     prepare: Callable[[Ctx], Awaitable[Callable[[], Awaitable[None]] | None]] | None = None
     run: str = "first"
     """Which run's history to keep when the flow continued as new: "first" or "last"."""
+    before: str | None = None
+    """The outcome under code from before the change the scenario covers, when it differs
+    (recorded with ``--code`` into a release directory other than ``current``)."""
 
 
 def _retry(attempts: int) -> Any:
@@ -292,6 +295,16 @@ async def _unregistered_step(ctx: Ctx) -> Any:
     return await flow.start(ctx.client, task_queue=ctx.task_queue)
 
 
+async def _bool_numbers(ctx: Ctx) -> Any:
+    # Started as `temporal workflow start --input` would: the flow JSON as written, with
+    # JSON booleans where numbers belong (read as 1 before BOOL_NUMBERS_REFUSED).
+    data = _flow(ctx, "bool_numbers").add("first", ctx.steps.echo, {"value": 1}).to_dict()
+    data["steps"][0]["options"] = {"heartbeat_timeout": True, "retry": {"maximum_attempts": True}}
+    return await ctx.client.start_workflow(
+        "baton.Flow", data, id=data["workflow_id"], task_queue=ctx.task_queue
+    )
+
+
 async def _batch_fan_out(ctx: Ctx) -> Any:
     seed, mm = ctx.steps.seed, importlib.import_module("baton_temporal.multi_model")
     # A request that errors at the provider: its branch fails, quorum 1 absorbs it.
@@ -462,6 +475,13 @@ SCENARIOS = [
         _batch_fan_out,
     ),
     Scenario(
+        "bool_numbers",
+        'a flow JSON with "heartbeat_timeout": true: refused (read as 1 s before)',
+        "failed",
+        _bool_numbers,
+        before="completed",
+    ),
+    Scenario(
         "budget_stop",
         "parse -> 2-model fan-out under a cap below one call: refused, the flow stops",
         "failed",
@@ -557,9 +577,10 @@ async def record(release: str, only: set[str] | None, out_root: Path) -> Path:
                 finally:
                     if cleanup:
                         await cleanup()
-                if outcome != sc.expected:
+                expected = sc.expected if release == "current" else sc.before or sc.expected
+                if outcome != expected:
                     raise SystemExit(
-                        f"scenario {sc.name}: the run {outcome}, expected {sc.expected}; "
+                        f"scenario {sc.name}: the run {outcome}, expected {expected}; "
                         "fix the scenario before recording it"
                     )
                 text = history.to_json()
@@ -571,7 +592,7 @@ async def record(release: str, only: set[str] | None, out_root: Path) -> Path:
                     "description": sc.description,
                     "workflow_type": start.workflow_type.name,
                     "workflow_id": handle.id,
-                    "expected_outcome": sc.expected,
+                    "expected_outcome": expected,
                     "events": len(history.events),
                     "bytes": len(text) + 1,
                 }

@@ -17,6 +17,9 @@ import baton_temporal as baton
 from baton_temporal.flow import FlowError, StepOptions, find_non_json, parse_flow
 from baton_temporal.flow._limits import INT32_MAX, MAX_DURATION_SECONDS, MAX_ID_BYTES
 from baton_temporal.flow._options import LEGACY_RETRY_BASE
+from baton_temporal.flow._spec import BoolNumberError
+
+from .test_every_run_ends import bool_numbers
 
 
 @baton.step
@@ -299,3 +302,30 @@ def test_a_heartbeat_timeout_too_short_for_steps_is_refused_where_the_flow_is_bu
         flow.to_dict()  # what a start sends: refused
     # 0.3 s and up are fine.
     one_step(options=StepOptions(heartbeat_timeout=timedelta(seconds=0.3))).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "data"),
+    [(name, value, data) for _, name, value, data in bool_numbers()],
+    ids=[f"{where}.{name}" for where, name, _, _ in bool_numbers()],
+)
+def test_a_json_boolean_for_a_number_is_refused_when_the_flow_is_read(
+    name: str, value: str, data: dict[str, Any]
+) -> None:
+    # Read as 1 (true) or 0 (false) before: "heartbeat_timeout": true became one second.
+    with pytest.raises(FlowError, match=f"{name}={value} is a JSON boolean") as err:
+        baton.Flow.from_json(json.dumps(data))
+    assert "write the number itself" in str(err.value)
+    with pytest.raises(BoolNumberError):
+        parse_flow(data)
+
+
+def test_runs_started_before_the_refusal_read_the_boolean_as_a_number() -> None:
+    # What the flow workflow does when it replays such a run (tests/histories/61d1fac).
+    data = {
+        "baton_flow": 1,
+        "workflow_name": "w",
+        "steps": [{"name": "a", "step": "s", "options": {"heartbeat_timeout": True}}],
+    }
+    spec = parse_flow(data, bools_as_numbers=True)
+    assert spec.steps[0].options == {"heartbeat_timeout": 1.0}

@@ -90,6 +90,30 @@ def chain(n: int, *, cycle: bool = False) -> dict[str, Any]:
     return flow(*steps)
 
 
+def bool_numbers() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """A JSON boolean for every number of the flow schema (true was read as 1 s, 1 attempt),
+    the fields taken from the schema's own models so that a number added later is tried
+    too: (where, field, JSON value, flow)."""
+    from baton_temporal.flow._spec import (
+        FlowSpec,
+        OptionsSpec,
+        RetrySpec,
+        StepSpec,
+        _numeric_fields,
+    )
+
+    out: list[tuple[str, str, str, dict[str, Any]]] = []
+    for name in _numeric_fields(FlowSpec):
+        out.append(("flow", name, "true", flow(**{name: True})))
+    for name in _numeric_fields(StepSpec):
+        out.append(("step", name, "true", flow(step(**{name: True}))))
+    for name in _numeric_fields(OptionsSpec):
+        out.append(("options", name, "true", flow(step(options={name: True}))))
+    for name in _numeric_fields(RetrySpec):
+        out.append(("retry", name, "false", flow(step(options={"retry": {name: False}}))))
+    return out
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -368,6 +392,10 @@ CASES = [
     Case("max_concurrency 10**6", "1..2,000", data=flow(max_concurrency=10**6)),
     Case("max_concurrency 'many'", "valid integer", data=flow(max_concurrency="many")),
     Case("max_concurrency 2.5", "valid integer", data=flow(max_concurrency=2.5)),
+    *[
+        Case(f"{where} {name}={value}", f"{name}={value} is a JSON boolean", data=data)
+        for where, name, value, data in bool_numbers()
+    ],
     Case(
         "NaN in args",
         "args['v'] is nan",
