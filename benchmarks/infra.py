@@ -46,18 +46,40 @@ def _foreign_cpu() -> dict[int, float]:
     for pid, _name, ppid, seconds in _proc_stats():
         parent[pid] = ppid
         cpu[pid] = seconds
+    return {pid: c for pid, c in cpu.items() if not _descends(pid, parent)}
+
+
+def _descends(pid: int, parent: dict[int, int]) -> bool:
+    """Whether ``pid`` is this process or one of its descendants."""
     me = os.getpid()
+    for _ in range(64):
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+        pid = parent.get(pid, 0)
+    return False
 
-    def ours(pid: int) -> bool:
-        for _ in range(64):
-            if pid == me:
-                return True
-            if pid <= 1:
-                return False
-            pid = parent.get(pid, 0)
-        return False
 
-    return {pid: c for pid, c in cpu.items() if not ours(pid)}
+def own_cpu(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], name: str
+) -> float:
+    """CPU seconds that processes called ``name`` and started by this one (or by its
+    children) used between two :func:`cpu_by_process` snapshots. Only ours: on a shared
+    machine other people run PostgreSQL servers too.
+
+    Example::
+
+        before = cpu_by_process()
+        ...
+        postgres_s = own_cpu(before, cpu_by_process(), "postgres")
+    """
+    parent = {pid: ppid for pid, _name, ppid, _seconds in _proc_stats()}
+    return sum(
+        cpu - before.get(pid, (name, 0.0))[1]
+        for pid, (n, cpu) in after.items()
+        if n == name and _descends(pid, parent)
+    )
 
 
 class ForeignCPU:
