@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,39 @@ class ForeignCPU:
                 await self._task
         self.last.update(_foreign_cpu())
         return sum(c - self.initial.get(pid, 0.0) for pid, c in self.last.items())
+
+
+def run_main(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())``, with SIGTERM handled as Ctrl-C is: the main task is
+    cancelled, so the dev servers, PostgreSQL, stand-in and workers it started are stopped
+    on the way out (killed outright, the driver would leave them running); exit status 143.
+
+    Example::
+
+        if __name__ == "__main__":
+            run_main(main)
+    """
+    terminated = False
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
+        await main()
+
+    try:
+        asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        print("terminated (SIGTERM); every process it started is stopped", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 def cpu_by_process() -> dict[int, tuple[str, float]]:

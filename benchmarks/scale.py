@@ -49,7 +49,15 @@ from baton_temporal.examples import seed
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing.postgres import start_postgres
 
-from .infra import REPO, ForeignCPU, Proc, child_environment, cpu_by_process, own_cpu
+from .infra import (
+    REPO,
+    ForeignCPU,
+    Proc,
+    child_environment,
+    cpu_by_process,
+    own_cpu,
+    run_main,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 DOCUMENT = (REPO / "baton_temporal" / "data" / "sample_document.md").read_text()
@@ -519,4 +527,4 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main)
