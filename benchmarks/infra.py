@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,40 @@ def _foreign_cpu() -> dict[int, float]:
     for pid, _name, ppid, seconds in _proc_stats():
         parent[pid] = ppid
         cpu[pid] = seconds
+    return {pid: c for pid, c in cpu.items() if not _descends(pid, parent)}
+
+
+def _descends(pid: int, parent: dict[int, int]) -> bool:
+    """Whether ``pid`` is this process or one of its descendants."""
     me = os.getpid()
+    for _ in range(64):
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+        pid = parent.get(pid, 0)
+    return False
 
-    def ours(pid: int) -> bool:
-        for _ in range(64):
-            if pid == me:
-                return True
-            if pid <= 1:
-                return False
-            pid = parent.get(pid, 0)
-        return False
 
-    return {pid: c for pid, c in cpu.items() if not ours(pid)}
+def own_cpu(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], name: str
+) -> float:
+    """CPU seconds that processes called ``name`` and started by this one (or by its
+    children) used between two :func:`cpu_by_process` snapshots. Only ours: on a shared
+    machine other people run PostgreSQL servers too.
+
+    Example::
+
+        before = cpu_by_process()
+        ...
+        postgres_s = own_cpu(before, cpu_by_process(), "postgres")
+    """
+    parent = {pid: ppid for pid, _name, ppid, _seconds in _proc_stats()}
+    return sum(
+        cpu - before.get(pid, (name, 0.0))[1]
+        for pid, (n, cpu) in after.items()
+        if n == name and _descends(pid, parent)
+    )
 
 
 class ForeignCPU:
@@ -85,6 +108,39 @@ class ForeignCPU:
                 await self._task
         self.last.update(_foreign_cpu())
         return sum(c - self.initial.get(pid, 0.0) for pid, c in self.last.items())
+
+
+def run_main(main: Callable[[], Awaitable[None]]) -> None:
+    """``asyncio.run(main())``, with SIGTERM handled as Ctrl-C is: the main task is
+    cancelled, so the dev servers, PostgreSQL, stand-in and workers it started are stopped
+    on the way out (killed outright, the driver would leave them running); exit status 143.
+
+    Example::
+
+        if __name__ == "__main__":
+            run_main(main)
+    """
+    terminated = False
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
+        await main()
+
+    try:
+        asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        print("terminated (SIGTERM); every process it started is stopped", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 def cpu_by_process() -> dict[int, tuple[str, float]]:

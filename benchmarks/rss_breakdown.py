@@ -28,7 +28,7 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from .infra import Proc
+from .infra import Proc, run_main
 from .scale import COMPARATORS, RSSSampler, Talker, _status, run_flows, services
 
 MIB = 1024
@@ -162,4 +162,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main)

@@ -49,7 +49,15 @@ from baton_temporal.examples import seed
 from baton_temporal.ledger import LedgerStore
 from baton_temporal.testing.postgres import start_postgres
 
-from .infra import REPO, ForeignCPU, Proc, child_environment, cpu_by_process
+from .infra import (
+    REPO,
+    ForeignCPU,
+    Proc,
+    child_environment,
+    cpu_by_process,
+    own_cpu,
+    run_main,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 DOCUMENT = (REPO / "baton_temporal" / "data" / "sample_document.md").read_text()
@@ -222,7 +230,7 @@ async def measure(
 
         # PostgreSQL's backends (the ledger's connections) and the stand-in and this driver
         # (starting flows, awaiting results) share the 2 CPUs: the whole cost of a flow.
-        postgres = sum(used(pid) for pid, (name, _) in cpu_after.items() if name == "postgres")
+        postgres = own_cpu(cpu_before, cpu_after, "postgres")
 
         result = {
             "comparator": comparator,
@@ -519,4 +527,4 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main)
