@@ -7,6 +7,7 @@ are checked again by the flow workflow (test_every_run_ends.py).
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -329,3 +330,20 @@ def test_runs_started_before_the_refusal_read_the_boolean_as_a_number() -> None:
     }
     spec = parse_flow(data, bools_as_numbers=True)
     assert spec.steps[0].options == {"heartbeat_timeout": 1.0}
+
+
+@pytest.mark.parametrize("quorum", [True, False, 0, "2", 2.5])
+def test_a_quorum_that_is_not_a_whole_number_is_refused_by_the_builder(quorum: Any) -> None:
+    # quorum=True ran as quorum 1 before, and quorum=0 got pydantic's multi-line dump.
+    flow = baton.new(workflow_name="w").add("a", ok).add("b", ok)
+    with pytest.raises(FlowError, match=rf"step 'c': quorum is {re.escape(repr(quorum))}; "):
+        flow.add("c", ok, deps=["a", "b"], quorum=quorum)
+    assert flow.add("c", ok, deps=["a", "b"], quorum=2).to_dict()["steps"][2]["quorum"] == 2
+
+
+def test_a_step_field_pydantic_refuses_gets_one_line_naming_it() -> None:
+    with pytest.raises(FlowError) as err:
+        baton.new(workflow_name="w").add("a", ok, ignore_failed="maybe")  # type: ignore[arg-type]
+    assert str(err.value).startswith("step 'a': ignore_failed: Input should be a valid boolean")
+    assert "validation error for" not in str(err.value)
+    assert "errors.pydantic.dev" not in str(err.value)
