@@ -347,3 +347,31 @@ def test_a_step_field_pydantic_refuses_gets_one_line_naming_it() -> None:
     assert str(err.value).startswith("step 'a': ignore_failed: Input should be a valid boolean")
     assert "validation error for" not in str(err.value)
     assert "errors.pydantic.dev" not in str(err.value)
+
+
+def test_every_json_boolean_for_a_number_is_named_in_one_round() -> None:
+    # A boolean at one level stops pydantic before the levels below it: they are named too,
+    # with their paths, so that one round of fixes is enough.
+    data = {
+        "baton_flow": 1,
+        "workflow_name": "w",
+        "max_concurrency": True,
+        "steps": [
+            {
+                "name": "a",
+                "step": "s",
+                "options": {"heartbeat_timeout": True, "retry": {"maximum_attempts": False}},
+            },
+            {"name": "b", "step": "s", "deps": ["a"], "quorum": True},
+        ],
+    }
+    with pytest.raises(BoolNumberError) as err:
+        parse_flow(data)
+    assert (
+        "max_concurrency=true, steps.0.options.heartbeat_timeout=true, "
+        "steps.0.options.retry.maximum_attempts=false, steps.1.quorum=true are JSON booleans "
+        "where numbers belong (they would be read as 1 or 0); write the number itself"
+    ) in str(err.value)
+    data["max_concurrency"] = 2  # the options name their own retry's
+    with pytest.raises(BoolNumberError, match="heartbeat_timeout=true, retry.maximum_attempts"):
+        parse_flow(data)
