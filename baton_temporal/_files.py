@@ -112,6 +112,9 @@ def load_yaml(text: str, *, max_nodes: int = MAX_YAML_NODES) -> Any:
                 _check_expansion(node, max_nodes)
             return node
 
+    _Bounded.add_constructor("tag:yaml.org,2002:int", _plain_int)
+    _Bounded.add_constructor("tag:yaml.org,2002:float", _plain_float)
+
     loader = _Bounded(text)
     try:
         return loader.get_single_data()
@@ -121,6 +124,32 @@ def load_yaml(text: str, *, max_nodes: int = MAX_YAML_NODES) -> Any:
         ) from None
     finally:
         loader.dispose()
+
+
+def _plain_int(loader: Any, node: Any) -> Any:
+    """YAML 1.1 reads ``0600`` as octal (384) and ``10:00`` as base 60 (600): a timeout,
+    a count or a zip code in args would silently become another number. Refused instead."""
+    value = loader.construct_yaml_int(node)
+    text = str(node.value).replace("_", "").lstrip("+-")
+    octal = len(text) > 1 and text[0] == "0" and text.isdigit() and int(text) != abs(value)
+    if ":" in text or octal:  # 007 is 7 either way: kept
+        raise YamlRefused(
+            f"line {node.start_mark.line + 1}: {node.value} would be read as the number "
+            f"{value} (YAML 1.1 reads a leading 0 as octal and "
+            "a:b as base 60); write the number plainly (600, not 0600; seconds, not "
+            f"10:00), or quote it for a string ('{node.value}')"
+        )
+    return value
+
+
+def _plain_float(loader: Any, node: Any) -> Any:
+    if ":" in str(node.value):  # base 60 too (1:30.5 is 90.5)
+        raise YamlRefused(
+            f"line {node.start_mark.line + 1}: {node.value} would be read as the number "
+            f"{loader.construct_yaml_float(node)} (YAML 1.1 reads a:b as base 60); write "
+            f"the number of seconds, or quote it for a string ('{node.value}')"
+        )
+    return loader.construct_yaml_float(node)
 
 
 def _check_expansion(root: Any, max_nodes: int) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from pydantic import ValidationError
 from temporalio.common import RetryPolicy
 
 from ._budget import check_budget
@@ -25,6 +26,7 @@ from ._spec import (
     check_flow,
     name_problem,
     parse_flow,
+    pydantic_problems,
 )
 
 if TYPE_CHECKING:
@@ -133,6 +135,14 @@ class Flow:
                 f"step {name!r}: cancel_stragglers applies only with quorum=k; add a quorum "
                 "or drop it"
             )
+        if quorum is not None and (
+            isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 1
+        ):
+            # Checked here: pydantic would read True as 1 (or name a JSON boolean).
+            raise FlowError(
+                f"step {name!r}: quorum is {quorum!r}; use a whole number >= 1 of dependencies "
+                "that must complete, e.g. quorum=2, or leave it None"
+            )
         if isinstance(deps, str):
             raise FlowError(
                 f"deps of {name!r} must be a list of step names, not the string {deps!r}; "
@@ -167,6 +177,10 @@ class Flow:
                 options=merged.to_json(),
                 fan_out=_fan_out,
             )
+        except ValidationError as err:  # pydantic's own dump names no fix: one line each
+            raise FlowError(
+                f"step {name!r}: " + "; ".join(pydantic_problems(err, "step"))
+            ) from None
         except ValueError as err:
             raise FlowError(f"step {name!r}: {err}") from None
         return dataclasses.replace(

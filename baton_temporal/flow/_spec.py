@@ -123,19 +123,52 @@ class _Frozen(BaseModel):
             return data
         if info.context and info.context.get("bools_as_numbers"):
             return data
-        bad = [k for k in _numeric_fields(cls) if isinstance(data.get(k), bool)]
-        if bad:
+        if any(isinstance(data.get(k), bool) for k in _numeric_fields(cls)):
+            # Raising here stops pydantic before the nested models: name theirs too, so
+            # that one round of fixes is enough.
+            bad = _bools_for_numbers(cls, data)
             raise PydanticCustomError(
                 BOOL_NUMBER,
-                "{fields} {verb} a JSON boolean where a number belongs (it would be read as "
-                "1 or 0); write the number itself, e.g. 30 (seconds) or 3 (attempts), or "
-                "leave the key out for the default",
+                "{fields} {verb} where {what} ({it} would be read as 1 or 0); write the number "
+                "itself, e.g. 30 (seconds) or 3 (attempts), or leave the key out for the default",
                 {
-                    "fields": ", ".join(f"{k}={str(data[k]).lower()}" for k in bad),
-                    "verb": "is" if len(bad) == 1 else "are",
+                    "fields": ", ".join(bad),
+                    "verb": "is a JSON boolean" if len(bad) == 1 else "are JSON booleans",
+                    "what": "a number belongs" if len(bad) == 1 else "numbers belong",
+                    "it": "it" if len(bad) == 1 else "they",
                 },
             )
         return data
+
+
+def _bools_for_numbers(cls: type[_Frozen], data: dict[str, Any], path: str = "") -> list[str]:
+    """Every ``field=true`` given for a number in ``data`` and the models nested in it."""
+    out = [
+        f"{path}{k}={str(data[k]).lower()}"
+        for k in _numeric_fields(cls)
+        if isinstance(data.get(k), bool)
+    ]
+    for key, model in _nested_models(cls).items():
+        value = data.get(key)
+        items = enumerate(value) if isinstance(value, list | tuple) else [(None, value)]
+        for i, item in items:
+            if isinstance(item, dict):
+                where = f"{path}{key}." if i is None else f"{path}{key}.{i}."
+                out += _bools_for_numbers(model, item, where)
+    return out
+
+
+@functools.cache
+def _nested_models(cls: type[_Frozen]) -> dict[str, type[_Frozen]]:
+    out: dict[str, type[_Frozen]] = {}
+    for name, f in cls.model_fields.items():
+        kinds = [f.annotation, *get_args(f.annotation)]
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, _Frozen)), None)
+        if model is None and cls is StepSpec and name == "options":
+            model = OptionsSpec  # a dict here, checked as OptionsSpec by its validator
+        if model is not None:
+            out[name] = model
+    return out
 
 
 @functools.cache

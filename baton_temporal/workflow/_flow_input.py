@@ -115,9 +115,12 @@ def read_flow_input(raw: Any, more: Sequence[Any] = ()) -> FlowInput:
         try:
             spec = parse_flow(carry.flow)
         except BoolNumberError as err:
-            # A continuation (carry.flow is not the input) goes on as its first run read
-            # the flow: only a run started afresh since this release refuses it.
-            if carry.flow is data and workflow.patched(BOOL_NUMBERS_REFUSED):
+            # A continuation goes on as its first run read the flow: only a run started
+            # afresh since this release refuses it. A run started with a carry-shaped input
+            # (forged: only this workflow writes one) is started afresh too: Temporal sets
+            # continued_run_id only on a run it continued (or retried).
+            fresh = carry.flow is data or workflow.info().continued_run_id is None
+            if fresh and workflow.patched(BOOL_NUMBERS_REFUSED):
                 raise invalid(str(err)) from None
             # Replaying a run started before this release: true was read as 1 then.
             spec = parse_flow(carry.flow, bools_as_numbers=True)

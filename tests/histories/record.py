@@ -305,6 +305,23 @@ async def _bool_numbers(ctx: Ctx) -> Any:
     )
 
 
+def _bool_numbers_continued(name: str) -> Callable[[Ctx], Awaitable[Any]]:
+    async def start(ctx: Ctx) -> Any:
+        # The same JSON booleans in a flow that continues as new (max_history_events=20):
+        # each continuation reads its carried flow as the first run did.
+        flow = _flow(ctx, name, max_concurrency=1, max_history_events=20)
+        for i in range(5):
+            flow = flow.add(f"n{i}", ctx.steps.echo, {"value": i})
+        data = flow.to_dict()
+        for s in data["steps"]:
+            s["options"] = {"heartbeat_timeout": True, "retry": {"maximum_attempts": True}}
+        return await ctx.client.start_workflow(
+            "baton.Flow", data, id=data["workflow_id"], task_queue=ctx.task_queue
+        )
+
+    return start
+
+
 async def _batch_fan_out(ctx: Ctx) -> Any:
     seed, mm = ctx.steps.seed, importlib.import_module("baton_temporal.multi_model")
     # A request that errors at the provider: its branch fails, quorum 1 absorbs it.
@@ -479,6 +496,21 @@ SCENARIOS = [
         'a flow JSON with "heartbeat_timeout": true: refused (read as 1 s before)',
         "failed",
         _bool_numbers,
+        before="completed",
+    ),
+    Scenario(
+        "bool_numbers_continued_first",
+        "those booleans in a flow continuing as new: refused (before: read as 1; first run)",
+        "failed",
+        _bool_numbers_continued("bool_numbers_continued_first"),
+        before="completed",
+    ),
+    Scenario(
+        "bool_numbers_continued_last",
+        "that flow's last run (before): a continuation reads true as 1 as its first run did",
+        "failed",
+        _bool_numbers_continued("bool_numbers_continued_last"),
+        run="last",
         before="completed",
     ),
     Scenario(

@@ -103,6 +103,34 @@ def test_yaml_aliases_within_bounds_still_work_and_self_reference_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("value", "read_as"),
+    [("0600", "384"), ("-010", "-8"), ("10:00", "600"), ("1:30.5", "90.5")],
+)
+def test_a_yaml_number_that_yaml_reads_as_another_number_is_refused(
+    value: str, read_as: str, tmp_path: Path
+) -> None:
+    # YAML 1.1 reads 0600 as octal (384 s for "600 s") and 10:00 as base 60, silently.
+    file = tmp_path / "flow.yaml"
+    file.write_text(
+        "baton_flow: 1\nworkflow_name: w\nsteps:\n"
+        f"  - {{name: a, step: s, options: {{start_to_close_timeout: {value}}}}}\n"
+    )
+    with pytest.raises(CliError, match=f"line 4: {value} would be read as the number {read_as}"):
+        load_flow_file(str(file))
+    with pytest.raises(YamlRefused, match=f"quote it for a string \\('{value}'\\)"):
+        load_yaml(f"zip: {value}")
+    # Numbers YAML reads as written stay accepted.
+    assert load_yaml("a: 600\nb: 007\nc: 0\nd: 0x10\ne: 1_000\nf: 0.5") == {
+        "a": 600,
+        "b": 7,
+        "c": 0,
+        "d": 16,
+        "e": 1000,
+        "f": 0.5,
+    }
+
+
+@pytest.mark.parametrize(
     ("make", "expected"),
     [
         (lambda d: "/dev/zero", "/dev/zero is a device, not a regular file"),

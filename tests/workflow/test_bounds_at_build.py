@@ -7,6 +7,7 @@ are checked again by the flow workflow (test_every_run_ends.py).
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -329,3 +330,48 @@ def test_runs_started_before_the_refusal_read_the_boolean_as_a_number() -> None:
     }
     spec = parse_flow(data, bools_as_numbers=True)
     assert spec.steps[0].options == {"heartbeat_timeout": 1.0}
+
+
+@pytest.mark.parametrize("quorum", [True, False, 0, "2", 2.5])
+def test_a_quorum_that_is_not_a_whole_number_is_refused_by_the_builder(quorum: Any) -> None:
+    # quorum=True ran as quorum 1 before, and quorum=0 got pydantic's multi-line dump.
+    flow = baton.new(workflow_name="w").add("a", ok).add("b", ok)
+    with pytest.raises(FlowError, match=rf"step 'c': quorum is {re.escape(repr(quorum))}; "):
+        flow.add("c", ok, deps=["a", "b"], quorum=quorum)
+    assert flow.add("c", ok, deps=["a", "b"], quorum=2).to_dict()["steps"][2]["quorum"] == 2
+
+
+def test_a_step_field_pydantic_refuses_gets_one_line_naming_it() -> None:
+    with pytest.raises(FlowError) as err:
+        baton.new(workflow_name="w").add("a", ok, ignore_failed="maybe")  # type: ignore[arg-type]
+    assert str(err.value).startswith("step 'a': ignore_failed: Input should be a valid boolean")
+    assert "validation error for" not in str(err.value)
+    assert "errors.pydantic.dev" not in str(err.value)
+
+
+def test_every_json_boolean_for_a_number_is_named_in_one_round() -> None:
+    # A boolean at one level stops pydantic before the levels below it: they are named too,
+    # with their paths, so that one round of fixes is enough.
+    data = {
+        "baton_flow": 1,
+        "workflow_name": "w",
+        "max_concurrency": True,
+        "steps": [
+            {
+                "name": "a",
+                "step": "s",
+                "options": {"heartbeat_timeout": True, "retry": {"maximum_attempts": False}},
+            },
+            {"name": "b", "step": "s", "deps": ["a"], "quorum": True},
+        ],
+    }
+    with pytest.raises(BoolNumberError) as err:
+        parse_flow(data)
+    assert (
+        "max_concurrency=true, steps.0.options.heartbeat_timeout=true, "
+        "steps.0.options.retry.maximum_attempts=false, steps.1.quorum=true are JSON booleans "
+        "where numbers belong (they would be read as 1 or 0); write the number itself"
+    ) in str(err.value)
+    data["max_concurrency"] = 2  # the options name their own retry's
+    with pytest.raises(BoolNumberError, match="heartbeat_timeout=true, retry.maximum_attempts"):
+        parse_flow(data)

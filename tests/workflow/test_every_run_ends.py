@@ -193,6 +193,16 @@ CASES = [
         },
     ),
     Case(
+        # Only a continuation of a run started before the refusal may read true as 1: a run
+        # started with a carry it forged is a fresh run (no continued_run_id).
+        "forged carry: a JSON boolean for a number in its flow",
+        "heartbeat_timeout=true is a JSON boolean",
+        data={
+            "baton_continue": 1,
+            "flow": flow(step(options={"heartbeat_timeout": True})),
+        },
+    ),
+    Case(
         "forged carry: baton_continue true",
         "start a flow with the flow JSON alone",
         data={"baton_continue": True, "flow": flow()},
