@@ -77,13 +77,14 @@ async def main() -> None:
     if args.kind == "baton":
         import baton_temporal as baton
         from baton_temporal.llm import LLMConfig
+        from baton_temporal.steps import _accounting
         from workers.examples import seed
 
         from .baton_workflows import HandwrittenSeed
 
         # Inside baton's usage interceptor: the ledger write, and the provider call.
-        _time_calls(baton._accounting, "_write", "(ledger write)")
-        _time_calls(baton._accounting, "complete", "(provider call)")
+        _time_calls(_accounting, "_write", "(ledger write)")
+        _time_calls(_accounting, "complete", "(provider call)")
 
         plugin = baton.BatonPlugin(
             steps=seed.STEPS,
