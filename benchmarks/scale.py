@@ -270,14 +270,20 @@ def _server_pid(port: str) -> int | None:
 
 
 @dataclass
-class Services:
-    """What every benchmark run needs: a dev server, the stand-in, the workers'
+class Backing:
+    """What every benchmark run needs besides a dev server: the stand-in, the workers'
     environment and, for baton with a ledger, a migrated PostgreSQL database."""
 
-    env: WorkflowEnvironment
     standin: Talker
     child_env: dict[str, str]
     ledger_url: str | None
+
+
+@dataclass
+class Services(Backing):
+    """:class:`Backing` and a dev server."""
+
+    env: WorkflowEnvironment
 
 
 @contextlib.asynccontextmanager
@@ -296,16 +302,11 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @contextlib.asynccontextmanager
-async def services(
-    log_dir: Path,
-    *,
-    ledger_database: str | None,
-    worker_env: dict[str, str] | None = None,
-    server: bool = True,
-) -> AsyncIterator[Services]:
-    """Start the stand-in (its own process), PostgreSQL with a migrated ledger database
-    (when ``ledger_database`` names one) and, unless ``server=False`` (then ``env`` is
-    None: each run brings its own), a dev server; stop them all on the way out."""
+async def backing(
+    log_dir: Path, *, ledger_database: str | None, worker_env: dict[str, str] | None = None
+) -> AsyncIterator[Backing]:
+    """Start the stand-in (its own process) and PostgreSQL with a migrated ledger database
+    (when ``ledger_database`` names one); stop them on the way out."""
     standin_proc, hello = await Proc.start(
         "standin", ["-m", "benchmarks.standin_proc"], env=child_environment({}), log_dir=log_dir
     )
@@ -320,15 +321,23 @@ async def services(
             store = LedgerStore.from_url(ledger_url)
             await store.migrate()
             await store.close()
-        if not server:
-            yield Services(None, standin, child_env, ledger_url)  # type: ignore[arg-type]
-            return
-        async with dev_server() as env:
-            yield Services(env, standin, child_env, ledger_url)
+        yield Backing(standin, child_env, ledger_url)
     finally:
         if pg is not None:
             pg.close()
         await standin.close()
+
+
+@contextlib.asynccontextmanager
+async def services(
+    log_dir: Path, *, ledger_database: str | None, worker_env: dict[str, str] | None = None
+) -> AsyncIterator[Services]:
+    """:func:`backing` and one dev server for all the runs."""
+    async with (
+        backing(log_dir, ledger_database=ledger_database, worker_env=worker_env) as b,
+        dev_server() as env,
+    ):
+        yield Services(b.standin, b.child_env, b.ledger_url, env)
 
 
 async def main() -> None:
@@ -366,11 +375,10 @@ async def main() -> None:
     )
 
     results: list[dict[str, Any]] = []
-    async with services(
+    async with backing(
         log_dir,
         ledger_database="bench_scale" if "baton" in comparators else None,
         worker_env={"BENCH_LATENCY": str(args.latency)},
-        server=False,
     ) as running:
         # Runs of one comparator differ by 10-15% on this shared machine: every round runs
         # each comparator once, the order rotated, and the summary takes medians. Each run

@@ -91,6 +91,10 @@ class BoolNumberError(ValueError):
     started since (runs started before read it as a number, and replay that way)."""
 
 
+def _has_bool_numbers(err: ValidationError) -> bool:
+    return any(e["type"] == BOOL_NUMBER for e in err.errors())
+
+
 def pydantic_problems(err: ValidationError, where: str = "flow") -> list[str]:
     """Pydantic's errors as "field: problem" lines, without its "Value error, " prefix."""
     return [
@@ -334,7 +338,7 @@ class StepSpec(_Frozen):
                 f"bad step options ({problems}); timeouts are seconds > 0, e.g. "
                 '{"start_to_close_timeout": 60, "retry": {"maximum_attempts": 3}}'
             )
-            if any(e["type"] == BOOL_NUMBER for e in err.errors()):
+            if _has_bool_numbers(err):
                 # Keeps its type up to parse_flow (BoolNumberError).
                 raise PydanticCustomError(BOOL_NUMBER, "{message}", {"message": message}) from None
             raise ValueError(message) from None
@@ -512,9 +516,7 @@ def parse_flow(data: Any, *, legacy: bool = False, bools_as_numbers: bool = Fals
         spec = FlowSpec.model_validate(data, context=context)
     except ValidationError as err:
         lines = pydantic_problems(err)
-        kind = (
-            BoolNumberError if any(e["type"] == BOOL_NUMBER for e in err.errors()) else ValueError
-        )
+        kind = BoolNumberError if _has_bool_numbers(err) else ValueError
         raise kind("invalid flow: " + summarise(lines)) from None
     problems = check_flow(spec)
     if problems:
